@@ -1,0 +1,83 @@
+"""`balance-station`: the single command-line entry point (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from station.errors import UserError
+
+
+def _lowpass(value: str) -> float | None:
+    if value.lower() == "off":
+        return None
+    try:
+        hz = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frequency in Hz or 'off', got {value!r}") from None
+    if not hz > 0:
+        raise argparse.ArgumentTypeError(f"the low-pass cut-off must be positive, got {value!r}")
+    return hz
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=None,
+                        help="plate source (default: auto, the HX711 plate when configured and present)")
+    common.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    common.add_argument("--data-dir", type=Path, default=None, help="where recordings and the database live")
+
+    parser = argparse.ArgumentParser(
+        prog="balance-station", parents=[common],
+        description="Force-plate balance station. Without a command, runs the station.",
+    )
+    parser.add_argument("--host", default=None, help="address the web server binds (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="web server port (default 8000)")
+    parser.add_argument("--no-screen", action="store_true", help="do not open the patient screen")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("analyze", parents=[common], help="score a recording file and print JSON")
+    p.add_argument("file", type=Path)
+    p.add_argument("--protocol", required=True, choices=("quiet-stance", "single-leg"))
+    p.add_argument("--stance-side", choices=("left", "right"), default=None)
+    p.add_argument("--lowpass-hz", type=_lowpass, default=10.0, metavar="HZ|off",
+                   help="zero-phase 4th-order Butterworth cut-off (default 10), or 'off'")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+    return parser
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from station.analysis import analyze_file
+
+    result = analyze_file(args.file, protocol=args.protocol, stance_side=args.stance_side, lowpass_hz=args.lowpass_hz)
+    json.dump(result, sys.stdout, allow_nan=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from station.runner import run_station
+
+    return run_station(args)
+
+
+COMMANDS = {"analyze": cmd_analyze}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS.get(args.command, cmd_run)
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"balance-station: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
