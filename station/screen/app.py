@@ -1,0 +1,226 @@
+"""The patient screen: a pygame window (full screen on the Pi) showing the live plate.
+
+Screens are mode classes: each reads input events and draws; all state lives
+in the station (:class:`station.live.LiveStation`). The loop runs on the main
+thread, as SDL wants, at a fixed frame rate, and reads the newest live sample
+on every frame, so the cursor is at most one screen frame behind the plate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+
+import pygame
+
+from station.config import ScreenSettings
+from station.geometry import PlateGeometry
+from station.live import LiveStation
+from station.screen import view
+
+log = logging.getLogger(__name__)
+
+#: how far one press of an arrow key moves the simulated person's lean target
+STEER_STEP_MM = 10.0
+
+
+class ScreenUnavailable(RuntimeError):
+    """No display could be opened (no monitor, no desktop, no KMS/DRM device)."""
+
+
+def open_display(settings: ScreenSettings) -> pygame.Surface:
+    """Open the window or the full screen. Raises :class:`ScreenUnavailable` with SDL's reason."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    if not driver and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        if not any(Path("/dev/dri").glob("card*")):
+            raise ScreenUnavailable("no desktop (DISPLAY/WAYLAND_DISPLAY unset) and no KMS/DRM device in /dev/dri")
+        os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
+    try:
+        pygame.display.init()
+        pygame.font.init()
+        if settings.fullscreen and os.environ.get("SDL_VIDEODRIVER", driver) not in ("dummy", "offscreen"):
+            surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            pygame.mouse.set_visible(False)
+        else:
+            surface = pygame.display.set_mode((settings.width, settings.height))
+    except pygame.error as exc:
+        pygame.display.quit()
+        raise ScreenUnavailable(f"SDL could not open a display: {exc}") from None
+    pygame.display.set_caption("Balance station")
+    return surface
+
+
+class Mode:
+    """One screen. Subclasses handle input and draw; they keep no station state of their own."""
+
+    def handle_event(self, event: pygame.event.Event) -> None:  # noqa: B027 - optional
+        pass
+
+    def update(self) -> None:  # noqa: B027 - optional, called once per screen frame
+        pass
+
+    def draw(self, surface: pygame.Surface) -> None:
+        raise NotImplementedError
+
+
+class LiveMode(Mode):
+    """The plate outline, the two footprints, the live COP and the body weight.
+
+    On the simulated plate, the arrow keys and the mouse steer the simulated
+    person (for demonstrations), and Space steps them on or off the plate.
+    """
+
+    def __init__(self, live: LiveStation, geometry: PlateGeometry) -> None:
+        self.live = live
+        self.geometry = geometry
+        self._view: view.PlateView | None = None
+        self._target_mm = [0.0, 0.0]
+        self._dragging = False
+        self._on_plate = True
+
+    def plate_view(self, surface: pygame.Surface) -> view.PlateView:
+        w, h = surface.get_size()
+        area = pygame.Rect(0, 0, int(w * 0.66), int(h * 0.78))
+        area.center = (w // 2 - int(w * 0.1), h // 2 + int(h * 0.04))
+        if self._view is None or self._view.area != area:
+            self._view = view.PlateView(self.geometry, area)
+        return self._view
+
+    # -- input ------------------------------------------------------------------------
+    def handle_event(self, event: pygame.event.Event) -> None:
+        if not self.live.synthetic:
+            return
+        if event.type == pygame.KEYDOWN:
+            steps = {pygame.K_LEFT: (-1, 0), pygame.K_RIGHT: (1, 0), pygame.K_UP: (0, 1), pygame.K_DOWN: (0, -1)}
+            if event.key in steps:
+                dx, dy = steps[event.key]
+                self._steer(self._target_mm[0] + dx * STEER_STEP_MM, self._target_mm[1] + dy * STEER_STEP_MM)
+            elif event.key == pygame.K_SPACE:
+                self._on_plate = not self._on_plate
+                self.live.command("behaviour", name="step_on" if self._on_plate else "step_off")
+            elif event.key in (pygame.K_HOME, pygame.K_c):
+                self._steer(0.0, 0.0)
+        elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and self._view is not None:
+            self._dragging = True
+            self._steer(*self._view.to_mm(event.pos))
+        elif event.type == pygame.MOUSEBUTTONUP and event.button == 1:
+            self._dragging = False
+        elif event.type == pygame.MOUSEMOTION and self._dragging and self._view is not None:
+            self._steer(*self._view.to_mm(event.pos))
+
+    def _steer(self, x_mm: float, y_mm: float) -> None:
+        half_ml, half_ap = self.geometry.ml_mm / 2, self.geometry.ap_mm / 2
+        self._target_mm = [max(-half_ml, min(half_ml, x_mm)), max(-half_ap, min(half_ap, y_mm))]
+        self.live.command("lean_to", x_mm=self._target_mm[0], y_mm=self._target_mm[1])
+
+    # -- drawing ----------------------------------------------------------------------
+    def draw(self, surface: pygame.Surface) -> None:
+        w, h = surface.get_size()
+        surface.fill(view.BACKGROUND)
+        pv = self.plate_view(surface)
+        pv.draw_plate(surface)
+        sample = self.live.latest()
+        big, mid, small = max(28, h // 9), max(20, h // 18), max(16, h // 32)
+
+        # right-hand panel: body weight and share on each foot
+        panel = pygame.Rect(int(w * 0.74), int(h * 0.16), int(w * 0.24), int(h * 0.64))
+        pygame.draw.rect(surface, view.PANEL, panel, border_radius=16)
+        view.text(surface, "Body weight", (panel.centerx, panel.top + h // 30), size_px=mid,
+                  colour=view.MUTED, anchor="midtop")
+        if sample is not None and sample.occupied:
+            kg = sample.body_weight_n / 9.80665
+            view.text(surface, f"{kg:.1f} kg", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big,
+                      anchor="midtop", bold=True)
+            half = self.geometry.feet_ml_mm / 2
+            left_pct = max(0.0, min(100.0, 100 * (half - sample.cop_ml_mm) / self.geometry.feet_ml_mm))
+            self._draw_share(surface, panel, left_pct, mid)
+            if not math.isnan(sample.cop_ml_mm):
+                pv.draw_cop(surface, sample.cop_ml_mm, sample.cop_ap_mm, self.live.trail())
+        else:
+            view.text(surface, "–", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big, anchor="midtop")
+            view.text(surface, "Step onto the plate", pv.area.center, size_px=big, anchor="center", bold=True)
+
+        # header: title and plate source
+        view.text(surface, "Balance station", (w // 40, h // 40), size_px=mid, colour=view.MUTED)
+        if self.live.synthetic:
+            view.pill(surface, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=small,
+                      fg=view.BACKGROUND, bg=view.SYNTHETIC)
+        self._draw_status(surface, small)
+
+    def _draw_share(self, surface: pygame.Surface, panel: pygame.Rect, left_pct: float, size_px: int) -> None:
+        """Two bars: share of weight on the left and on the right foot (two-foot stance)."""
+        top = panel.top + panel.height // 2
+        bar_h = panel.height // 3
+        bar_w = panel.width // 5
+        for i, (label, pct) in enumerate((("L", left_pct), ("R", 100 - left_pct))):
+            x = panel.left + panel.width // 4 + i * panel.width // 2 - bar_w // 2
+            frame = pygame.Rect(x, top, bar_w, bar_h)
+            pygame.draw.rect(surface, view.PLATE, frame, border_radius=6)
+            fill = pygame.Rect(x, top + round(bar_h * (1 - pct / 100)), bar_w, round(bar_h * pct / 100))
+            pygame.draw.rect(surface, view.COP_TRAIL, fill, border_radius=6)
+            view.text(surface, f"{label} {pct:.0f}%", (frame.centerx, frame.bottom + 6), size_px=size_px,
+                      anchor="midtop", bold=True)
+
+    def _draw_status(self, surface: pygame.Surface, size_px: int) -> None:
+        w, h = surface.get_size()
+        status = self.live.status()
+        rate = status["sample_rate_hz"]
+        parts = [
+            status["plate_description"] or status["plate_source"],
+            f"{rate:.1f} Hz" if rate else "– Hz",
+            f"dropped {status['dropped_frames']}",
+            f"glitches {status['glitch_frames']}",
+            f"calibration {status['calibration_date'][:10]}",
+        ]
+        view.text(surface, "   ·   ".join(parts), (w // 40, h - h // 40), size_px=size_px,
+                  colour=view.MUTED, anchor="bottomleft")
+        for i, warning in enumerate(status["warnings"][:2]):
+            view.text(surface, warning, (w // 2, h // 40 + i * (size_px + 6)), size_px=size_px,
+                      colour=view.WARN, anchor="midtop", bold=True)
+
+
+class ScreenApp:
+    """The screen loop: input, update, draw, at a fixed frame rate."""
+
+    def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings) -> None:
+        self.live = live
+        self.settings = settings
+        self.surface: pygame.Surface | None = None
+        self.mode: Mode = LiveMode(live, geometry)
+        self.frames_drawn = 0
+        self.quit_requested = False
+
+    def open(self) -> None:
+        self.surface = open_display(self.settings)
+        self._clock = pygame.time.Clock()
+
+    def tick(self) -> None:
+        """One screen frame: handle input, draw, flip, wait for the next frame."""
+        assert self.surface is not None, "open() first"
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                self.quit_requested = True
+            elif event.type == pygame.KEYDOWN and event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
+                self.quit_requested = True
+            else:
+                self.mode.handle_event(event)
+        self.mode.update()
+        self.mode.draw(self.surface)
+        pygame.display.flip()
+        self.frames_drawn += 1
+        self._clock.tick(self.settings.fps)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set() and not self.quit_requested:
+            self.tick()
+
+    def screenshot(self, path: Path) -> None:
+        assert self.surface is not None, "open() first"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.surface, str(path))
+
+    def close(self) -> None:
+        pygame.display.quit()
