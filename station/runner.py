@@ -1,0 +1,233 @@
+"""`balance-station` without a command: run the station.
+
+Start-up order: settings -> plate source in the acquisition process -> live
+station (pump thread) -> web server (thread) -> patient screen (main thread,
+as SDL requires) or, without a display, a plain wait. SIGTERM and Ctrl-C set
+one stop event; everything then stops in reverse order and the acquisition
+process is joined, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from calibration.model import Calibration, CalibrationError, simulator_calibration
+from hardware.base import SourceFault
+from station.acquisition import AcquisitionProcess, SourceSpec
+from station.config import StationSettings, load_settings
+from station.errors import UserError
+from station.forces import ForcePipeline
+from station.live import LiveStation
+
+log = logging.getLogger("balance-station")
+
+#: frames averaged for the start-up zero of an uncalibrated plate (1 s at 80 Hz)
+STARTUP_TARE_FRAMES = 80
+
+
+def say(message: str) -> None:
+    """A line for the technician on standard error (the journal, under systemd)."""
+    print(f"balance-station: {message}", file=sys.stderr, flush=True)
+
+
+def simulated_spec(settings: StationSettings) -> SourceSpec:
+    sim, plate = settings.simulator, settings.plate
+    return SourceSpec("simulated", {
+        "seed": sim.seed, "body_mass_kg": sim.body_mass_kg, "glitch_rate": sim.glitch_rate,
+        "ml_mm": plate.ml_mm, "ap_mm": plate.ap_mm, "feet_ml_mm": plate.feet_ml_mm, "realtime": True,
+    })
+
+
+def hx711_spec(settings: StationSettings) -> SourceSpec:
+    hx = settings.hx711
+    assert hx is not None
+    if hx.backend == "lgpio":
+        return SourceSpec("hx711-lgpio", {
+            "gpiochip": hx.gpiochip, "sck_gpio": hx.sck_gpio, "data_gpios": list(hx.data_gpios),
+            "max_high_us": hx.max_high_us, "ready_timeout_s": hx.ready_timeout_s,
+        })
+    return SourceSpec("hx711-rpigpio", {
+        "sck_gpios": list(hx.sck_gpios), "data_gpios": list(hx.data_gpios), "ready_timeout_s": hx.ready_timeout_s,
+    })
+
+
+def start_plate(settings: StationSettings) -> AcquisitionProcess:
+    """Start the acquisition on the plate the settings ask for, and say which one it is.
+
+    ``auto`` takes the HX711 plate when it is configured (an ``[hx711]`` table)
+    and answers; otherwise the simulated plate. ``hx711`` insists on the real plate.
+    """
+    choice = settings.plate_source
+    if choice in ("auto", "hx711"):
+        if settings.hx711 is None:
+            if choice == "hx711":
+                raise UserError("--plate hx711: no [hx711] table in the configuration (see docs/hardware.md)")
+            say("plate: simulated (no HX711 plate is configured)")
+        else:
+            acq = AcquisitionProcess(hx711_spec(settings))
+            try:
+                info = acq.start()
+                acq.frames(timeout_s=2.0)  # the boards must answer, not just open
+                if acq.error or acq.stats.faults:
+                    raise SourceFault(acq.error or acq.stats.last_fault)
+            except SourceFault as exc:
+                acq.stop()
+                if choice == "hx711":
+                    raise UserError(f"HX711 plate: {exc}") from None
+                say(f"plate: simulated, because the configured HX711 plate does not answer: {exc}")
+            else:
+                say(f"plate: {info['description']}")
+                return acq
+    acq = AcquisitionProcess(simulated_spec(settings))
+    info = acq.start()
+    if choice == "simulated":
+        say(f"plate: {info['description']} (as asked with --plate simulated)")
+    return acq
+
+
+def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Calibration:
+    """The calibration file for a real plate; the built-in one for the simulator.
+
+    A real plate without a calibration file runs on nominal gains, zeroed on
+    the first second of readings (the plate must be empty at start), and the
+    status page says it is not calibrated.
+    """
+    synthetic = acq.info.get("kind") in ("simulated", "replay")
+    path = settings.calibration_path
+    if path.exists():
+        try:
+            calib = Calibration.load(path)
+        except CalibrationError as exc:
+            raise UserError(str(exc)) from None
+        if synthetic and calib.backend != "simulated":
+            say(f"calibration: {path} is for a real plate; the simulator uses its built-in calibration")
+            return simulator_calibration()
+        say(f"calibration: {path} ({calib.created_at.date()}, {calib.age_days():.0f} days old)")
+        if calib.age_days() > settings.calibration_max_age_days:
+            say(f"WARNING: the calibration is older than {settings.calibration_max_age_days:.0f} days: recalibrate")
+        return calib
+    builtin = simulator_calibration()
+    if synthetic:
+        return builtin
+    frames = []
+    deadline = time.monotonic() + 5.0
+    while len(frames) < STARTUP_TARE_FRAMES and time.monotonic() < deadline:
+        frames.extend(acq.frames(timeout_s=0.5))
+    if not frames:
+        raise UserError("the HX711 plate gave no frames for its start-up zero")
+    offsets = np.median(np.array([f.counts for f in frames]), axis=0)
+    say(f"WARNING: no calibration file ({path}): nominal gains, zeroed now (keep the plate empty at start). "
+        "Run 'balance-station calibrate'.")
+    return Calibration(
+        offsets_counts=tuple(float(v) for v in offsets),  # type: ignore[arg-type]
+        gains_n_per_count=builtin.gains_n_per_count, created_at=dt.datetime.now(dt.timezone.utc),
+        station_id=settings.station_id, backend=str(acq.info.get("kind")),
+        note="Not calibrated: nominal gains and a start-up zero.", source="builtin:uncalibrated",
+    )
+
+
+class WebServer:
+    """uvicorn in a thread (it leaves signal handling to the main thread there)."""
+
+    def __init__(self, app: Any, *, host: str, port: int) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="web", daemon=True)
+        self.failed = False
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind
+            self.failed = True
+
+    def start(self, *, timeout_s: float = 10.0) -> bool:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.server.started and self.thread.is_alive():
+            time.sleep(0.02)
+        return self.server.started
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(3.0)
+
+
+def run_station(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(args.config, plate_source=args.plate, data_dir=args.data_dir)
+    web_options = {"host": args.host, "port": args.port}
+    settings.web = settings.web.model_copy(update={k: v for k, v in web_options.items() if v is not None})
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    acq = start_plate(settings)
+    live: LiveStation | None = None
+    web: WebServer | None = None
+    screen = None
+    try:
+        calibration = choose_calibration(settings, acq)
+        pipeline = ForcePipeline(calibration, settings.plate.geometry(), occupancy_n=settings.plate.occupancy_n)
+        live = LiveStation(acq, pipeline)
+        live.start()
+
+        from webui.app import create_app
+
+        web = WebServer(create_app(settings, live), host=settings.web.host, port=settings.web.port)
+        if not web.start():
+            raise UserError(f"cannot serve the web page on {settings.web.host}:{settings.web.port} "
+                            "(is another station running? use --port)")
+        say(f"web: http://{settings.web.host}:{settings.web.port}/ (status: /api/v1/status)")
+
+        if settings.screen.enabled and not args.no_screen:
+            from station.screen.app import ScreenApp, ScreenUnavailable
+
+            screen = ScreenApp(live, geometry=settings.plate.geometry(), settings=settings.screen)
+            try:
+                screen.open()
+            except ScreenUnavailable as exc:
+                say(f"screen: none ({exc}); running without the patient screen")
+                screen = None
+            else:
+                say("screen: patient screen open")
+        else:
+            say("screen: disabled; running without the patient screen")
+
+        say("running; stop with Ctrl-C (or SIGTERM)")
+        while not stop.is_set():
+            if screen is not None:
+                screen.tick()
+                if screen.quit_requested:
+                    stop.set()
+            else:
+                stop.wait(0.2)
+            if acq.error:
+                say(f"the plate stopped: {acq.error}")
+                return 1
+        return 0
+    finally:
+        say("stopping")
+        if screen is not None:
+            screen.close()
+        if web is not None:
+            web.stop()
+        if live is not None:
+            live.stop()
+        acq.stop()
