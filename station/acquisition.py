@@ -263,7 +263,7 @@ class AcquisitionProcess:
         return self._proc.pid if self._proc is not None else None
 
     # -- data -------------------------------------------------------------------------
-    def command(self, name: str, **params: Any) -> None:
+    def command(self, name: str, /, **params: Any) -> None:
         """Send a command to the source (for the simulator: ``lean_to``, ``behaviour``...)."""
         self._cmd.put((name, params))
 

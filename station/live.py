@@ -39,7 +39,7 @@ class FrameFeed(Protocol):
     error: str
 
     def frames(self, *, timeout_s: float = 0.1, max_frames: int = 10_000) -> list[RawFrame]: ...
-    def command(self, name: str, **params: Any) -> None: ...
+    def command(self, name: str, /, **params: Any) -> None: ...
     def rate_hz(self) -> float | None: ...
 
     @property
@@ -146,7 +146,7 @@ class LiveStation:
         frame = self.pipeline.process(raw)
         now = time.monotonic()
         if frame.occupied:
-            smooth = self._display.step(np.array([frame.cop_ml_mm, frame.cop_ap_mm]))
+            smooth = self._display.update(np.array([frame.cop_ml_mm, frame.cop_ap_mm]))
             x, y = float(smooth[0]), float(smooth[1])
             self._fz_window.append(frame.fz_n)
         else:
@@ -185,7 +185,7 @@ class LiveStation:
             if sub in self._subs:
                 self._subs.remove(sub)
 
-    def command(self, name: str, **params: Any) -> None:
+    def command(self, name: str, /, **params: Any) -> None:
         self.feed.command(name, **params)
 
     @property

@@ -141,7 +141,7 @@ class LiveMode(Mode):
                 pv.draw_cop(surface, sample.cop_ml_mm, sample.cop_ap_mm, self.live.trail())
         else:
             view.text(surface, "–", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big, anchor="midtop")
-            view.text(surface, "Step onto the plate", pv.area.center, size_px=big, anchor="center", bold=True)
+            view.banner(surface, "Step onto the plate", pv.area.center, size_px=big)
 
         # header: title and plate source
         view.text(surface, "Balance station", (w // 40, h // 40), size_px=mid, colour=view.MUTED)

@@ -45,6 +45,18 @@ def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px
     return rect
 
 
+def banner(surface: pygame.Surface, message: str, centre: tuple[int, int], *, size_px: int,
+           colour: tuple[int, int, int] = TEXT) -> pygame.Rect:
+    """Large text on a dark, slightly transparent panel, legible over any drawing."""
+    image = font(size_px, True).render(message, True, colour)
+    rect = image.get_rect(center=centre).inflate(size_px, size_px // 2)
+    panel = pygame.Surface(rect.size, pygame.SRCALPHA)
+    pygame.draw.rect(panel, (*BACKGROUND, 225), panel.get_rect(), border_radius=size_px // 3)
+    surface.blit(panel, rect)
+    surface.blit(image, image.get_rect(center=centre))
+    return rect
+
+
 def pill(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
          fg: tuple[int, int, int], bg: tuple[int, int, int]) -> pygame.Rect:
     image = font(size_px, True).render(message, True, fg)
@@ -101,7 +113,7 @@ class PlateView:
         pygame.draw.ellipse(surface, FOOT_FILL, sole)
         pygame.draw.ellipse(surface, FOOT, sole, width=max(2, round(3 * s)))
         # five toes along an arc, big toe on the inside
-        toe_y_mm = length_mm * 0.38
+        toe_y_mm = length_mm * 0.335
         inside = 1 if left else -1  # the big toe points toward the body's midline
         for i, (dx, r) in enumerate([(0.32, 0.17), (0.08, 0.12), (-0.12, 0.11), (-0.29, 0.1), (-0.44, 0.085)]):
             cx = x_mm + inside * dx * width_mm

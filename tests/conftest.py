@@ -1,0 +1,34 @@
+"""Shared test set-up: headless SDL, an artefact folder for screenshots, test doubles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# pygame must never look for a real display or sound card in tests.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Folder for screenshots and other things a person should look at after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch, tmp_path):
+    """Tests never read the developer's own configuration or data folder."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("BALANCE_STATION_CONFIG", raising=False)
+    for key in list(os.environ):
+        if key.startswith("BALANCE_STATION_"):
+            monkeypatch.delenv(key)

@@ -1,0 +1,79 @@
+"""Raw frames to force frames: calibration, COP, occupancy and the glitch guard."""
+
+import math
+
+import numpy as np
+import pytest
+
+from calibration.model import simulator_calibration
+from hardware.frames import FrameFlag, RawFrame
+from station.cop import split_load
+from station.forces import ForcePipeline
+from station.geometry import PlateGeometry
+
+GEOM = PlateGeometry()
+CAL = simulator_calibration()
+
+
+def raw(seq, forces_n, flags=FrameFlag.NONE):
+    counts = CAL.to_counts(np.asarray(forces_n, dtype=float))
+    return RawFrame(seq=seq, t_s=seq / 80, counts=tuple(counts), flags=flags)
+
+
+def person(fz_n, x_mm, y_mm):
+    return split_load(fz_n, x_mm, y_mm, ml_mm=GEOM.ml_mm, ap_mm=GEOM.ap_mm)
+
+
+def test_cop_and_fz_from_counts():
+    pipe = ForcePipeline(CAL, GEOM)
+    frame = pipe.process(raw(0, person(700.0, 35.0, -20.0)))
+    assert frame.fz_n == pytest.approx(700.0, abs=1e-6)
+    assert frame.cop_ml_mm == pytest.approx(35.0, abs=1e-9)
+    assert frame.cop_ap_mm == pytest.approx(-20.0, abs=1e-9)
+    assert frame.mass_kg == pytest.approx(700.0 / 9.80665)
+    assert frame.occupied and frame.flags == FrameFlag.NONE
+
+
+def test_empty_plate_has_no_cop():
+    pipe = ForcePipeline(CAL, GEOM, occupancy_n=100.0)
+    frame = pipe.process(raw(0, person(60.0, 0.0, 0.0)))  # a bag on the plate, below the threshold
+    assert math.isnan(frame.cop_ml_mm) and math.isnan(frame.cop_ap_mm)
+    assert not frame.occupied
+
+
+def test_single_frame_spike_never_reaches_the_cop():
+    pipe = ForcePipeline(CAL, GEOM)
+    steady = person(700.0, 10.0, 5.0)
+    spiked = steady.copy()
+    spiked[1] += 2 ** 20 * CAL.gains_n_per_count[1]  # bit 20 of the fr cell flipped: about +240 N
+    frames = [pipe.process(raw(i, f)) for i, f in enumerate([steady, steady, spiked, steady, steady])]
+    assert frames[2].flags & FrameFlag.GLITCH
+    assert [f.cop_ml_mm for f in frames] == pytest.approx([10.0] * 5, abs=1e-6)
+    assert pipe.glitch_frames == 1
+
+
+def test_real_step_is_accepted_one_frame_late():
+    pipe = ForcePipeline(CAL, GEOM)
+    # a second person jumps on: every cell changes by far more than spike_n in one frame
+    before, after = person(700.0, 0.0, 0.0), person(1400.0, -90.0, 0.0)
+    out = [pipe.process(raw(i, f)) for i, f in enumerate([before, before, after, after, after])]
+    assert out[2].cop_ml_mm == pytest.approx(0.0, abs=1e-6)  # held one frame as a suspect
+    assert [f.cop_ml_mm for f in out[3:]] == pytest.approx([-90.0, -90.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("flag", [FrameFlag.SATURATED, FrameFlag.GLITCH])
+def test_flagged_frames_are_held(flag):
+    pipe = ForcePipeline(CAL, GEOM)
+    good = person(700.0, 20.0, 0.0)
+    pipe.process(raw(0, good))
+    bad = pipe.process(raw(1, person(700.0, 150.0, 0.0), flags=flag))
+    assert bad.cop_ml_mm == pytest.approx(20.0, abs=1e-6)
+    assert bad.flags & FrameFlag.GLITCH
+    assert pipe.glitch_frames == 1
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="occupancy_n"):
+        ForcePipeline(CAL, GEOM, occupancy_n=0)
+    with pytest.raises(ValueError, match="spike_n"):
+        ForcePipeline(CAL, GEOM, spike_n=-1)

@@ -1,0 +1,95 @@
+"""The patient screen, headless (SDL dummy driver): draws, steers the simulated person, saves screenshots."""
+
+import pygame
+import pytest
+
+from calibration.model import simulator_calibration
+from station.config import ScreenSettings
+from station.forces import ForcePipeline
+from station.geometry import PlateGeometry
+from station.live import LiveStation
+from station.screen.app import LiveMode, ScreenApp
+from tests.doubles import ListFeed
+from tests.station.test_live import frames
+
+
+@pytest.fixture
+def screen():
+    apps = []
+
+    def make(feed):
+        live = LiveStation(feed, ForcePipeline(simulator_calibration(), PlateGeometry()))
+        app = ScreenApp(live, geometry=PlateGeometry(), settings=ScreenSettings(fullscreen=False, width=1280, height=720))
+        app.open()
+        apps.append(app)
+        return app, live
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+def pixel_at_mm(app, x_mm, y_mm):
+    pv = app.mode.plate_view(app.surface)
+    return app.surface.get_at(pv.to_px(x_mm, y_mm))[:3]
+
+
+def test_live_screen_draws_the_cop_where_it_is(screen, artifacts):
+    app, live = screen(ListFeed())
+    for raw in frames(120, fz_n=720.0, x_mm=-60.0, y_mm=30.0):
+        live.ingest(raw)
+    app.tick()
+    app.screenshot(artifacts / "screen-live-standing.png")
+    assert pixel_at_mm(app, -60.0, 30.0) == (255, 122, 41)  # the COP dot's colour
+    assert app.frames_drawn == 1
+
+
+def test_empty_plate_screen(screen, artifacts):
+    app, _ = screen(ListFeed())
+    app.tick()
+    app.screenshot(artifacts / "screen-live-empty.png")
+    assert pixel_at_mm(app, 0, 0) != (255, 122, 41)
+
+
+def test_real_plate_screen_shows_warnings(screen, artifacts):
+    app, live = screen(ListFeed(kind="hx711-lgpio", description="HX711 plate, shared clock (lgpio)"))
+    for raw in frames(60):
+        live.ingest(raw)
+    app.tick()
+    app.screenshot(artifacts / "screen-live-uncalibrated.png")
+
+
+def test_arrow_keys_and_mouse_steer_the_simulated_person(screen):
+    app, live = screen(ListFeed())
+    app.tick()
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RIGHT, mod=0))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_UP, mod=0))
+    app.tick()
+    assert live.feed.commands[-2:] == [("lean_to", {"x_mm": 10.0, "y_mm": 0.0}), ("lean_to", {"x_mm": 10.0, "y_mm": 10.0})]
+    pv = app.mode.plate_view(app.surface)
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=pv.to_px(-80.0, 40.0)))
+    app.tick()
+    name, params = live.feed.commands[-1]
+    assert name == "lean_to" and params == pytest.approx({"x_mm": -80.0, "y_mm": 40.0}, abs=2.0)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    app.tick()
+    assert live.feed.commands[-1] == ("behaviour", {"name": "step_off"})
+
+
+def test_real_plate_ignores_steering(screen):
+    app, live = screen(ListFeed(kind="hx711-lgpio"))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RIGHT, mod=0))
+    app.tick()
+    assert live.feed.commands == []
+
+
+def test_ctrl_q_quits(screen):
+    app, _ = screen(ListFeed())
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, mod=pygame.KMOD_CTRL))
+    app.tick()
+    assert app.quit_requested
+
+
+def test_plate_view_round_trip():
+    view_ = LiveMode(None, PlateGeometry()).plate_view(pygame.Surface((1280, 720)))
+    assert view_.to_mm(view_.to_px(123.0, -45.0)) == pytest.approx((123.0, -45.0), abs=1.0)

@@ -1,0 +1,68 @@
+"""The web app's status API and page, with the plate swapped for a fed test double."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from calibration.model import simulator_calibration
+from station.config import load_settings
+from station.forces import ForcePipeline
+from station.geometry import PlateGeometry
+from station.live import LiveStation
+from tests.doubles import ListFeed
+from tests.station.test_live import frames
+from webui.app import create_app
+from webui.deps import get_live
+
+
+@pytest.fixture
+def live():
+    station = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
+    for raw in frames(100, x_mm=-40.0, y_mm=15.0):
+        station.ingest(raw)
+    return station
+
+
+@pytest.fixture
+def client(live):
+    app = create_app(load_settings())
+    app.dependency_overrides[get_live] = lambda: live
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_status_fields(client):
+    r = client.get("/api/v1/status")
+    assert r.status_code == 200
+    body = r.json()
+    for key in ("plate_source", "sample_rate_hz", "dropped_frames", "glitch_frames", "fz_n",
+                "cop_ml_mm", "cop_ap_mm", "calibration_date"):
+        assert key in body, key
+    assert body["plate_source"] == "simulated"
+    assert body["fz_n"] == pytest.approx(700.0)
+    assert (body["cop_ml_mm"], body["cop_ap_mm"]) == pytest.approx((-40.0, 15.0))
+    assert body["station_id"] == "balance-station"
+
+
+def test_status_without_a_plate_is_503():
+    app = create_app(load_settings())
+    with TestClient(app) as c:
+        r = c.get("/api/v1/status")
+    assert r.status_code == 503 and "not running" in r.json()["detail"]
+
+
+def test_station_page(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    html = r.text
+    assert "Simulated plate" in html and "Dropped frames" in html and "-40.0" in html
+    assert client.get("/static/status.js").status_code == 200
+
+
+def test_openapi_lists_the_routes(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert "/api/v1/status" in paths and "/api/v1/health" in paths
