@@ -21,7 +21,7 @@ from station.geometry import PlateGeometry
 #: A change of one cell's force larger than this between two frames (12.5 ms at
 #: 80 Hz) is physically implausible for a person on the plate: it is held as a
 #: suspected glitch until the next frame confirms or refutes it.
-DEFAULT_SPIKE_N = 150.0
+DEFAULT_SPIKE_N = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ class ForcePipeline:
     last good forces and flagged GLITCH. When the next frame stays at the new
     level, the level is real (a foot landing, a load dropped on): it is
     accepted from then on, one frame late. A genuine bit-error spike never
-    reaches the COP.
+    reaches the COP, except in the very first frame after a start or a
+    calibration change, which has nothing to be compared with.
     """
 
     def __init__(

@@ -77,3 +77,20 @@ def test_arguments_are_checked():
         ForcePipeline(CAL, GEOM, occupancy_n=0)
     with pytest.raises(ValueError, match="spike_n"):
         ForcePipeline(CAL, GEOM, spike_n=-1)
+
+
+def test_every_simulated_bit_error_is_caught_and_none_is_invented():
+    from hardware.simulated import SimulatedPlate
+
+    plate = SimulatedPlate(seed=11, realtime=False, glitch_rate=1 / 40, duration_s=60.0)
+    pipe = ForcePipeline(CAL, GEOM)
+    worst_mm = 0.0
+    with plate:
+        for raw in plate:
+            frame = pipe.process(raw)
+            if raw.seq < 2:  # the first frame has nothing to be checked against
+                continue
+            worst_mm = max(worst_mm, abs(frame.cop_ml_mm - plate.truth.cop_ml_mm))
+    assert plate.injected_glitches > 60
+    assert pipe.glitch_frames == plate.injected_glitches
+    assert worst_mm < 2.0  # a held frame lags the true COP by one frame of sway at most
