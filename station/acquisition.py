@@ -10,7 +10,8 @@ collection, a 250 ms hiccup) loses nothing: it drains the backlog when it
 comes back.
 
 Messages from the child are tuples: ``("ready", info)``, ``("frame", packed)``,
-``("stats", dict)``, ``("fault", message)``, ``("end",)``, ``("error", message)``.
+``("stats", dict)``, ``("fault", message)``, ``("rejected", message)`` (a command the
+source refused), ``("end",)``, ``("error", message)``.
 
 The child dies with its parent: it asks the kernel for SIGTERM when the parent
 exits (``PR_SET_PDEATHSIG``) and also watches its parent id, so a ``kill -9``
@@ -133,7 +134,10 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
                     name, params = cmd_q.get_nowait()
                 except queue.Empty:
                     break
-                source.command(name, **params)
+                try:
+                    source.command(name, **params)
+                except (TypeError, ValueError) as exc:  # a bad command must not stop the acquisition
+                    out_q.put(("rejected", f"command {name!r}: {exc}"))
             try:
                 frame = source.read(timeout_s=1.0)
             except SourceFault as exc:
@@ -194,6 +198,7 @@ class AcquisitionProcess:
         self.stats = AcquisitionStats()
         self.ended = False
         self.error = ""
+        self.rejected_commands: list[str] = []
         self._last_seq: int | None = None
         self._last_t_s: float | None = None
         self._times: deque[float] = deque(maxlen=400)
@@ -293,6 +298,9 @@ class AcquisitionProcess:
                 self.stats.last_fault = msg[1]
                 self.ended = True
                 log.error("acquisition stopped: %s", msg[1])
+            elif kind == "rejected":
+                self.rejected_commands.append(msg[1])
+                log.warning("plate source rejected %s", msg[1])
             elif kind == "end":
                 self.ended = True
         return out

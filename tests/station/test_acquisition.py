@@ -124,3 +124,15 @@ def test_stop_leaves_no_process():
     acq.stop()
     assert not proc_alive(pid)
     acq.stop()  # idempotent
+
+
+def test_a_bad_command_is_rejected_and_acquisition_goes_on():
+    with AcquisitionProcess(SourceSpec("simulated", {"seed": 4, "realtime": True})) as acq:
+        acq.command("lean_to", x_mm="far")
+        deadline = time.monotonic() + 10.0
+        frames = []
+        while time.monotonic() < deadline and (not acq.rejected_commands or len(frames) < 40):
+            frames.extend(acq.frames(timeout_s=0.2))
+        assert acq.rejected_commands and "lean_to" in acq.rejected_commands[0]
+        assert acq.alive and not acq.error
+        assert len(frames) >= 40
