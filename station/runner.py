@@ -135,6 +135,78 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
     )
 
 
+class ButtonActions:
+    """What the physical controls do while the station runs.
+
+    A press of the start/stop button starts a recording of the plate into
+    ``<data_dir>/recordings/`` or stops and saves the one running; the LED
+    flashes while idle, is steady while recording and blinks fast on a fault.
+    """
+
+    def __init__(self, controls: Any, live: LiveStation, settings: StationSettings) -> None:
+        from hardware.controls import StationLight
+
+        self._light = StationLight
+        self.controls = controls
+        self.live = live
+        self.settings = settings
+        self.recorder: Any = None
+        self._lock = threading.Lock()
+        controls.button.when_pressed = self.on_press
+        controls.show(StationLight.IDLE)
+
+    def on_press(self) -> None:
+        from station.recorder import LiveRecorder
+
+        with self._lock:
+            if self.recorder is None:
+                stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+                path = self.settings.data_dir / "recordings" / f"plate-{stamp}.csv"
+                self.recorder = LiveRecorder(self.live, path, geometry=self.settings.plate.geometry())
+                self.controls.beep("start")
+                self.controls.show(self._light.RUNNING)
+                say(f"recording to {path}")
+            else:
+                path = self.recorder.stop()
+                self.recorder = None
+                self.controls.beep("stop")
+                self.controls.show(self._light.IDLE)
+                say(f"recording saved: {path}")
+
+    def update(self) -> None:
+        """Called from the main loop: the LED shows a fault of the plate."""
+        faulty = bool(self.live.feed.error) or not self.live.feed.alive
+        wanted = self._light.FAULT if faulty else (self._light.RUNNING if self.recorder else self._light.IDLE)
+        if self.controls.light is not wanted:
+            self.controls.show(wanted)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.recorder is not None:
+                say(f"recording saved: {self.recorder.stop()}")
+                self.recorder = None
+        self.controls.close()
+
+
+def start_controls(settings: StationSettings, live: LiveStation, *, pin_factory: Any = None) -> ButtonActions | None:
+    """The gpiozero controls when enabled; a message and None when their pins cannot be had."""
+    if not settings.controls.enabled:
+        return None
+    from gpiozero.exc import GPIOZeroError
+
+    from hardware.controls import StationControls
+
+    c = settings.controls
+    try:
+        controls = StationControls(button_gpio=c.button_gpio, led_gpio=c.led_gpio, buzzer_gpio=c.buzzer_gpio,
+                                   pin_factory=pin_factory)
+    except (GPIOZeroError, OSError, RuntimeError) as exc:
+        say(f"controls: unavailable ({exc}); the station runs without its button, LED and buzzer")
+        return None
+    say(f"controls: button GPIO {c.button_gpio}, LED GPIO {c.led_gpio}, buzzer GPIO {c.buzzer_gpio}")
+    return ButtonActions(controls, live, settings)
+
+
 class WebServer:
     """uvicorn in a thread (it leaves signal handling to the main thread there)."""
 
@@ -181,12 +253,14 @@ def run_station(args: argparse.Namespace) -> int:
     acq = start_plate(settings)
     live: LiveStation | None = None
     web: WebServer | None = None
+    buttons: ButtonActions | None = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
         pipeline = ForcePipeline(calibration, settings.plate.geometry(), occupancy_n=settings.plate.occupancy_n)
         live = LiveStation(acq, pipeline)
         live.start()
+        buttons = start_controls(settings, live)
 
         from webui.app import create_app
 
@@ -218,6 +292,8 @@ def run_station(args: argparse.Namespace) -> int:
                     stop.set()
             else:
                 stop.wait(0.2)
+            if buttons is not None:
+                buttons.update()
             if acq.error:
                 say(f"the plate stopped: {acq.error}")
                 return 1
@@ -228,6 +304,8 @@ def run_station(args: argparse.Namespace) -> int:
             screen.close()
         if web is not None:
             web.stop()
+        if buttons is not None:
+            buttons.close()
         if live is not None:
             live.stop()
         acq.stop()
