@@ -10,6 +10,13 @@ from pathlib import Path
 from station.errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options get one line on stderr (DESIGN.md section 5), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _lowpass(value: str) -> float | None:
     if value.lower() == "off":
         return None
@@ -23,13 +30,13 @@ def _lowpass(value: str) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=None,
                         help="plate source (default: auto, the HX711 plate when configured and present)")
     common.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     common.add_argument("--data-dir", type=Path, default=None, help="where recordings and the database live")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="balance-station", parents=[common],
         description="Force-plate balance station. Without a command, runs the station.",
     )

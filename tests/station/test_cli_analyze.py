@@ -164,3 +164,16 @@ def test_lowpass_above_nyquist(tmp_path):
     path = tmp_path / "q.csv"
     write_recording(path, sway_recording(30.0))
     assert_one_line_error(run(path, "--protocol", "quiet-stance", "--lowpass-hz", "45", "--json"), str(path), "45 Hz")
+
+
+def test_bad_option_is_one_line():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "station.cli", "analyze", "x.csv", "--protocol", "quiet-stance", "--lowpass-hz", "abc"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--lowpass-hz" in lines[0] and "'abc'" in lines[0]
