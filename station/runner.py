@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import random
 import signal
 import sys
 import threading
@@ -40,9 +41,12 @@ def say(message: str) -> None:
 
 
 def simulated_spec(settings: StationSettings) -> SourceSpec:
+    """The simulated plate; without a configured seed, a short random one that the start-up line shows,
+    so a session can be reproduced with ``[simulator] seed = N``."""
     sim, plate = settings.simulator, settings.plate
+    seed = sim.seed if sim.seed is not None else random.randrange(1_000_000)
     return SourceSpec("simulated", {
-        "seed": sim.seed, "body_mass_kg": sim.body_mass_kg, "glitch_rate": sim.glitch_rate,
+        "seed": seed, "body_mass_kg": sim.body_mass_kg, "glitch_rate": sim.glitch_rate,
         "ml_mm": plate.ml_mm, "ap_mm": plate.ap_mm, "feet_ml_mm": plate.feet_ml_mm, "realtime": True,
     })
 

@@ -14,7 +14,9 @@ import os
 import threading
 from pathlib import Path
 
-import pygame
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to the station's own lines
+
+import pygame  # noqa: E402
 
 from station.config import ScreenSettings
 from station.geometry import PlateGeometry
