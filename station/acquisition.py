@@ -138,11 +138,13 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
                     source.command(name, **params)
                 except (TypeError, ValueError) as exc:  # a bad command must not stop the acquisition
                     out_q.put(("rejected", f"command {name!r}: {exc}"))
+            faults_before = source.stats.faults
             try:
                 frame = source.read(timeout_s=1.0)
             except SourceFault as exc:
-                source.stats.faults += 1
-                source.stats.last_fault = str(exc)
+                if source.stats.faults == faults_before:  # count it once, whoever counts
+                    source.stats.faults += 1
+                    source.stats.last_fault = str(exc)
                 out_q.put(("fault", str(exc)))
                 stop.wait(FAULT_RETRY_S)
                 continue

@@ -60,7 +60,8 @@ def hx711_spec(settings: StationSettings) -> SourceSpec:
             "max_high_us": hx.max_high_us, "ready_timeout_s": hx.ready_timeout_s,
         })
     return SourceSpec("hx711-rpigpio", {
-        "sck_gpios": list(hx.sck_gpios), "data_gpios": list(hx.data_gpios), "ready_timeout_s": hx.ready_timeout_s,
+        "sck_gpios": list(hx.sck_gpios), "data_gpios": list(hx.data_gpios),
+        "max_high_us": hx.max_high_us, "ready_timeout_s": hx.ready_timeout_s,
     })
 
 
