@@ -4,6 +4,7 @@
   const fields = ["sample_rate_hz", "frames", "dropped_frames", "glitch_frames", "discarded_reads",
                   "faults", "fz_n", "body_weight_kg", "cop_ml_mm", "cop_ap_mm", "last_fault"];
   const cop = document.getElementById("cop");
+  const oneDecimal = new Set(["fz_n", "body_weight_kg", "cop_ml_mm", "cop_ap_mm"]);
   function show(id, value) {
     const el = document.getElementById(id);
     if (el) el.textContent = value === null || value === undefined ? "–" : String(value);
@@ -13,7 +14,7 @@
       const res = await fetch("/api/v1/status", { headers: { "Accept": "application/json" } });
       if (!res.ok) throw new Error("HTTP " + res.status);
       const s = await res.json();
-      fields.forEach((f) => show(f, s[f]));
+      fields.forEach((f) => show(f, oneDecimal.has(f) && s[f] !== null ? s[f].toFixed(1) : s[f]));
       show("acquiring", s.acquiring ? "running" : "stopped");
       show("occupancy", s.occupied ? "Someone is on the plate." : "Nobody on the plate.");
       if (s.cop_ml_mm === null) {
