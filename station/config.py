@@ -113,6 +113,8 @@ class StationSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     calibration_file: Path | None = Field(None, description="default: calibration.json in the data folder")
     calibration_max_age_days: float = Field(30.0, gt=0)
+    auto_rezero: bool = Field(True, description="re-zero the cells when the plate is empty and still, between trials")
+    zero_drift_warn_n: float = Field(20.0, gt=0, description="warn when the empty plate's zero moved this far since calibration")
     plate: PlateSettings = PlateSettings()
     hx711: HX711Settings | None = None
     simulator: SimulatorSettings = SimulatorSettings()

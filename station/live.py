@@ -10,6 +10,7 @@ block the pump: they read a snapshot under a short lock or their own queue.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -22,6 +23,7 @@ import numpy as np
 
 from calibration.model import Calibration
 from hardware.frames import FrameFlag, RawFrame
+from station.drift import ZeroEstimate, ZeroTracker
 from station.forces import ForceFrame, ForcePipeline
 
 log = logging.getLogger(__name__)
@@ -104,9 +106,18 @@ class LiveStation:
         Calibration, glitch guard and COP.
     display_cutoff_hz : float
         Cut-off of the causal low-pass that smooths the COP on the screen.
+    auto_rezero : bool
+        Re-zero the cells from the zero tracker whenever the plate is empty and
+        still and no trial is running (:meth:`trial_started`/:meth:`trial_ended`).
+    rezero_threshold_n : float
+        Re-zero only when a cell's zero moved by more than this (N).
+    drift_warn_n : float
+        Warn when the zero has moved this far (N, summed over the cells) since
+        the calibration: more than ordinary drift.
     """
 
-    def __init__(self, feed: FrameFeed, pipeline: ForcePipeline, *, display_cutoff_hz: float = 8.0) -> None:
+    def __init__(self, feed: FrameFeed, pipeline: ForcePipeline, *, display_cutoff_hz: float = 8.0,
+                 auto_rezero: bool = True, rezero_threshold_n: float = 0.5, drift_warn_n: float = 20.0) -> None:
         from station.filters import CausalLowpass
 
         self.feed = feed
@@ -122,6 +133,14 @@ class LiveStation:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_processed = 0
+        # zero drift
+        self.calibration = pipeline.calibration  # as loaded; re-zeroing changes only the pipeline's copy
+        self.zero_tracker = ZeroTracker(nominal_rate_hz=nominal_hz)
+        self.auto_rezero = auto_rezero
+        self.rezero_threshold_n = rezero_threshold_n
+        self.drift_warn_n = drift_warn_n
+        self._trials_running = 0
+        self.rezeros: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -144,6 +163,9 @@ class LiveStation:
     def ingest(self, raw: RawFrame) -> ForceFrame:
         """Process one raw frame (the pump calls this; tests may too)."""
         frame = self.pipeline.process(raw)
+        estimate = self.zero_tracker.update(raw, frame, self.pipeline.calibration)
+        if estimate is not None:
+            self._maybe_rezero(estimate)
         now = time.monotonic()
         if frame.occupied:
             smooth = self._display.update(np.array([frame.cop_ml_mm, frame.cop_ap_mm]))
@@ -163,6 +185,39 @@ class LiveStation:
         for sub in subs:
             sub.put(frame)
         return frame
+
+    # -- zero drift ---------------------------------------------------------------------
+    def trial_started(self) -> None:
+        """A trial is running: no re-zeroing until :meth:`trial_ended`."""
+        self._trials_running += 1
+
+    def trial_ended(self) -> None:
+        self._trials_running = max(0, self._trials_running - 1)
+
+    @property
+    def trial_running(self) -> bool:
+        return self._trials_running > 0
+
+    def _maybe_rezero(self, estimate: ZeroEstimate) -> None:
+        if not self.auto_rezero or self.trial_running:
+            return
+        if max(abs(d) for d in estimate.drift_n) <= self.rezero_threshold_n:
+            return
+        self.pipeline.set_calibration(dataclasses.replace(self.pipeline.calibration,
+                                                          offsets_counts=estimate.offsets_counts))
+        entry = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 "moved_n": [round(d, 3) for d in estimate.drift_n]}
+        self.rezeros.append(entry)
+        log.info("re-zeroed the plate: zeros moved by %s N (fl, fr, bl, br)", entry["moved_n"])
+
+    def drift_since_calibration_n(self) -> list[float] | None:
+        """How far each cell's zero has moved since the calibration, in N (None before the first empty window)."""
+        latest = self.zero_tracker.latest
+        if latest is None:
+            return None
+        calib = self.calibration
+        moved = (np.asarray(latest.offsets_counts) - np.asarray(calib.offsets_counts)) * np.asarray(calib.gains_n_per_count)
+        return [float(v) for v in moved]
 
     # -- readers ----------------------------------------------------------------------
     def latest(self) -> LiveSample | None:
@@ -204,6 +259,10 @@ class LiveStation:
             warnings.append("The plate is not calibrated: run 'balance-station calibrate'.")
         elif age_days > calibration_max_age_days:
             warnings.append(f"The calibration is {age_days:.0f} days old: recalibrate (limit {calibration_max_age_days:.0f} days).")
+        drift = self.drift_since_calibration_n()
+        if drift is not None and abs(sum(drift)) > self.drift_warn_n:
+            warnings.append(f"The empty plate's zero has moved {sum(drift):+.1f} N since the calibration "
+                            f"(limit {self.drift_warn_n:.0f} N): check the cells and recalibrate.")
         if self.feed.error:
             warnings.append(f"Acquisition stopped: {self.feed.error}")
         elif not self.feed.alive and not self.feed.ended:
@@ -234,6 +293,10 @@ class LiveStation:
             "cop_ml_mm": num(frame.cop_ml_mm, 1) if occupied and frame else None,
             "cop_ap_mm": num(frame.cop_ap_mm, 1) if occupied and frame else None,
             "glitch": bool(frame and frame.flags & FrameFlag.GLITCH),
+            "zero_drift_n": None if drift is None else [round(d, 2) for d in drift],
+            "zero_drift_total_n": None if drift is None else round(sum(drift), 2),
+            "rezero_count": len(self.rezeros),
+            "last_rezero_at": self.rezeros[-1]["at"] if self.rezeros else None,
             "calibration_date": calib.created_at.isoformat(),
             "calibration_age_days": round(age_days, 1),
             "calibration_source": calib.source,

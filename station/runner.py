@@ -263,7 +263,7 @@ def run_station(args: argparse.Namespace) -> int:
     try:
         calibration = choose_calibration(settings, acq)
         pipeline = ForcePipeline(calibration, settings.plate.geometry(), occupancy_n=settings.plate.occupancy_n)
-        live = LiveStation(acq, pipeline)
+        live = LiveStation(acq, pipeline, auto_rezero=settings.auto_rezero, drift_warn_n=settings.zero_drift_warn_n)
         live.start()
         buttons = start_controls(settings, live)
 

@@ -37,6 +37,10 @@ class PlateStatus(BaseModel):
     cop_ml_mm: float | None
     cop_ap_mm: float | None
     glitch: bool
+    zero_drift_n: list[float] | None
+    zero_drift_total_n: float | None
+    rezero_count: int
+    last_rezero_at: str | None
     calibration_date: str
     calibration_age_days: float
     calibration_source: str

@@ -2,7 +2,8 @@
 (function () {
   "use strict";
   const fields = ["sample_rate_hz", "frames", "dropped_frames", "glitch_frames", "discarded_reads",
-                  "faults", "fz_n", "body_weight_kg", "cop_ml_mm", "cop_ap_mm", "last_fault"];
+                  "faults", "fz_n", "body_weight_kg", "cop_ml_mm", "cop_ap_mm", "last_fault",
+                  "zero_drift_total_n", "rezero_count", "last_rezero_at"];
   const cop = document.getElementById("cop");
   const oneDecimal = new Set(["fz_n", "body_weight_kg", "cop_ml_mm", "cop_ap_mm"]);
   function show(id, value) {
