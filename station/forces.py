@@ -92,21 +92,17 @@ class ForcePipeline:
         self.occupancy_n = occupancy_n
         self.spike_n = spike_n
         self.glitch_frames = 0
-        self._offsets = np.asarray(calibration.offsets_counts, dtype=np.float64)
-        self._gains = np.asarray(calibration.gains_n_per_count, dtype=np.float64)
         self._last_good: np.ndarray | None = None
         self._suspect: np.ndarray | None = None
 
     def set_calibration(self, calibration: Calibration) -> None:
         """Swap the calibration (after a re-zero or a new calibration); resets the guard."""
         self.calibration = calibration
-        self._offsets = np.asarray(calibration.offsets_counts, dtype=np.float64)
-        self._gains = np.asarray(calibration.gains_n_per_count, dtype=np.float64)
         self._last_good = None
         self._suspect = None
 
     def process(self, raw: RawFrame) -> ForceFrame:
-        forces = (np.asarray(raw.counts, dtype=np.float64) - self._offsets) * self._gains
+        forces = self.calibration.to_forces(raw.counts)  # per-cell gains, or the 3x4 matrix
         flags = raw.flags
         if flags & (FrameFlag.SATURATED | FrameFlag.GLITCH):
             forces = self._hold(forces, confirmable=False)

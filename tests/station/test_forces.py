@@ -94,3 +94,21 @@ def test_every_simulated_bit_error_is_caught_and_none_is_invented():
     assert plate.injected_glitches > 60
     assert pipe.glitch_frames == plate.injected_glitches
     assert worst_mm < 2.0  # a held frame lags the true COP by one frame of sway at most
+
+
+def test_a_matrix_calibration_is_applied_live():
+    """The 3x4 matrix (crosstalk absorbed) decides Fz and the COP, not the per-cell gains stored beside it."""
+    import dataclasses
+
+    g = np.asarray(CAL.gains_n_per_count)
+    x = np.array([-200.0, 200.0, -200.0, 200.0])
+    y = np.array([150.0, 150.0, -150.0, -150.0])
+    matrix = np.vstack([g, g * x, g * y])
+    matrix[1] += 5.0 * g  # crosstalk: every newton adds 5 N.mm to the ML moment, a 5 mm shift
+    cal = dataclasses.replace(CAL, matrix=matrix.tolist())
+    counts = CAL.to_counts(person(700.0, 30.0, -40.0))
+    frame = ForcePipeline(cal, GEOM).process(RawFrame(seq=0, t_s=0.0, counts=tuple(counts)))
+    fz, mx, my = matrix @ (counts - np.asarray(CAL.offsets_counts))
+    assert frame.fz_n == pytest.approx(fz)
+    assert (frame.cop_ml_mm, frame.cop_ap_mm) == pytest.approx((mx / fz, my / fz))
+    assert (frame.cop_ml_mm, frame.cop_ap_mm) == pytest.approx((35.0, -40.0))
