@@ -297,6 +297,8 @@ class LiveStation:
             "zero_drift_total_n": None if drift is None else round(sum(drift), 2),
             "rezero_count": len(self.rezeros),
             "last_rezero_at": self.rezeros[-1]["at"] if self.rezeros else None,
+            "calibration_max_cop_error_mm": (calib.verification or {}).get("max_cop_error_mm"),
+            "calibration_max_force_error_pct": (calib.verification or {}).get("max_force_error_pct"),
             "calibration_date": calib.created_at.isoformat(),
             "calibration_age_days": round(age_days, 1),
             "calibration_source": calib.source,

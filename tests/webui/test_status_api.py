@@ -66,3 +66,18 @@ def test_station_page(client):
 def test_openapi_lists_the_routes(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert "/api/v1/status" in paths and "/api/v1/health" in paths
+
+
+def test_status_shows_the_verified_accuracy(live):
+    import dataclasses
+
+    verified = dataclasses.replace(live.pipeline.calibration, verification={
+        "passed": True, "max_cop_error_mm": 0.42, "rms_cop_error_mm": 0.2, "max_force_error_pct": 0.12, "rows": []})
+    live.pipeline.set_calibration(verified)
+    app = create_app(load_settings())
+    app.dependency_overrides[get_live] = lambda: live
+    with TestClient(app) as c:
+        body = c.get("/api/v1/status").json()
+        page = c.get("/").text
+    assert body["calibration_max_cop_error_mm"] == 0.42 and body["calibration_max_force_error_pct"] == 0.12
+    assert "COP within 0.42 mm" in page

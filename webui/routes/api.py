@@ -41,6 +41,8 @@ class PlateStatus(BaseModel):
     zero_drift_total_n: float | None
     rezero_count: int
     last_rezero_at: str | None
+    calibration_max_cop_error_mm: float | None
+    calibration_max_force_error_pct: float | None
     calibration_date: str
     calibration_age_days: float
     calibration_source: str
