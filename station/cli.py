@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lowpass-hz", type=_lowpass, default=10.0, metavar="HZ|off",
                    help="zero-phase 4th-order Butterworth cut-off (default 10), or 'off'")
     p.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+
+    from calibration.wizard import add_arguments as _calibrate_arguments
+
+    p = sub.add_parser("calibrate", parents=[common], help="guided calibration with known masses")
+    _calibrate_arguments(p)
     return parser
 
 
@@ -64,13 +69,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from calibration.wizard import calibrate
+
+    return calibrate(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from station.runner import run_station
 
     return run_station(args)
 
 
-COMMANDS = {"analyze": cmd_analyze}
+COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:
