@@ -114,7 +114,8 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
         except CalibrationError as exc:
             raise UserError(str(exc)) from None
         if synthetic and calib.backend != "simulated":
-            say(f"calibration: {path} is for a real plate; the simulator uses its built-in calibration")
+            say(f"calibration: {path} was not made on this simulator ({calib.backend}); "
+                "the simulator uses its built-in calibration")
             return simulator_calibration()
         say(f"calibration: {path} ({calib.created_at.date()}, {calib.age_days():.0f} days old)")
         if calib.age_days() > settings.calibration_max_age_days:
