@@ -184,19 +184,34 @@ class LiveMode(Mode):
                       colour=view.WARN, anchor="midtop", bold=True)
 
 
-class ScreenApp:
-    """The screen loop: input, update, draw, at a fixed frame rate."""
+class Window:
+    """The display surface shared by the station's screen loops: open, screenshot, close."""
 
-    def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings) -> None:
-        self.live = live
+    def __init__(self, settings: ScreenSettings) -> None:
         self.settings = settings
         self.surface: pygame.Surface | None = None
-        self.mode: Mode = LiveMode(live, geometry)
         self.frames_drawn = 0
         self.quit_requested = False
 
     def open(self) -> None:
         self.surface = open_display(self.settings)
+
+    def screenshot(self, path: Path) -> None:
+        assert self.surface is not None, "open() first"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.surface, str(path))
+
+    def close(self) -> None:
+        pygame.display.quit()
+
+
+class ScreenApp(Window):
+    """The screen loop: input, update, draw, at a fixed frame rate."""
+
+    def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings) -> None:
+        super().__init__(settings)
+        self.live = live
+        self.mode: Mode = LiveMode(live, geometry)
         self._clock = pygame.time.Clock()
 
     def tick(self) -> None:
@@ -218,11 +233,3 @@ class ScreenApp:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.quit_requested:
             self.tick()
-
-    def screenshot(self, path: Path) -> None:
-        assert self.surface is not None, "open() first"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pygame.image.save(self.surface, str(path))
-
-    def close(self) -> None:
-        pygame.display.quit()

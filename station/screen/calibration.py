@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import pygame
@@ -19,7 +18,7 @@ import pygame
 from station.config import ScreenSettings
 from station.geometry import PlateGeometry
 from station.screen import view
-from station.screen.app import Mode, ScreenUnavailable, open_display
+from station.screen.app import Mode, ScreenUnavailable, Window
 
 TARGET = (255, 205, 70)
 DONE = (110, 210, 140)
@@ -193,20 +192,14 @@ class CalibrationMode(Mode):
                     y += small + 2
 
 
-class CalibrationScreen:
+class CalibrationScreen(Window):
     """The window (or full screen) and its loop turn; the wizard calls :meth:`tick` with the procedure."""
 
     def __init__(self, settings: ScreenSettings, *, geometry: PlateGeometry, synthetic: bool = False) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.mode = CalibrationMode(geometry, synthetic=synthetic)
-        self.surface: pygame.Surface | None = None
-        self.quit_requested = False
         self.confirm_requested = False
-        self.frames_drawn = 0
         self._last_draw_s = -math.inf
-
-    def open(self) -> None:
-        self.surface = open_display(self.settings)
 
     def tick(self, proc: Any) -> None:
         """Read input; draw ``proc`` and flip, at most ``settings.fps`` times a second."""
@@ -232,14 +225,6 @@ class CalibrationScreen:
         self.mode.draw(self.surface)
         pygame.display.flip()
         self.frames_drawn += 1
-
-    def screenshot(self, path: Path) -> None:
-        assert self.surface is not None, "open() first"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pygame.image.save(self.surface, str(path))
-
-    def close(self) -> None:
-        pygame.display.quit()
 
 
 def open_calibration_screen(settings: ScreenSettings, *, geometry: PlateGeometry,

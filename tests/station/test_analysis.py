@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
 
 import station.analysis as analysis
 from station.analysis import AnalysisError, analyze_file, analyze_recording
