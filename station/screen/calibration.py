@@ -119,6 +119,9 @@ class CalibrationMode(Mode):
                 rect.center = centre
                 end = math.pi / 2 + 2 * math.pi * max(proc.progress, 0.001)
                 pygame.draw.arc(surface, DONE if proc.steady else PROBLEM, rect, math.pi / 2, end, 6)
+            # the ring covers the point's own label: name the target again, outside the ring
+            view.text(surface, target.point.name, (centre[0] + radius + 10, centre[1] - radius - 4),
+                      size_px=size_px, colour=TARGET, anchor="bottomleft", bold=True)
 
     def _draw_panel(self, surface: pygame.Surface, proc: Any) -> None:
         w, h = surface.get_size()
