@@ -223,8 +223,9 @@ class AcquisitionProcess:
                 msg = self._out.get(timeout=0.1)
             except queue.Empty:
                 if not self._proc.is_alive():
+                    code = self._proc.exitcode
                     self.stop()
-                    raise SourceFault(f"{self.spec.kind}: the acquisition process exited ({self._proc.exitcode})")
+                    raise SourceFault(f"{self.spec.kind}: the acquisition process exited ({code})")
                 continue
             if msg[0] == "ready":
                 self.info = msg[1]

@@ -29,15 +29,23 @@ def _lowpass(value: str) -> float | None:
     return hz
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_options(default: object) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command's name."""
     common = _Parser(add_help=False)
-    common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=None,
+    common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=default,
                         help="plate source (default: auto, the HX711 plate when configured and present)")
-    common.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    common.add_argument("--data-dir", type=Path, default=None, help="where recordings and the database live")
+    common.add_argument("--config", type=Path, default=default, help="TOML configuration file")
+    common.add_argument("--data-dir", type=Path, default=default, help="where recordings and the database live")
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    # The subcommands' copy of the common options has no defaults of its own, so
+    # `balance-station --data-dir D calibrate` keeps D (a subparser's defaults
+    # would otherwise overwrite what the main parser read).
+    common = _common_options(argparse.SUPPRESS)
     parser = _Parser(
-        prog="balance-station", parents=[common],
+        prog="balance-station", parents=[_common_options(None)],
         description="Force-plate balance station. Without a command, runs the station.",
     )
     parser.add_argument("--host", default=None, help="address the web server binds (default 127.0.0.1)")

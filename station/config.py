@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from station.errors import UserError
@@ -47,6 +47,12 @@ class PlateSettings(_Section):
     ap_mm: float = Field(300.0, gt=0, lt=5000, description="distance between back and front cell centres")
     feet_ml_mm: float = Field(200.0, gt=0, lt=5000, description="distance between the footprint centres")
     occupancy_n: float = Field(100.0, gt=0, description="below this total force nobody is on the plate")
+
+    @model_validator(mode="after")
+    def _feet_between_cells(self) -> PlateSettings:
+        if self.feet_ml_mm > self.ml_mm:
+            raise ValueError(f"feet_ml_mm ({self.feet_ml_mm}) must not exceed the cell spacing ml_mm ({self.ml_mm})")
+        return self
 
     def geometry(self) -> PlateGeometry:
         return PlateGeometry(ml_mm=self.ml_mm, ap_mm=self.ap_mm, feet_ml_mm=self.feet_ml_mm)
@@ -99,6 +105,19 @@ class ScreenSettings(_Section):
 class WebSettings(_Section):
     host: str = Field("127.0.0.1", description="0.0.0.0 serves the clinic network: see docs for HTTPS")
     port: int = Field(8000, ge=1, le=65535)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the page may be reached by (Host header); default: this machine's own "
+                    "names when bound to loopback, any when bound to the network",
+    )
+
+    def trusted_hosts(self) -> list[str]:
+        """Host names accepted in requests: a page elsewhere cannot reach the station by DNS rebinding."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        if self.host in ("127.0.0.1", "localhost", "::1"):
+            return ["127.0.0.1", "localhost", "[::1]", "::1"]
+        return ["*"]
 
 
 class StationSettings(BaseSettings):

@@ -66,13 +66,17 @@ class ForcePipeline:
 
     Notes
     -----
-    A frame flagged SATURATED or GLITCH by its source, or one where a cell
-    jumps by more than ``spike_n`` from the last good frame, is replaced by the
-    last good forces and flagged GLITCH. When the next frame stays at the new
-    level, the level is real (a foot landing, a load dropped on): it is
-    accepted from then on, one frame late. A genuine bit-error spike never
-    reaches the COP, except in the very first frame after a start or a
-    calibration change, which has nothing to be compared with.
+    A frame flagged SATURATED or GLITCH by its source is replaced by the last
+    good forces and flagged GLITCH. So is a frame that looks like an HX711 bit
+    error: ONE cell jumps by more than ``spike_n`` from the last good frame
+    while the other three move by less than a quarter of that (a real load
+    change moves several cells at once, since the plate shares any load
+    between them). When the next frame stays at the suspect's level (within
+    ``spike_n / 2``), the change was real (a load dropped straight onto one
+    corner) and is accepted, one frame late; otherwise the suspect was a
+    glitch (two bit errors in a row on one cell are both caught). A bit-error spike never reaches the COP, except in the very
+    first frame after a start or a calibration change, which has nothing to be
+    compared with.
     """
 
     def __init__(
@@ -107,15 +111,24 @@ class ForcePipeline:
         if flags & (FrameFlag.SATURATED | FrameFlag.GLITCH):
             forces = self._hold(forces, confirmable=False)
             flags |= FrameFlag.GLITCH
-        elif self._last_good is not None and np.max(np.abs(forces - self._last_good)) > self.spike_n:
-            if self._suspect is not None and np.max(np.abs(forces - self._suspect)) <= self.spike_n / 2:
-                self._accept(forces)  # two frames agree on the new level: it is real
-            else:
-                forces = self._hold(forces, confirmable=True)
-                flags |= FrameFlag.GLITCH
+        elif self._suspect is not None and self._holds_suspect(forces):
+            self._accept(forces)  # the suspect's level held: it was real
+        elif self._last_good is not None and self._lone_jump(forces):
+            forces = self._hold(forces, confirmable=True)
+            flags |= FrameFlag.GLITCH
         else:
             self._accept(forces)
         return self._frame(raw, forces, flags)
+
+    def _lone_jump(self, forces: np.ndarray) -> bool:
+        """One cell jumps by more than spike_n while the others hardly move: a bit error's signature."""
+        step = np.abs(forces - self._last_good)
+        order = np.argsort(step)
+        return bool(step[order[-1]] > self.spike_n and step[order[-2]] < self.spike_n / 4)
+
+    def _holds_suspect(self, forces: np.ndarray) -> bool:
+        """The frame after a suspect stays at the suspect's level: the change was real."""
+        return bool(np.max(np.abs(forces - self._suspect)) <= self.spike_n / 2)
 
     def _accept(self, forces: np.ndarray) -> None:
         self._last_good = forces

@@ -41,6 +41,12 @@ class PlateGeometry:
     def right_foot_x_mm(self) -> float:
         return self.feet_ml_mm / 2
 
+    def left_share_pct(self, cop_ml_mm: float) -> float:
+        """Share of body weight on the left foot in two-foot stance, 0..100 (DESIGN.md section 3):
+        ``100 (feet_ml/2 - x) / feet_ml``, clipped to the feet."""
+        pct = 100.0 * (self.feet_ml_mm / 2 - cop_ml_mm) / self.feet_ml_mm
+        return max(0.0, min(100.0, pct))
+
     def cell_positions_mm(self) -> tuple[tuple[float, float], ...]:
         """(x, y) of ``fl, fr, bl, br``."""
         hx, hy = self.ml_mm / 2, self.ap_mm / 2

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from calibration.model import Calibration
-from hardware.frames import FrameFlag, RawFrame
+from hardware.frames import CELLS, FrameFlag, RawFrame
+from station.cop import GRAVITY_M_S2
 from station.drift import ZeroEstimate, ZeroTracker
 from station.forces import ForceFrame, ForcePipeline
 
@@ -133,6 +134,7 @@ class LiveStation:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_processed = 0
+        self.pump_error = ""
         # zero drift
         self.calibration = pipeline.calibration  # as loaded; re-zeroing changes only the pipeline's copy
         self.zero_tracker = ZeroTracker(nominal_rate_hz=nominal_hz)
@@ -140,6 +142,7 @@ class LiveStation:
         self.rezero_threshold_n = rezero_threshold_n
         self.drift_warn_n = drift_warn_n
         self._trials_running = 0
+        self._zero_lock = threading.Lock()
         self.rezeros: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
 
     # -- life cycle -------------------------------------------------------------------
@@ -153,12 +156,21 @@ class LiveStation:
             self._thread.join(2.0)
 
     def _pump(self) -> None:
-        while not self._stop.is_set():
-            raws = self.feed.frames(timeout_s=0.05)
-            for raw in raws:
-                self.ingest(raw)
-            if not raws and self.feed.ended:
-                self._stop.wait(0.05)
+        try:
+            while not self._stop.is_set():
+                raws = self.feed.frames(timeout_s=0.05)
+                for raw in raws:
+                    self.ingest(raw)
+                if not raws and self.feed.ended:
+                    self._stop.wait(0.05)
+        except Exception as exc:  # noqa: BLE001 - the station must see it, not a silent dead thread
+            self.pump_error = f"{type(exc).__name__}: {exc}"
+            log.exception("frame pump stopped")
+
+    @property
+    def pump_alive(self) -> bool:
+        """False once the pump thread has died of an error (the station then stops and is restarted)."""
+        return not self.pump_error
 
     def ingest(self, raw: RawFrame) -> ForceFrame:
         """Process one raw frame (the pump calls this; tests may too)."""
@@ -188,23 +200,26 @@ class LiveStation:
 
     # -- zero drift ---------------------------------------------------------------------
     def trial_started(self) -> None:
-        """A trial is running: no re-zeroing until :meth:`trial_ended`."""
-        self._trials_running += 1
+        """A trial (or a recording) is running: no re-zeroing until :meth:`trial_ended`."""
+        with self._zero_lock:
+            self._trials_running += 1
 
     def trial_ended(self) -> None:
-        self._trials_running = max(0, self._trials_running - 1)
+        with self._zero_lock:
+            self._trials_running = max(0, self._trials_running - 1)
 
     @property
     def trial_running(self) -> bool:
         return self._trials_running > 0
 
     def _maybe_rezero(self, estimate: ZeroEstimate) -> None:
-        if not self.auto_rezero or self.trial_running:
+        if not self.auto_rezero or max(abs(d) for d in estimate.drift_n) <= self.rezero_threshold_n:
             return
-        if max(abs(d) for d in estimate.drift_n) <= self.rezero_threshold_n:
-            return
-        self.pipeline.set_calibration(dataclasses.replace(self.pipeline.calibration,
-                                                          offsets_counts=estimate.offsets_counts))
+        with self._zero_lock:  # a trial cannot start between the check and the change
+            if self._trials_running:
+                return
+            self.pipeline.set_calibration(dataclasses.replace(self.pipeline.calibration,
+                                                              offsets_counts=estimate.offsets_counts))
         entry = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "moved_n": [round(d, 3) for d in estimate.drift_n]}
         self.rezeros.append(entry)
@@ -260,9 +275,11 @@ class LiveStation:
         elif age_days > calibration_max_age_days:
             warnings.append(f"The calibration is {age_days:.0f} days old: recalibrate (limit {calibration_max_age_days:.0f} days).")
         drift = self.drift_since_calibration_n()
-        if drift is not None and abs(sum(drift)) > self.drift_warn_n:
+        if drift is not None and (abs(sum(drift)) > self.drift_warn_n or max(map(abs, drift)) > self.drift_warn_n / 2):
+            worst = max(range(4), key=lambda i: abs(drift[i]))
             warnings.append(f"The empty plate's zero has moved {sum(drift):+.1f} N since the calibration "
-                            f"(limit {self.drift_warn_n:.0f} N): check the cells and recalibrate.")
+                            f"(cell {CELLS[worst]}: {drift[worst]:+.1f} N; limit {self.drift_warn_n:.0f} N in all, "
+                            f"{self.drift_warn_n / 2:.0f} N a cell): check the cells and recalibrate.")
         if self.feed.error:
             warnings.append(f"Acquisition stopped: {self.feed.error}")
         elif not self.feed.alive and not self.feed.ended:
@@ -289,7 +306,7 @@ class LiveStation:
             "last_fault": last_fault,
             "occupied": occupied,
             "fz_n": num(frame.fz_n, 1) if frame else None,
-            "body_weight_kg": num(sample.body_weight_n / 9.80665, 1) if sample and occupied else None,
+            "body_weight_kg": num(sample.body_weight_n / GRAVITY_M_S2, 1) if sample and occupied else None,
             "cop_ml_mm": num(frame.cop_ml_mm, 1) if occupied and frame else None,
             "cop_ap_mm": num(frame.cop_ap_mm, 1) if occupied and frame else None,
             "glitch": bool(frame and frame.flags & FrameFlag.GLITCH),

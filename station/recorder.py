@@ -40,28 +40,43 @@ class LiveRecorder:
         self._stop = threading.Event()
         self._t0: float | None = None
         self.frames_written = 0
+        self.error = ""
+        live.trial_started()  # no re-zero may put a step into the recording
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         next_flush = time.monotonic() + FLUSH_PERIOD_S
-        while True:
-            stopping = self._stop.is_set()
-            for frame in self._sub.get_all(timeout_s=0.1):
-                if self._t0 is None:
-                    self._t0 = frame.t_s
-                self._writer.write_frame(frame.t_s - self._t0, frame.forces_n, flags=int(frame.flags))
-                self.frames_written += 1
-            if time.monotonic() >= next_flush:
-                self._writer.flush()
-                next_flush = time.monotonic() + FLUSH_PERIOD_S
-            if stopping:
-                break
-        self._writer.close()
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                for frame in self._sub.get_all(timeout_s=0.1):
+                    if self._t0 is None:
+                        self._t0 = frame.t_s
+                    self._writer.write_frame(frame.t_s - self._t0, frame.forces_n, flags=int(frame.flags))
+                    self.frames_written += 1
+                if time.monotonic() >= next_flush:
+                    self._writer.flush(sync=True)
+                    next_flush = time.monotonic() + FLUSH_PERIOD_S
+                if stopping:
+                    break
+        except OSError as exc:  # disk full, card removed...
+            self.error = f"{self.path}: writing failed after {self.frames_written} frames: {exc.strerror or exc}"
+        finally:
+            try:
+                self._writer.close()
+            except OSError as exc:
+                self.error = self.error or f"{self.path}: closing failed: {exc.strerror or exc}"
 
     def stop(self) -> Path:
-        """Stop, write what is left and close the file; returns its path."""
+        """Stop, write what is left and close the file; returns its path.
+
+        Raises OSError with the file and the problem when writing failed.
+        """
         self.live.unsubscribe(self._sub)
         self._stop.set()
         self._thread.join(5.0)
+        self.live.trial_ended()
+        if self.error:
+            raise OSError(self.error)
         return self.path

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -581,10 +582,13 @@ class RecordingWriter:
         self._last_t = t
         self.rows_written += 1
 
-    def flush(self) -> None:
-        """Push buffered rows to the file."""
+    def flush(self, *, sync: bool = False) -> None:
+        """Push buffered rows to the file; with ``sync``, also to the disk (fsync), so a
+        power cut cannot take them back (an SD card may otherwise hold them for many seconds)."""
         if not self._closed:
             self._file.flush()
+            if sync and self._owns:
+                os.fsync(self._file.fileno())
 
     def close(self) -> None:
         """Flush, and close the file if this writer opened it. Idempotent."""
@@ -592,6 +596,7 @@ class RecordingWriter:
             return
         self._file.flush()
         if self._owns:
+            os.fsync(self._file.fileno())
             self._file.close()
         self._closed = True
 

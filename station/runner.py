@@ -24,7 +24,9 @@ import numpy as np
 from calibration.model import Calibration, CalibrationError, simulator_calibration
 from hardware.base import SourceFault
 from station.acquisition import AcquisitionProcess, SourceSpec
-from station.config import StationSettings, load_settings
+from pydantic import ValidationError
+
+from station.config import StationSettings, WebSettings, load_settings
 from station.errors import UserError
 from station.forces import ForcePipeline
 from station.live import LiveStation
@@ -93,7 +95,10 @@ def start_plate(settings: StationSettings) -> AcquisitionProcess:
                 say(f"plate: {info['description']}")
                 return acq
     acq = AcquisitionProcess(simulated_spec(settings))
-    info = acq.start()
+    try:
+        info = acq.start()
+    except SourceFault as exc:
+        raise UserError(f"the simulated plate did not start: {exc}") from None
     if choice == "simulated":
         say(f"plate: {info['description']} (as asked with --plate simulated)")
     return acq
@@ -117,6 +122,14 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
             say(f"calibration: {path} was not made on this simulator ({calib.backend}); "
                 "the simulator uses its built-in calibration")
             return simulator_calibration()
+        if not synthetic and calib.backend.startswith("simulated"):
+            raise UserError(f"{path} is a calibration of a simulated plate ({calib.backend}), not of this one: "
+                            "run 'balance-station calibrate' on the real plate, or move the file away")
+        geometry = (settings.plate.ml_mm, settings.plate.ap_mm)
+        if (calib.plate_ml_mm, calib.plate_ap_mm) != geometry:
+            raise UserError(f"{path} was made for a plate with cells {calib.plate_ml_mm:g} x {calib.plate_ap_mm:g} mm "
+                            f"apart, but the configuration says {geometry[0]:g} x {geometry[1]:g} mm: "
+                            "correct [plate] or recalibrate")
         say(f"calibration: {path} ({calib.created_at.date()}, {calib.age_days():.0f} days old)")
         if calib.age_days() > settings.calibration_max_age_days:
             say(f"WARNING: the calibration is older than {settings.calibration_max_age_days:.0f} days: recalibrate")
@@ -173,11 +186,14 @@ class ButtonActions:
                 self.controls.show(self._light.RUNNING)
                 say(f"recording to {path}")
             else:
-                path = self.recorder.stop()
-                self.recorder = None
-                self.controls.beep("stop")
+                recorder, self.recorder = self.recorder, None
                 self.controls.show(self._light.IDLE)
-                say(f"recording saved: {path}")
+                try:
+                    say(f"recording saved: {recorder.stop()}")
+                    self.controls.beep("stop")
+                except OSError as exc:
+                    say(f"RECORDING FAILED: {exc}")
+                    self.controls.beep("alert")
 
     def update(self) -> None:
         """Called from the main loop: the LED shows a fault of the plate."""
@@ -189,8 +205,11 @@ class ButtonActions:
     def close(self) -> None:
         with self._lock:
             if self.recorder is not None:
-                say(f"recording saved: {self.recorder.stop()}")
-                self.recorder = None
+                recorder, self.recorder = self.recorder, None
+                try:
+                    say(f"recording saved: {recorder.stop()}")
+                except OSError as exc:
+                    say(f"RECORDING FAILED: {exc}")
         self.controls.close()
 
 
@@ -247,7 +266,11 @@ def run_station(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(args.config, plate_source=args.plate, data_dir=args.data_dir)
     web_options = {"host": args.host, "port": args.port}
-    settings.web = settings.web.model_copy(update={k: v for k, v in web_options.items() if v is not None})
+    try:
+        settings.web = WebSettings.model_validate(
+            {**settings.web.model_dump(), **{k: v for k, v in web_options.items() if v is not None}})
+    except ValidationError as exc:
+        raise UserError(f"--host/--port: {exc.errors()[0]['msg']}") from None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -302,6 +325,12 @@ def run_station(args: argparse.Namespace) -> int:
                 buttons.update()
             if acq.error:
                 say(f"the plate stopped: {acq.error}")
+                return 1
+            if not acq.alive and not acq.ended:
+                say("the acquisition process died without a word; stopping so that the service restarts")
+                return 1
+            if not live.pump_alive:
+                say(f"frame processing stopped: {live.pump_error}; stopping so that the service restarts")
                 return 1
         return 0
     finally:

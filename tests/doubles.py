@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hardware.frames import RawFrame
@@ -21,6 +22,8 @@ class ListFeed:
         self.rate = nominal_rate_hz
 
     def frames(self, *, timeout_s: float = 0.1, max_frames: int = 10_000) -> list[RawFrame]:
+        if not self.pending:
+            time.sleep(timeout_s)  # as the real queue waits: a pump on an empty feed must not spin
         out, self.pending = self.pending[:max_frames], self.pending[max_frames:]
         return out
 

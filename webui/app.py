@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from station import __version__
 from station.config import StationSettings
@@ -17,6 +18,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None) -> Fa
     """Build the app. ``live`` may be attached later as ``app.state.live``."""
     app = FastAPI(title="Balance station", version=__version__, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json")
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.web.trusted_hosts())
     app.state.settings = settings
     app.state.live = live
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to the station's own lines
@@ -19,6 +20,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to 
 import pygame  # noqa: E402
 
 from station.config import ScreenSettings
+from station.cop import GRAVITY_M_S2
 from station.geometry import PlateGeometry
 from station.live import LiveStation
 from station.screen import view
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: how far one press of an arrow key moves the simulated person's lean target
 STEER_STEP_MM = 10.0
+#: how often the status line is refreshed, in s
+STATUS_PERIOD_S = 0.5
 
 
 class ScreenUnavailable(RuntimeError):
@@ -82,6 +86,7 @@ class LiveMode(Mode):
         self._target_mm = [0.0, 0.0]
         self._dragging = False
         self._on_plate = True
+        self._status_cache: tuple[float, dict] | None = None
 
     def plate_view(self, surface: pygame.Surface) -> view.PlateView:
         w, h = surface.get_size()
@@ -133,12 +138,10 @@ class LiveMode(Mode):
         view.text(surface, "Body weight", (panel.centerx, panel.top + h // 30), size_px=mid,
                   colour=view.MUTED, anchor="midtop")
         if sample is not None and sample.occupied:
-            kg = sample.body_weight_n / 9.80665
+            kg = sample.body_weight_n / GRAVITY_M_S2
             view.text(surface, f"{kg:.1f} kg", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big,
                       anchor="midtop", bold=True)
-            half = self.geometry.feet_ml_mm / 2
-            left_pct = max(0.0, min(100.0, 100 * (half - sample.cop_ml_mm) / self.geometry.feet_ml_mm))
-            self._draw_share(surface, panel, left_pct, mid)
+            self._draw_share(surface, panel, self.geometry.left_share_pct(sample.cop_ml_mm), mid)
             if not math.isnan(sample.cop_ml_mm):
                 pv.draw_cop(surface, sample.cop_ml_mm, sample.cop_ap_mm, self.live.trail())
         else:
@@ -166,9 +169,16 @@ class LiveMode(Mode):
             view.text(surface, f"{label} {pct:.0f}%", (frame.centerx, frame.bottom + 6), size_px=size_px,
                       anchor="midtop", bold=True)
 
+    def _status(self) -> dict:
+        """The station's status, refreshed twice a second (it is text for people, not the cursor)."""
+        now = time.monotonic()
+        if self._status_cache is None or now - self._status_cache[0] >= STATUS_PERIOD_S:
+            self._status_cache = (now, self.live.status())
+        return self._status_cache[1]
+
     def _draw_status(self, surface: pygame.Surface, size_px: int) -> None:
         w, h = surface.get_size()
-        status = self.live.status()
+        status = self._status()
         rate = status["sample_rate_hz"]
         parts = [
             status["plate_description"] or status["plate_source"],

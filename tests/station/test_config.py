@@ -59,3 +59,20 @@ def test_bad_files_name_the_file_and_key(tmp_path, text, message):
 def test_missing_explicit_file(tmp_path):
     with pytest.raises(UserError, match="no such configuration file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_feet_wider_than_the_cells_is_refused(tmp_path):
+    path = write(tmp_path, "[plate]\nml_mm = 300\nfeet_ml_mm = 350\n")
+    with pytest.raises(UserError, match="feet_ml_mm .*must not exceed the cell spacing"):
+        load_settings(path)
+
+
+def test_common_options_work_before_and_after_the_command():
+    from station.cli import build_parser
+
+    before = build_parser().parse_args(["--plate", "simulated", "--data-dir", "/d", "calibrate", "--yes"])
+    after = build_parser().parse_args(["calibrate", "--yes", "--plate", "simulated", "--data-dir", "/d"])
+    for args in (before, after):
+        assert (args.plate, str(args.data_dir)) == ("simulated", "/d")
+    plain = build_parser().parse_args(["analyze", "f.csv", "--protocol", "quiet-stance"])
+    assert plain.plate is None and plain.data_dir is None and plain.config is None

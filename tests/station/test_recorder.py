@@ -25,3 +25,35 @@ def test_recorder_writes_every_frame_and_reads_back(tmp_path):
     assert recording.fz_n == pytest.approx([650.0] * 400, abs=1e-3)
     assert recording.metadata["patient"] == "P-001"
     assert recording.metadata["calibration"].startswith("builtin:simulator")
+
+
+def test_recording_is_on_disk_while_it_runs_and_blocks_rezero(tmp_path):
+    import time
+
+    live = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
+    rec = LiveRecorder(live, tmp_path / "r.csv", geometry=PlateGeometry())
+    assert live.trial_running
+    for raw in frames(80):
+        live.ingest(raw)
+    deadline = time.monotonic() + 3.0
+    rows = 0
+    while time.monotonic() < deadline and rows < 80:
+        time.sleep(0.1)
+        rows = sum(1 for line in (tmp_path / "r.csv").read_text().splitlines() if line[:1].isdigit())
+    assert rows == 80, "the recorder flushes at least once a second"
+    rec.stop()
+    assert not live.trial_running
+
+
+def test_a_write_failure_is_reported_not_hidden(tmp_path, monkeypatch):
+    live = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
+    rec = LiveRecorder(live, tmp_path / "r.csv", geometry=PlateGeometry())
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rec._writer, "write_frame", full)
+    for raw in frames(5):
+        live.ingest(raw)
+    with pytest.raises(OSError, match="r.csv: writing failed after 0 frames: No space left on device"):
+        rec.stop()

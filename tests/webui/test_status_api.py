@@ -26,7 +26,7 @@ def live():
 def client(live):
     app = create_app(load_settings())
     app.dependency_overrides[get_live] = lambda: live
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://localhost") as c:
         yield c
 
 
@@ -50,7 +50,7 @@ def test_status_fields(client):
 
 def test_status_without_a_plate_is_503():
     app = create_app(load_settings())
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://localhost") as c:
         r = c.get("/api/v1/status")
     assert r.status_code == 503 and "not running" in r.json()["detail"]
 
@@ -76,8 +76,18 @@ def test_status_shows_the_verified_accuracy(live):
     live.pipeline.set_calibration(verified)
     app = create_app(load_settings())
     app.dependency_overrides[get_live] = lambda: live
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://localhost") as c:
         body = c.get("/api/v1/status").json()
         page = c.get("/").text
     assert body["calibration_max_cop_error_mm"] == 0.42 and body["calibration_max_force_error_pct"] == 0.12
     assert "COP within 0.42 mm" in page
+
+
+def test_other_host_names_are_refused(live):
+    """A page on another site cannot reach the station through DNS rebinding."""
+    app = create_app(load_settings())
+    app.dependency_overrides[get_live] = lambda: live
+    with TestClient(app, base_url="http://evil.example") as c:
+        assert c.get("/api/v1/status").status_code == 400
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/v1/status").status_code == 200
