@@ -1,0 +1,265 @@
+"""The database connection: an engine from a URL, SQLite set up for a station that may lose power, a session factory.
+
+The station keeps its data in SQLite (``sqlite:///<data_dir>/station.db``);
+the same code runs on a PostgreSQL URL (``postgresql+psycopg://...``) later,
+because everything above this module talks SQLAlchemy, not SQLite.
+
+Every SQLite connection is set up by a ``connect`` event listener:
+
+``PRAGMA journal_mode=WAL``
+    Readers (the web page, an export) never block the writer of a running
+    trial, and the writer never blocks them. The mode is stored in the file;
+    setting it on every connection is harmless and makes sure of it.
+
+``PRAGMA synchronous=FULL``
+    In WAL mode, ``NORMAL`` is safe against a crash of the program (a
+    committed transaction is in the WAL file, which the OS writes out even
+    after a ``kill -9``), but NOT against a power cut: the WAL is synced only
+    at checkpoints, so up to a checkpoint's worth of commits (1000 pages,
+    minutes of trials) can roll back when the Pi loses power. The station
+    promises that a power cut loses at most the last second of a trial, so
+    every commit must reach the SD card: ``FULL`` syncs the WAL at each
+    commit. The cost is one fsync per commit, and the trial writer commits
+    about twice a second: nothing for the Pi.
+
+``PRAGMA foreign_keys=ON``
+    SQLite leaves foreign keys off unless asked, per connection.
+
+Transactions: the ``sqlite3`` module of Python 3.11 starts transactions
+itself, only before INSERT/UPDATE/DELETE (not before SELECT or DDL), which
+breaks transactional schema upgrades and repeatable reads. As SQLAlchemy's
+SQLite documentation recommends, the driver's own handling is switched off
+(``isolation_level = None``) and SQLAlchemy emits ``BEGIN`` itself, in a
+``begin`` listener. A connection given the execution option
+``sqlite_begin="IMMEDIATE"`` begins with ``BEGIN IMMEDIATE``: it takes the
+write lock at once (waiting up to the busy timeout) instead of failing with
+"database is locked" when it first reads and then writes while another
+connection has committed. :func:`write_session` does that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from station.errors import UserError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DATABASE_FILE",
+    "Database",
+    "StorageError",
+    "create_db_engine",
+    "create_session_factory",
+    "default_database_url",
+    "open_database",
+    "write_session",
+]
+
+#: the database file in the station's data folder
+DATABASE_FILE = "station.db"
+#: how long a connection waits for another one's write lock before giving up, in s
+BUSY_TIMEOUT_S = 10.0
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+)
+_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+
+class StorageError(UserError):
+    """A problem with the station's database, said in one line (which database, what is wrong)."""
+
+
+def default_database_url(data_dir: str | Path) -> str:
+    """``sqlite:///<data_dir>/station.db`` (the path made absolute)."""
+    path = Path(data_dir).expanduser().resolve() / DATABASE_FILE
+    return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def _json_serializer(value: Any) -> str:
+    # NaN and infinities are not JSON (PostgreSQL refuses them): the repository
+    # functions turn them into null before they get here; anything left is a bug.
+    return json.dumps(value, allow_nan=False)
+
+
+def _is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_db_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; for SQLite, with WAL, FULL sync, foreign keys and SQLAlchemy-emitted BEGIN.
+
+    A SQLite file's folder is created when missing. ``sqlite://`` (in memory)
+    shares one connection between threads (for quick experiments; the station
+    always uses a file).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"{url}: not a database URL (expected e.g. sqlite:////path/station.db)") from None
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_serializer}
+    if _is_sqlite(parsed):
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+        path = _sqlite_file(parsed)
+        if path is None:
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"]["check_same_thread"] = False
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{path.parent}: cannot create the data folder ({exc.strerror})") from None
+    engine = create_engine(parsed, **kwargs)
+    if _is_sqlite(parsed):
+        _set_up_sqlite(engine)
+    return engine
+
+
+def _set_up_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN (below), not the driver
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = str(connection.get_execution_options().get("sqlite_begin", "DEFERRED")).upper()
+        if mode not in _BEGIN_MODES:
+            raise ValueError(f"sqlite_begin must be one of {_BEGIN_MODES}, got {mode!r}")
+        connection.exec_driver_sql("BEGIN" if mode == "DEFERRED" else f"BEGIN {mode}")
+
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit (``expire_on_commit=False``)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in one write transaction: committed at the end of the block, rolled back on an exception.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``, so it holds the
+    write lock from its first statement (waiting up to :data:`BUSY_TIMEOUT_S`
+    for another writer) and cannot fail half-way because another connection
+    wrote since it read. Keep these transactions short.
+    """
+    with sessions.begin() as session:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        yield session
+
+
+@dataclass(eq=False)
+class Database:
+    """An open database: the engine, its session factory and where it lives."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return _is_sqlite(self.engine.url)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None (in memory, or another database)."""
+        return _sqlite_file(self.engine.url) if self.is_sqlite else None
+
+    @property
+    def name(self) -> str:
+        """The database for messages: the file, or the URL without its password."""
+        path = self.path
+        return str(path) if path is not None else self.engine.url.render_as_string(hide_password=True)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def write(self) -> Any:
+        """``with db.write() as session:`` one short write transaction (:func:`write_session`)."""
+        return write_session(self.sessions)
+
+    def close(self) -> None:
+        """Close every pooled connection (SQLite then checkpoints the WAL into the file)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_database(url: str | URL | None = None, *, data_dir: str | Path | None = None, echo: bool = False,
+                  upgrade: bool = True) -> Database:
+    """Open the station's database, creating it or upgrading its schema as needed.
+
+    Parameters
+    ----------
+    url : str, optional
+        A SQLAlchemy database URL. Default: ``sqlite:///<data_dir>/station.db``.
+    data_dir : path, optional
+        The station's data folder (``StationSettings.data_dir``), for the default URL.
+    upgrade : bool
+        Create the tables of a new database and bring an older one up to this
+        program's schema version (:func:`station.storage.schema.ensure_schema`,
+        which backs the file up first). With False, the database is opened as
+        it is and :func:`~station.storage.schema.check_schema` only verifies
+        its version.
+
+    Raises
+    ------
+    StorageError
+        Bad URL, unusable folder, a database this program cannot use (a newer
+        schema, not a station database), a failed upgrade.
+
+    Notes
+    -----
+    This does not mark interrupted trials: the station calls
+    :func:`station.storage.trials.recover_interrupted` once at start-up
+    (other commands may run while the station records a trial).
+    """
+    from station.storage import schema
+
+    if url is None:
+        if data_dir is None:
+            raise ValueError("open_database needs a url or a data_dir")
+        url = default_database_url(data_dir)
+    engine = create_db_engine(url, echo=echo)
+    db = Database(engine=engine, sessions=create_session_factory(engine))
+    try:
+        if upgrade:
+            schema.ensure_schema(engine)
+        else:
+            schema.check_schema(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return db
+

@@ -1,0 +1,656 @@
+"""Patients, visits and trials: the repository functions, and the writer that stores a trial as it runs.
+
+Repository functions take an ORM :class:`~sqlalchemy.orm.Session` (from
+``Database.sessions``), do one job and commit it. Their errors are
+:class:`NotFound` (404 in the HTTP API), :class:`Conflict` (409) and
+:class:`InvalidValue` (422), all :class:`~station.storage.db.StorageError`,
+with a one-line message.
+
+:class:`TrialWriter` stores the raw frames of a running trial: it creates
+the trial in state ``running``, buffers the frames it is given and writes
+them as a :class:`~station.storage.models.FrameBlock` in its own short
+transaction every :data:`FLUSH_PERIOD_S` (and when it is finished), so a crash
+or a power cut loses at most the frames of the last period. A trial whose
+writer never finished (the station was killed, or lost power) is still
+``running`` in the database; :func:`recover_interrupted`, called once when the
+station starts, marks it ``incomplete`` and keeps its frames.
+:func:`trial_recording` rebuilds the recording file (DESIGN.md section 4) of
+any trial, a running one included, from its blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, sessionmaker
+
+from calibration.model import Calibration
+from station.forces import ForceFrame
+from station.geometry import PlateGeometry
+from station.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
+from station.storage.blocks import ENCODING, BlockDecodeError, decode_block, encode_block
+from station.storage.db import StorageError, write_session
+from station.storage.models import (
+    PATIENT_CODE_MAX_LEN,
+    AffectedSide,
+    ClinicSession,
+    FrameBlock,
+    Grade,
+    Patient,
+    Sex,
+    StanceSide,
+    Trial,
+    TrialState,
+    utc_now,
+)
+
+__all__ = [
+    "FLUSH_PERIOD_S",
+    "MAX_BLOCK_FRAMES",
+    "Conflict",
+    "InvalidValue",
+    "NotFound",
+    "TrialWriter",
+    "calibration_summary",
+    "create_patient",
+    "get_patient",
+    "get_trial",
+    "list_patients",
+    "list_trials",
+    "open_visit",
+    "plain_json",
+    "recover_interrupted",
+    "set_grade",
+    "set_metrics",
+    "todays_visit",
+    "trial_recording",
+    "trial_summary",
+    "validate_patient_code",
+    "write_trial_recording",
+]
+
+#: how often a running trial's frames are written. The promise is "a crash loses at most the last
+#: second"; half a second leaves the other half for the frames' way through the live queue and the commit.
+FLUSH_PERIOD_S = 0.5
+#: the most frames in one block (50 s at 80 Hz): a source that delivers faster than real time
+#: (a replay) still gets blocks of a sensible size
+MAX_BLOCK_FRAMES = 4000
+
+INTERRUPTED_DETAIL = ("interrupted: the station stopped while the trial was running; "
+                      "kept with the frames stored up to then")
+
+_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_PROTOCOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+MIN_BIRTH_YEAR = 1900
+HEIGHT_RANGE_CM = (40.0, 250.0)
+
+E = TypeVar("E", Sex, AffectedSide, StanceSide, Grade, TrialState)
+
+
+class NotFound(StorageError):
+    """No such patient, visit or trial."""
+
+
+class Conflict(StorageError):
+    """The change clashes with what is stored (a patient code taken, a trial no longer running)."""
+
+
+class InvalidValue(StorageError, ValueError):
+    """A value that cannot be stored (bad patient code, year out of range, unknown grade...)."""
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def validate_patient_code(code: object) -> str:
+    """The code, stripped, when it is a usable pseudonymous code; :class:`InvalidValue` otherwise.
+
+    A code is 2 to 32 letters, digits, ``-`` and ``_``, starting with a letter
+    or a digit, with at least one digit (``P-001``, ``KNEE_2024_17``). A code
+    of letters only looks like a name, and the station stores no names: such a
+    code is refused.
+    """
+    if not isinstance(code, str):
+        raise InvalidValue(f"patient code must be text, got {type(code).__name__}")
+    c = code.strip()
+    if not c:
+        raise InvalidValue("patient code is empty: give a pseudonymous code such as P-001")
+    if len(c) < 2 or len(c) > PATIENT_CODE_MAX_LEN:
+        raise InvalidValue(f"patient code {c!r} must be 2 to {PATIENT_CODE_MAX_LEN} characters long")
+    if not _CODE_RE.match(c) or not c.isascii():
+        raise InvalidValue(
+            f"patient code {c!r} may hold only letters, digits, '-' and '_' and must start with a letter or digit "
+            "(a pseudonymous code such as P-001, never a name)"
+        )
+    if not any(ch.isdigit() for ch in c):
+        raise InvalidValue(f"patient code {c!r} has no digit: use a pseudonymous code such as P-001, never a name")
+    return c
+
+
+def _as_enum(cls: type[E], value: E | str | None, what: str, *, optional: bool = True) -> E | None:
+    if value is None:
+        if optional:
+            return None
+        raise InvalidValue(f"{what} is required")
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(str(getattr(value, "value", value)).strip().lower())
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise InvalidValue(f"{what} {value!r} is not one of: {allowed}") from None
+
+
+def plain_json(value: Any, *, what: str = "value") -> Any:
+    """``value`` as plain JSON data: numpy numbers become Python numbers, NaN and infinities null.
+
+    Raises :class:`InvalidValue` for anything that is not data (objects, bytes).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v, what=what) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v, what=what) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain_json(value.tolist(), what=what)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidValue(f"{what} must be plain data (numbers, text, lists, mappings), got {type(value).__name__}")
+
+
+def calibration_summary(calibration: Calibration | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a trial keeps of the calibration it was measured with.
+
+    ``label`` (``"<source> <date>"``, the recording file's ``calibration``
+    key), where it came from and when, the coefficients as used (offsets
+    included, after any re-zeroing) and the verification figures. A mapping is
+    stored as given.
+    """
+    if calibration is None:
+        return None
+    if isinstance(calibration, Mapping):
+        return plain_json(calibration, what="calibration")
+    verification = calibration.verification or {}
+    return plain_json({
+        "label": f"{calibration.source} {calibration.created_at.date()}",
+        "source": calibration.source,
+        "created_at": calibration.created_at.isoformat(),
+        "backend": calibration.backend,
+        "station_id": calibration.station_id,
+        "offsets_counts": list(calibration.offsets_counts),
+        "gains_n_per_count": list(calibration.gains_n_per_count),
+        "matrix": [list(r) for r in calibration.matrix] if calibration.matrix is not None else None,
+        "max_cop_error_mm": verification.get("max_cop_error_mm"),
+        "max_force_error_pct": verification.get("max_force_error_pct"),
+        "verified": verification.get("passed"),
+    }, what="calibration")
+
+
+# -- patients ------------------------------------------------------------------------------
+
+
+def _find_patient(session: Session, code: str) -> Patient | None:
+    return session.scalar(select(Patient).where(func.lower(Patient.code) == code.strip().lower()))
+
+
+def create_patient(session: Session, code: str, *, birth_year: int | None = None, sex: Sex | str | None = None,
+                   height_cm: float | None = None, affected_side: AffectedSide | str | None = None,
+                   notes: str = "") -> Patient:
+    """Add a patient. :class:`InvalidValue` for a bad field, :class:`Conflict` when the code is taken (any case)."""
+    c = validate_patient_code(code)
+    this_year = dt.date.today().year
+    if birth_year is not None:
+        if isinstance(birth_year, bool) or not isinstance(birth_year, (int, np.integer)):
+            raise InvalidValue(f"birth_year must be a whole year, got {birth_year!r}")
+        if not MIN_BIRTH_YEAR <= int(birth_year) <= this_year:
+            raise InvalidValue(f"birth_year {birth_year} is not between {MIN_BIRTH_YEAR} and {this_year}")
+    if height_cm is not None:
+        h = float(height_cm)
+        lo, hi = HEIGHT_RANGE_CM
+        if not (math.isfinite(h) and lo <= h <= hi):
+            raise InvalidValue(f"height_cm {height_cm!r} is not a height between {lo:g} and {hi:g} cm")
+    if _find_patient(session, c) is not None:
+        raise Conflict(f"patient code {c!r} is already taken")
+    patient = Patient(
+        code=c, birth_year=None if birth_year is None else int(birth_year), sex=_as_enum(Sex, sex, "sex"),
+        height_cm=None if height_cm is None else float(height_cm),
+        affected_side=_as_enum(AffectedSide, affected_side, "affected_side"), notes=str(notes or ""),
+    )
+    session.add(patient)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"patient code {c!r} is already taken") from None
+    return patient
+
+
+def get_patient(session: Session, code: str) -> Patient:
+    """The patient with this code (ignoring case); :class:`NotFound` otherwise."""
+    patient = _find_patient(session, str(code))
+    if patient is None:
+        raise NotFound(f"no patient with code {str(code).strip()!r}")
+    return patient
+
+
+def list_patients(session: Session) -> list[Patient]:
+    """Every patient, by code."""
+    return list(session.scalars(select(Patient).order_by(func.lower(Patient.code))))
+
+
+# -- visits --------------------------------------------------------------------------------
+
+
+def open_visit(session: Session, patient_code: str, *, clinician: str = "", notes: str = "",
+               started_at: dt.datetime | None = None) -> ClinicSession:
+    """Start a new clinic visit (a ``sessions`` row) for the patient."""
+    patient = get_patient(session, patient_code)
+    visit = ClinicSession(patient_id=patient.id, clinician=str(clinician or ""), notes=str(notes or ""),
+                          started_at=started_at or utc_now())
+    session.add(visit)
+    session.commit()
+    return visit
+
+
+def todays_visit(session: Session, patient_code: str, *, now: dt.datetime | None = None) -> ClinicSession:
+    """The patient's visit started today (local date), or a new one."""
+    now = now or utc_now()
+    patient = get_patient(session, patient_code)
+    latest = session.scalar(select(ClinicSession).where(ClinicSession.patient_id == patient.id)
+                            .order_by(ClinicSession.started_at.desc(), ClinicSession.id.desc()).limit(1))
+    if latest is not None and latest.started_at.astimezone().date() == now.astimezone().date():
+        return latest
+    return open_visit(session, patient.code, started_at=now)
+
+
+# -- trials --------------------------------------------------------------------------------
+
+
+def get_trial(session: Session, trial_id: int) -> Trial:
+    """The trial (its visit and patient loaded); :class:`NotFound` otherwise."""
+    trial = session.scalar(select(Trial).where(Trial.id == int(trial_id))
+                           .options(joinedload(Trial.session).joinedload(ClinicSession.patient)))
+    if trial is None:
+        raise NotFound(f"no trial {trial_id}")
+    return trial
+
+
+def list_trials(session: Session, patient_code: str | None = None, *,
+                state: TrialState | str | None = None) -> list[Trial]:
+    """Trials, oldest first, with their visit and patient loaded; of one patient when a code is given."""
+    query = (select(Trial).join(Trial.session).join(ClinicSession.patient)
+             .options(joinedload(Trial.session).joinedload(ClinicSession.patient))
+             .order_by(Trial.started_at, Trial.id))
+    if patient_code is not None:
+        patient = get_patient(session, patient_code)
+        query = query.where(Patient.id == patient.id)
+    if state is not None:
+        query = query.where(Trial.state == _as_enum(TrialState, state, "state"))
+    return list(session.scalars(query).unique())
+
+
+def trial_summary(trial: Trial) -> dict[str, Any]:
+    """A trial as plain data (the HTTP API's trial objects): ids, state, protocol, times, grade, metrics."""
+    return {
+        "trial_id": trial.id,
+        "patient": trial.session.patient.code,
+        "session_id": trial.session_id,
+        "protocol": trial.protocol,
+        "stance_side": trial.stance_side.value if trial.stance_side else None,
+        "state": trial.state.value,
+        "state_detail": trial.state_detail,
+        "started_at": trial.started_at.isoformat(),
+        "ended_at": trial.ended_at.isoformat() if trial.ended_at else None,
+        "duration_s": trial.duration_s,
+        "n_frames": trial.n_frames,
+        "frames_dropped": trial.frames_dropped,
+        "sample_rate_hz": trial.sample_rate_hz,
+        "plate_source": trial.plate_source,
+        "grade": trial.grade.value,
+        "notes": trial.notes,
+        "settings": trial.settings,
+        "metrics": trial.metrics,
+        "calibration": (trial.calibration or {}).get("label"),
+    }
+
+
+def set_grade(session: Session, trial_id: int, grade: Grade | str, *, notes: str | None = None) -> Trial:
+    """Record the clinician's grade (negative, positive, compensated, not_assessed), and notes when given."""
+    trial = get_trial(session, trial_id)
+    trial.grade = _as_enum(Grade, grade, "grade", optional=False)  # type: ignore[assignment]
+    if notes is not None:
+        trial.notes = str(notes)
+    session.commit()
+    return trial
+
+
+def set_metrics(session: Session, trial_id: int, metrics: Mapping[str, Any] | None) -> Trial:
+    """Store a trial's scores (scored after its end, or scored again)."""
+    trial = get_trial(session, trial_id)
+    trial.metrics = None if metrics is None else plain_json(metrics, what="metrics")
+    session.commit()
+    return trial
+
+
+def recover_interrupted(session: Session, *, stale_after_s: float | None = None,
+                        now: dt.datetime | None = None) -> list[int]:
+    """Mark every trial still ``running`` as ``incomplete``, keeping its frames; returns their ids.
+
+    The station calls this once at start-up, when no trial can be running:
+    one still marked ``running`` was interrupted (a crash, a ``kill -9``, a
+    power cut). Its ``ended_at`` becomes the time of its last stored frame
+    (``started_at`` plus the last frame's ``t_s``) and ``n_frames`` and
+    ``duration_s`` are recounted from the blocks.
+
+    ``stale_after_s`` limits it to trials whose writer has stored nothing for
+    that long, for a caller that cannot be sure no other process is recording.
+    """
+    now = now or utc_now()
+    query = select(Trial).where(Trial.state == TrialState.RUNNING)
+    if stale_after_s is not None:
+        query = query.where(Trial.updated_at < now - dt.timedelta(seconds=float(stale_after_s)))
+    recovered = []
+    for trial in session.scalars(query).all():
+        n, last = session.execute(
+            select(func.coalesce(func.sum(FrameBlock.n_frames), 0), func.max(FrameBlock.last_t_s))
+            .where(FrameBlock.trial_id == trial.id)).one()
+        trial.state = TrialState.INCOMPLETE
+        trial.state_detail = INTERRUPTED_DETAIL
+        trial.n_frames = int(n)
+        trial.duration_s = float(last or 0.0)
+        trial.ended_at = trial.started_at + dt.timedelta(seconds=float(last or 0.0))
+        recovered.append(trial.id)
+    session.commit()
+    return recovered
+
+
+def trial_recording(session: Session, trial_id: int) -> Recording:
+    """The trial's frames as a :class:`~station.recording.Recording`, rebuilt from its blocks.
+
+    Works on a running trial too (the frames stored so far). Metadata:
+    ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),
+    ``started_at``, ``calibration`` (its label), ``trial_id``, ``trial_state``,
+    ``plate_source``; the extra column ``flags`` holds each frame's flag bits.
+
+    Raises
+    ------
+    NotFound
+        No such trial.
+    StorageError
+        Fewer than 2 frames stored, or a damaged or missing block.
+    """
+    trial = get_trial(session, trial_id)
+    rows = session.execute(
+        select(FrameBlock.block_index, FrameBlock.n_frames, FrameBlock.encoding, FrameBlock.payload)
+        .where(FrameBlock.trial_id == trial.id).order_by(FrameBlock.block_index)).all()
+    ts, fs, gs = [], [], []
+    for expected, (index, n, encoding, payload) in enumerate(rows):
+        if index != expected:
+            raise StorageError(f"trial {trial.id}: frame block {expected} is missing")
+        try:
+            block = decode_block(payload, n, encoding)
+        except BlockDecodeError as exc:
+            raise StorageError(f"trial {trial.id}: frame block {index}: {exc}") from None
+        ts.append(block.t_s)
+        fs.append(block.forces_n)
+        gs.append(block.flags)
+    total = sum(t.size for t in ts)
+    if total < 2:
+        raise StorageError(f"trial {trial.id} has {total} frame{'s' if total != 1 else ''} stored: "
+                           "too few for a recording")
+    metadata: dict[str, str] = {"protocol": trial.protocol}
+    if trial.stance_side is not None:
+        metadata["stance_side"] = trial.stance_side.value
+    metadata["patient"] = trial.session.patient.code
+    metadata["started_at"] = trial.started_at.isoformat(timespec="seconds")
+    label = (trial.calibration or {}).get("label")
+    if label:
+        metadata["calibration"] = " ".join(str(label).split())
+    metadata["trial_id"] = str(trial.id)
+    metadata["trial_state"] = trial.state.value
+    if trial.plate_source:
+        metadata["plate_source"] = trial.plate_source
+    return Recording(
+        t_s=np.concatenate(ts), forces_n=np.concatenate(fs), sample_rate_hz=trial.sample_rate_hz,
+        geometry=PlateGeometry(ml_mm=trial.plate_ml_mm, ap_mm=trial.plate_ap_mm, feet_ml_mm=trial.feet_ml_mm),
+        metadata=metadata, extra={"flags": np.concatenate(gs).astype(np.int64)}, name=f"trial {trial.id}",
+    )
+
+
+def write_trial_recording(session: Session, trial_id: int, target: str | Path | IO[str]) -> Recording:
+    """Write the trial's recording file (DESIGN.md section 4) to a path or a text stream; returns the recording."""
+    recording = trial_recording(session, trial_id)
+    write_recording(target, recording)
+    return recording
+
+
+# -- the writer of a running trial ------------------------------------------------------
+
+
+FrameLike = ForceFrame | tuple[float, Sequence[float]] | tuple[float, Sequence[float], int]
+
+
+class TrialWriter:
+    """Stores one running trial's frames, a block at a time, each block in its own short transaction.
+
+    Create it with :meth:`start` (which adds the trial row, state
+    ``running``), give it frames with :meth:`add`, and end it with
+    :meth:`finish`. Frames are buffered and written as one
+    :class:`~station.storage.models.FrameBlock` when :data:`FLUSH_PERIOD_S`
+    has passed since the last write (checked on every :meth:`add` and
+    :meth:`tick`; call :meth:`tick` regularly when frames may stop coming),
+    at most :data:`MAX_BLOCK_FRAMES` a block.
+
+    ``t_s`` is stored in seconds since the trial's first frame (or since
+    ``time_origin_s`` when given). Frames must come in time order with finite
+    forces; a bad frame raises ValueError and is not stored.
+
+    A failed write (the database locked beyond its busy timeout, a full disk)
+    raises :class:`StorageError` and keeps the frames buffered for the next try.
+
+    Not thread-safe: one thread adds, ticks and finishes (see
+    :class:`station.storage.live_writer.LiveTrialWriter`). Used as a context
+    manager, a writer left without :meth:`finish` ends the trial as
+    ``incomplete``.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], trial_id: int, *, flush_period_s: float = FLUSH_PERIOD_S,
+                 max_block_frames: int = MAX_BLOCK_FRAMES, time_origin_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not flush_period_s > 0:
+            raise ValueError(f"flush_period_s must be positive, got {flush_period_s!r}")
+        if max_block_frames < 1:
+            raise ValueError(f"max_block_frames must be at least 1, got {max_block_frames!r}")
+        self._sessions = sessions
+        self.trial_id = int(trial_id)
+        self.flush_period_s = float(flush_period_s)
+        self.max_block_frames = int(max_block_frames)
+        self._clock = clock
+        self._t0 = None if time_origin_s is None else float(time_origin_s)
+        self._t: list[float] = []
+        self._f: list[tuple[float, float, float, float]] = []
+        self._g: list[int] = []
+        self._last_t: float | None = None
+        self._next_flush = clock() + self.flush_period_s
+        self._next_block = 0
+        #: frames committed to the database
+        self.frames_written = 0
+        self.blocks_written = 0
+        self.last_written_t_s: float | None = None
+        self.finished_state: TrialState | None = None
+
+    @classmethod
+    def start(cls, sessions: sessionmaker[Session], *, session_id: int, protocol: str, sample_rate_hz: float,
+              geometry: PlateGeometry, stance_side: StanceSide | str | None = None,
+              settings: Mapping[str, Any] | None = None, calibration: Calibration | Mapping[str, Any] | None = None,
+              plate_source: str = "", notes: str = "", started_at: dt.datetime | None = None,
+              **writer_options: Any) -> TrialWriter:
+        """Add a trial in state ``running`` to the visit ``session_id`` and return its writer.
+
+        ``writer_options`` go to the constructor (``flush_period_s``, ``clock``...).
+        """
+        if not isinstance(protocol, str) or not _PROTOCOL_RE.match(protocol):
+            raise InvalidValue(f"protocol {protocol!r} must be a word of letters, digits, '-', '_', '.' "
+                               "(up to 40 characters)")
+        rate = float(sample_rate_hz)
+        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            raise InvalidValue(f"sample_rate_hz {sample_rate_hz!r} is outside {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz")
+        if not isinstance(geometry, PlateGeometry):
+            raise InvalidValue(f"geometry must be a PlateGeometry, got {type(geometry).__name__}")
+        side = _as_enum(StanceSide, stance_side, "stance_side")
+        plain_settings = plain_json(dict(settings or {}), what="settings")
+        calib = calibration_summary(calibration)
+        now = started_at or utc_now()
+        with write_session(sessions) as session:
+            if session.get(ClinicSession, int(session_id)) is None:
+                raise NotFound(f"no clinic session {session_id}")
+            trial = Trial(
+                session_id=int(session_id), state=TrialState.RUNNING, protocol=protocol, stance_side=side,
+                settings=plain_settings, calibration=calib, started_at=now, updated_at=now,
+                sample_rate_hz=rate, plate_ml_mm=geometry.ml_mm, plate_ap_mm=geometry.ap_mm,
+                feet_ml_mm=geometry.feet_ml_mm, plate_source=str(plate_source or ""), notes=str(notes or ""),
+            )
+            session.add(trial)
+            session.flush()
+            trial_id = trial.id
+        return cls(sessions, trial_id, **writer_options)
+
+    # -- frames ---------------------------------------------------------------------------
+    @property
+    def frames_buffered(self) -> int:
+        return len(self._t)
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_state is not None
+
+    def add(self, frame: FrameLike) -> None:
+        """Buffer one frame (a ForceFrame, or ``(t_s, forces_n[, flags])``); writes a block when one is due."""
+        if self.finished:
+            raise ValueError(f"trial {self.trial_id} is finished; no more frames")
+        if isinstance(frame, ForceFrame):
+            t, forces, flags = frame.t_s, frame.forces_n, int(frame.flags)
+        else:
+            t, forces, *rest = frame
+            flags = int(rest[0]) if rest else 0
+        t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"t_s must be finite, got {t!r}")
+        if self._last_t is not None and not t > self._last_t:
+            raise ValueError(f"t_s must increase: {t!r} after {self._last_t!r}")
+        f = tuple(float(v) for v in forces)
+        if len(f) != 4 or not all(math.isfinite(v) for v in f):
+            raise ValueError(f"forces_n must be 4 finite numbers (fl, fr, bl, br), got {forces!r}")
+        if not 0 <= flags <= 0xFFFFFFFF:
+            raise ValueError(f"flags must be from 0 to 2**32-1, got {flags!r}")
+        if self._t0 is None:
+            self._t0 = t
+        self._last_t = t
+        self._t.append(t - self._t0)
+        self._f.append(f)  # type: ignore[arg-type]
+        self._g.append(flags)
+        self.tick()
+
+    def add_many(self, frames: Iterable[FrameLike]) -> None:
+        for frame in frames:
+            self.add(frame)
+
+    def tick(self) -> bool:
+        """Write the buffered frames when a write is due; True when a block was written."""
+        if self._clock() >= self._next_flush:
+            return self.flush() > 0
+        return False
+
+    def flush(self) -> int:
+        """Write every buffered frame now (in blocks of at most ``max_block_frames``); returns how many."""
+        written = 0
+        try:
+            while self._t:
+                n = min(len(self._t), self.max_block_frames)
+                self._write_block(n)
+                written += n
+        finally:
+            self._next_flush = self._clock() + self.flush_period_s
+        return written
+
+    def _write_block(self, n: int) -> None:
+        t = np.array(self._t[:n], dtype=np.float64)
+        f = np.array(self._f[:n], dtype=np.float64)
+        g = np.array(self._g[:n], dtype=np.uint32)
+        payload = encode_block(t, f, g)
+        now = utc_now()
+        try:
+            with write_session(self._sessions) as session:
+                result = session.execute(
+                    update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
+                    .values(n_frames=Trial.n_frames + n, duration_s=float(t[-1]), updated_at=now)
+                    .execution_options(synchronize_session=False))
+                if result.rowcount != 1:
+                    state = session.scalar(select(Trial.state).where(Trial.id == self.trial_id))
+                    raise Conflict(f"trial {self.trial_id} is "
+                                   + ("gone" if state is None else f"no longer running (it is {state.value})")
+                                   + "; its last frames were not stored")
+                session.add(FrameBlock(trial_id=self.trial_id, block_index=self._next_block, first_t_s=float(t[0]),
+                                       last_t_s=float(t[-1]), n_frames=n, encoding=ENCODING, payload=payload,
+                                       written_at=now))
+        except StorageError:
+            raise
+        except Exception as exc:  # a database error: the frames stay buffered for the next try
+            raise StorageError(f"trial {self.trial_id}: cannot store frames ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        del self._t[:n], self._f[:n], self._g[:n]
+        self._next_block += 1
+        self.blocks_written += 1
+        self.frames_written += n
+        self.last_written_t_s = float(t[-1])
+
+    # -- end ----------------------------------------------------------------------------------
+    def finish(self, state: TrialState | str = TrialState.COMPLETE, metrics: Mapping[str, Any] | None = None, *,
+               detail: str = "", frames_dropped: int = 0) -> None:
+        """Write the last frames and end the trial: ``complete``, ``incomplete`` or ``aborted``.
+
+        ``metrics`` (the scores, as in the ``analyze`` output) are stored with
+        NaN as null. Raises :class:`Conflict` when the trial is no longer
+        running (it was recovered as interrupted meanwhile).
+        """
+        end = _as_enum(TrialState, state, "state", optional=False)
+        if end is TrialState.RUNNING:
+            raise InvalidValue("finish needs the state the trial ends in: complete, incomplete or aborted")
+        if self.finished:
+            raise ValueError(f"trial {self.trial_id} is already finished ({self.finished_state.value})")  # type: ignore[union-attr]
+        plain_metrics = None if metrics is None else plain_json(metrics, what="metrics")
+        self.flush()
+        with write_session(self._sessions) as session:
+            result = session.execute(
+                update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
+                .values(state=end, ended_at=utc_now(), metrics=plain_metrics, state_detail=str(detail or ""),
+                        frames_dropped=Trial.frames_dropped + int(frames_dropped), updated_at=utc_now())
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise Conflict(f"trial {self.trial_id} is no longer running; it was not marked {end.value}")
+        self.finished_state = end
+
+    def __enter__(self) -> TrialWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> None:
+        if self.finished:
+            return
+        detail = (f"stopped by an error: {exc_type.__name__}: {exc}" if exc_type is not None
+                  else "the trial writer was closed without finishing the trial")
+        self.finish(TrialState.INCOMPLETE, detail=detail.splitlines()[0])
