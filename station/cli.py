@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", parents=[common], help="guided calibration with known masses")
     _calibrate_arguments(p)
+
+    from station.storage.record import add_arguments as _record_arguments
+
+    p = sub.add_parser("record", parents=[common], help="write a stored or a live trial as a recording file")
+    _record_arguments(p)
     return parser
 
 
@@ -83,13 +88,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return calibrate(args)
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from station.storage.record import record_command
+
+    return record_command(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from station.runner import run_station
 
     return run_station(args)
 
 
-COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate}
+COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record}
 
 
 def main(argv: list[str] | None = None) -> int:

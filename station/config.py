@@ -131,6 +131,7 @@ class StationSettings(BaseSettings):
     plate_source: Literal["auto", "simulated", "hx711"] = "auto"
     data_dir: Path = Field(default_factory=default_data_dir)
     calibration_file: Path | None = Field(None, description="default: calibration.json in the data folder")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite station.db in the data folder")
     calibration_max_age_days: float = Field(30.0, gt=0)
     auto_rezero: bool = Field(True, description="re-zero the cells when the plate is empty and still, between trials")
     zero_drift_warn_n: float = Field(20.0, gt=0, description="warn when the empty plate's zero moved this far since calibration")

@@ -154,6 +154,23 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
     )
 
 
+def recover_trials(settings: StationSettings) -> list[int]:
+    """Open (create or upgrade) the database and mark trials a crash left 'running' as incomplete.
+
+    Their frames, written at least once a second while they ran, are kept.
+    """
+    from station.storage import StorageError, open_database, recover_interrupted
+
+    try:
+        with open_database(settings.database_url, data_dir=settings.data_dir) as db, db.sessions() as session:
+            ids = recover_interrupted(session)
+    except StorageError as exc:
+        raise UserError(str(exc)) from None
+    if ids:
+        say(f"storage: {len(ids)} trial(s) interrupted by a stop or a crash kept as incomplete: {ids}")
+    return ids
+
+
 class ButtonActions:
     """What the physical controls do while the station runs.
 
@@ -279,6 +296,7 @@ def run_station(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    recover_trials(settings)
     acq = start_plate(settings)
     live: LiveStation | None = None
     web: WebServer | None = None

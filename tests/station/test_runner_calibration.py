@@ -58,3 +58,24 @@ def test_missing_file_on_a_real_plate_zeroes_on_nominal_gains(tmp_path, capsys):
     assert cal.source == "builtin:uncalibrated" and isinstance(cal, Calibration)
     assert cal.offsets_counts == pytest.approx(simulator_calibration().offsets_counts, abs=20)
     assert "no calibration file" in capsys.readouterr().err
+
+
+def test_station_start_keeps_an_interrupted_trial_as_incomplete(tmp_path, capsys):
+    from station.geometry import PlateGeometry
+    from station.runner import recover_trials
+    from station.storage import create_patient, get_trial, open_database, open_visit
+    from station.storage.trials import TrialWriter
+
+    with open_database(data_dir=tmp_path) as db:
+        with db.sessions() as s:
+            create_patient(s, "P-001")
+            visit_id = open_visit(s, "P-001").id
+        writer = TrialWriter.start(db.sessions, session_id=visit_id, protocol="single-leg", sample_rate_hz=80,
+                                   geometry=PlateGeometry(), stance_side="left")
+        writer.add_many([(i / 80, (170.0, 170.0, 170.0, 170.0)) for i in range(160)])
+        writer.flush()  # and then the station is killed: no finish()
+    assert recover_trials(load_settings(data_dir=tmp_path)) == [writer.trial_id]
+    with open_database(data_dir=tmp_path) as db, db.sessions() as s:
+        trial = get_trial(s, writer.trial_id)
+        assert trial.state == "incomplete" and trial.n_frames == 160
+    assert "kept as incomplete" in capsys.readouterr().err
