@@ -1,0 +1,272 @@
+"""Driving a protocol runner: the same frames live and from a recording, so the same result.
+
+"The same frames" means the frames **as the trial's recording holds them**
+(DESIGN.md section 4): time counted from the trial's first frame and rounded
+to 1 us, forces rounded to 0.1 mN, exactly as :class:`~station.recording.RecordingWriter`
+writes them, and Fz and the centre of pressure computed from those forces by
+:func:`station.cop.centre_of_pressure`. :class:`TrialCapture` turns each live
+force frame into that form *before* the runner sees it and keeps (and writes)
+the very same rows; :func:`frames_from_recording` builds the same frames from
+a recording file. The runner is therefore fed bit-identical frames on both
+paths, finds the same events, and the same scoring function
+(:mod:`station.scoring`) scores the same recorded trial: ``balance-station
+analyze`` on a trial's file prints what the live test reported. The rounding
+is far below anything measured (module notes of :mod:`station.recording`).
+
+Scoring itself (resampling onto the nominal rate and the 10 Hz zero-phase
+low-pass of the ``analyze`` contract) works on the whole recorded trial after
+the fact; only the detection of onset, touchdowns and support runs frame by
+frame, causally, in the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from station.cop import centre_of_pressure
+from hardware.frames import FrameFlag
+from station.forces import ForceFrame
+from station.geometry import PlateGeometry
+from station.protocols.events import ProtocolEvent
+from station.protocols.quiet_stance import QuietStanceRunner
+from station.protocols.single_leg import SingleLegRunner
+from station.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
+
+__all__ = ["LiveTrial", "TrialCapture", "frames_from_recording", "frames_from_rows", "score_runner"]
+
+Runner = SingleLegRunner | QuietStanceRunner
+
+
+def _round_text(value: float, decimals: int) -> float:
+    """``value`` as the recording file holds it (written with ``decimals`` decimals, read back)."""
+    return float(f"{value:.{decimals}f}")
+
+
+def frames_from_rows(t_s: np.ndarray, forces_n: np.ndarray, *, geometry: PlateGeometry,
+                     flags: np.ndarray | None = None) -> Iterator[ForceFrame]:
+    """Force frames from recorded rows: Fz and COP from the forces (COP NaN below the occupancy threshold)."""
+    f = np.asarray(forces_n, dtype=np.float64).reshape(-1, 4)
+    t = np.asarray(t_s, dtype=np.float64).reshape(-1)
+    fz, x, y = centre_of_pressure(f, ml_mm=geometry.ml_mm, ap_mm=geometry.ap_mm)
+    for i in range(t.size):
+        yield ForceFrame(seq=i, t_s=float(t[i]), forces_n=(float(f[i, 0]), float(f[i, 1]), float(f[i, 2]),
+                                                            float(f[i, 3])),
+                         fz_n=float(fz[i]), cop_ml_mm=float(x[i]), cop_ap_mm=float(y[i]),
+                         flags=FrameFlag(0 if flags is None else int(flags[i])))
+
+
+def frames_from_recording(rec: Recording) -> Iterator[ForceFrame]:
+    """The recording's samples as force frames, as recorded (no resampling, no filtering)."""
+    return frames_from_rows(rec.t_s, rec.forces_n, geometry=rec.geometry)
+
+
+def score_runner(runner: Runner, recording: Recording, *, lowpass_hz: float | None) -> dict[str, Any]:
+    """The trial's result, exactly as ``balance-station analyze`` prints it for the same recording.
+
+    Single-leg: :func:`station.scoring.single_leg_result` on the runner's
+    outcome. Quiet stance: :func:`station.scoring.quiet_stance_result` (the
+    quiet-stance metrics of the recorded window, with the conditions).
+    """
+    from station import scoring
+
+    if isinstance(runner, SingleLegRunner):
+        return scoring.single_leg_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
+    return scoring.quiet_stance_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
+
+
+class TrialCapture:
+    """Feeds a runner live frames in their recorded form, and keeps the trial's recording.
+
+    Parameters
+    ----------
+    runner : SingleLegRunner or QuietStanceRunner
+        A fresh runner.
+    geometry : PlateGeometry
+        The plate's geometry (written into the recording).
+    sample_rate_hz : float
+        The plate's nominal rate (written into the recording).
+    metadata : mapping, optional
+        More recording metadata (``patient``, ``started_at``, ``calibration``...);
+        the runner's own (protocol, side, settings) is added.
+    target : str, Path or text stream, optional
+        Where to write the recording as it is made (a crash loses at most
+        what is buffered); None keeps it in memory only.
+
+    Notes
+    -----
+    Every frame the runner is fed up to and including the one that finishes it
+    is kept for single-leg (the analysis re-runs the runner from the first
+    frame); for quiet stance only the frames of the recorded window are kept.
+    """
+
+    def __init__(self, runner: Runner, *, geometry: PlateGeometry, sample_rate_hz: float,
+                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None) -> None:
+        self.runner = runner
+        self.geometry = geometry
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.metadata: dict[str, str] = {**{k: str(v) for k, v in (metadata or {}).items()}, **runner.metadata()}
+        self._t0: float | None = None
+        self._last_t: float | None = None
+        self._kept_t0: float | None = None
+        self._rows_t: list[float] = []
+        self._rows_f: list[tuple[float, float, float, float]] = []
+        self._rows_flags: list[int] = []
+        self._flushed_t = 0.0
+        self.skipped_frames = 0
+        self._writer = (RecordingWriter(target, sample_rate_hz=self.sample_rate_hz, geometry=geometry,
+                                        metadata=self.metadata, extra_columns=("flags",))
+                        if target is not None else None)
+
+    @property
+    def finished(self) -> bool:
+        return self.runner.finished
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._rows_t)
+
+    def recorded_frame(self, frame: ForceFrame) -> ForceFrame | None:
+        """``frame`` as the recording holds it (None when its time is not after the previous frame's)."""
+        if self._t0 is None:
+            self._t0 = float(frame.t_s)
+        t = _round_text(float(frame.t_s) - self._t0, T_DECIMALS)
+        if self._last_t is not None and not t > self._last_t:
+            return None
+        forces = np.array([[_round_text(float(v), FORCE_DECIMALS) for v in frame.forces_n]])
+        return next(frames_from_rows(np.array([t]), forces, geometry=self.geometry,
+                                     flags=np.array([int(frame.flags)])))
+
+    def push(self, frame: ForceFrame) -> list[ProtocolEvent]:
+        """Feed one live force frame; returns the runner's events. Frames after the end are ignored."""
+        if self.runner.finished:
+            return []
+        rec_frame = self.recorded_frame(frame)
+        if rec_frame is None:
+            self.skipped_frames += 1
+            return []
+        self._last_t = rec_frame.t_s
+        events = self.runner.update(rec_frame)
+        if self.runner.frame_in_trial:
+            self._keep(rec_frame)
+        return events
+
+    def _keep(self, frame: ForceFrame) -> None:
+        if self._kept_t0 is None:
+            self._kept_t0 = frame.t_s
+        # rows count from the first kept frame (single-leg: the first frame, so the times are unchanged)
+        t = frame.t_s if self._kept_t0 == 0.0 else _round_text(frame.t_s - self._kept_t0, T_DECIMALS)
+        self._rows_t.append(t)
+        self._rows_f.append(frame.forces_n)
+        self._rows_flags.append(int(frame.flags))
+        if self._writer is not None:
+            self._writer.write_frame(t, frame.forces_n, flags=int(frame.flags))
+            if t - self._flushed_t >= 1.0:  # at most a second of the trial is only in memory
+                self._writer.flush()
+                self._flushed_t = t
+
+    def abort(self, reason: str = "aborted by the operator") -> list[ProtocolEvent]:
+        """Abort the runner (the recording is kept as far as it went)."""
+        events = self.runner.abort(reason)
+        self.close()
+        return events
+
+    def close(self) -> None:
+        """Close the recording file, if any. Idempotent."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def recording(self) -> Recording:
+        """The kept frames as a :class:`Recording` (what the file holds, number for number)."""
+        if len(self._rows_t) < 2:
+            raise ValueError(f"the trial holds {len(self._rows_t)} frame(s); a recording needs at least 2")
+        return Recording(t_s=np.array(self._rows_t), forces_n=np.array(self._rows_f),
+                         sample_rate_hz=self.sample_rate_hz, geometry=self.geometry, metadata=dict(self.metadata),
+                         extra={"flags": np.array(self._rows_flags, dtype=np.float64)}, name="<live trial>")
+
+    def result(self, *, lowpass_hz: float | None = 10.0) -> dict[str, Any]:
+        """The scored result (the ``analyze`` contract), once the runner is done.
+
+        Raises
+        ------
+        ValueError
+            The runner has not finished, or was aborted (nothing to score).
+        """
+        if not self.runner.finished:
+            raise ValueError("the test is still running: score it once the runner has finished")
+        if self.runner.state.value == "aborted":
+            raise ValueError(f"the test was aborted ({self.runner.end_reason}): nothing to score")
+        self.close()
+        return score_runner(self.runner, self.recording(), lowpass_hz=lowpass_hz)
+
+
+class LiveTrial:
+    """A test on the live station: subscribes to its frames and feeds a :class:`TrialCapture`.
+
+    The caller owns the loop (a thread of the web server or the screen's main
+    loop) and calls :meth:`poll` until :attr:`finished`::
+
+        trial = LiveTrial(live, SingleLegRunner(stance_side="left", geometry=g), target=path)
+        while not trial.finished:
+            for event in trial.poll(timeout_s=0.1):
+                show(event)
+        result = trial.result()
+
+    While the trial runs the station does not re-zero the plate
+    (:meth:`station.live.LiveStation.trial_started`).
+    """
+
+    def __init__(self, live: Any, runner: Runner, *, geometry: PlateGeometry,
+                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None) -> None:
+        self.live = live
+        rate = float(live.feed.info.get("nominal_rate_hz") or 80.0)
+        self.capture = TrialCapture(runner, geometry=geometry, sample_rate_hz=rate, metadata=metadata, target=target)
+        self._sub = live.subscribe()
+        live.trial_started()
+        self._open = True
+
+    @property
+    def runner(self) -> Runner:
+        return self.capture.runner
+
+    @property
+    def finished(self) -> bool:
+        return self.capture.finished
+
+    @property
+    def overflowed(self) -> int:
+        """Frames the subscription dropped because the loop fell behind (should stay 0)."""
+        return self._sub.overflowed
+
+    def poll(self, *, timeout_s: float = 0.1) -> list[ProtocolEvent]:
+        """Feed the frames that arrived (waiting up to ``timeout_s`` for the first); return their events."""
+        events: list[ProtocolEvent] = []
+        if not self._open:
+            return events
+        for frame in self._sub.get_all(timeout_s=timeout_s):
+            events += self.capture.push(frame)
+            if self.capture.finished:
+                break
+        if self.capture.finished:
+            self.close()
+        return events
+
+    def abort(self, reason: str = "aborted by the operator") -> list[ProtocolEvent]:
+        events = self.capture.abort(reason)
+        self.close()
+        return events
+
+    def close(self) -> None:
+        """Stop listening, let the station re-zero again, close the file. Idempotent."""
+        if self._open:
+            self._open = False
+            self.live.unsubscribe(self._sub)
+            self.live.trial_ended()
+        self.capture.close()
+
+    def result(self, *, lowpass_hz: float | None = 10.0) -> dict[str, Any]:
+        return self.capture.result(lowpass_hz=lowpass_hz)
+
