@@ -13,7 +13,10 @@ Pipeline, the same for every protocol:
    (:func:`station.filters.lowpass_zero_phase`; ``None`` = off, the samples as
    they are);
 5. the protocol's scorer (:data:`SCORERS`): for quiet stance, the COP metrics of
-   :func:`station.metrics.cop_metrics` over the whole trial.
+   :func:`station.metrics.cop_metrics` over the whole trial; for single-leg,
+   :func:`station.scoring.score_single_leg_recording`: the live test's runner
+   fed the samples as recorded (onset, touchdowns, support), then steps 2-4
+   applied to each window it found (docs/protocols.md).
 
 Every problem the user can fix is an :class:`AnalysisError` (one line naming
 the file); the output is a JSON-ready dict with no NaN (``None`` for unknown).
@@ -55,6 +58,7 @@ __all__ = [
     "UniformTrial",
     "analyze_file",
     "analyze_recording",
+    "json_ready",
     "prepare_trial",
 ]
 
@@ -246,8 +250,14 @@ def score_quiet_stance(rec: Recording, *, stance_side: str | None, lowpass_hz: f
 
 
 def score_single_leg(rec: Recording, *, stance_side: str | None, lowpass_hz: float | None) -> dict[str, Any]:
-    """Single-leg (Trendelenburg) test: not implemented yet (a later issue)."""
-    raise AnalysisError(f"{rec.name}: single-leg scoring is not available yet")
+    """Single-leg (Trendelenburg) test: the live test's runner fed the recording frame by frame, then its scoring.
+
+    See :func:`station.scoring.score_single_leg_recording` (onset, hold time,
+    touchdowns, hand support, lateral offset, COP metrics over the hold).
+    """
+    from station.scoring import score_single_leg_recording  # station.scoring imports this module
+
+    return score_single_leg_recording(rec, stance_side=stance_side, lowpass_hz=lowpass_hz)
 
 
 #: Protocol name (as on the command line) -> scorer. A scorer takes the
@@ -276,6 +286,10 @@ def _json_ready(value: Any) -> Any:
         v = float(value)
         return v if math.isfinite(v) else None
     return value
+
+
+#: Public name of the JSON clean-up, for the live path that must print what ``analyze`` prints.
+json_ready = _json_ready
 
 
 def analyze_recording(

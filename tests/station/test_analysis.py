@@ -226,8 +226,10 @@ def test_a_single_empty_sample_is_enough():
 # -- protocols and arguments ---------------------------------------------------------------------
 
 
-def test_single_leg_is_not_available_yet():
-    with pytest.raises(AnalysisError, match="single-leg scoring is not available yet"):
+def test_single_leg_without_a_lift_is_refused():
+    # quiet two-foot stance only: the single-leg scorer (station.scoring) finds no lift-off
+    with pytest.raises(AnalysisError, match=r"^synthetic\.csv: cannot score the single-leg test: no lift-off of the "
+                                            r"right foot \(single-leg stance on the left leg\) after the baseline$"):
         analyze_recording(sway_trial(), protocol="single-leg", stance_side="left")
 
 

@@ -151,12 +151,13 @@ def test_stepping_off(tmp_path):
     assert_one_line_error(run(path, "--protocol", "quiet-stance", "--json"), f"{path}: nobody on the plate at t = 10.000 s")
 
 
-def test_single_leg_not_yet(tmp_path):
+def test_single_leg_without_a_lift(tmp_path):
+    # quiet two-foot stance only (single-leg recordings: tests/station/test_cli_analyze_single_leg.py)
     path = tmp_path / "sl.csv"
     write_recording(path, sway_recording(30.0))
     assert_one_line_error(
         run(path, "--protocol", "single-leg", "--stance-side", "right", "--json"),
-        str(path), "single-leg scoring is not available yet",
+        str(path), "no lift-off of the left foot",
     )
 
 
