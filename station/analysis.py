@@ -137,13 +137,19 @@ def prepare_trial(rec: Recording) -> UniformTrial:
         interpolation, or when the nominal rate is below 50 Hz.
     """
     fs = rec.sample_rate_hz
+    actual_hz = (rec.n_samples - 1) / rec.span_s
+    if not 0.5 <= actual_hz / fs <= 2.0:
+        # checked before resampling: t_s in ms or us would otherwise ask for a grid of gigabytes
+        raise AnalysisError(
+            f"{rec.name}: the time stamps give {actual_hz:.4g} samples per second but the file says "
+            f"sample_rate_hz {fs:g}: is t_s in seconds?"
+        )
     t_u, f_u = resample_uniform(rec.t_s, rec.forces_n, fs_hz=fs)
     notes: list[str] = []
     if rec.sample_rate_hz < RECOMMENDED_RATE_HZ:
         notes.append(
             f"sample rate {fs:g} Hz is below the recommended {RECOMMENDED_RATE_HZ:g} Hz (Scoppa et al. 2013)"
         )
-    actual_hz = (rec.n_samples - 1) / rec.span_s
     if abs(actual_hz / fs - 1) > RATE_MISMATCH_WARNING:
         notes.append(
             f"the time stamps give {actual_hz:.2f} Hz but the file says {fs:g} Hz; resampled at {fs:g} Hz"
@@ -340,8 +346,16 @@ def analyze_recording(
         lowpass_hz = float(lowpass_hz)
         if not (math.isfinite(lowpass_hz) and lowpass_hz > 0):
             raise AnalysisError(f"{rec.name}: the low-pass cut-off must be a positive number of Hz, got {lowpass_hz!r}")
+    skipped_filter = None
+    if lowpass_hz == DEFAULT_LOWPASS_HZ and not lowpass_hz < rec.sample_rate_hz / 2:
+        # any rate from 10 Hz must be accepted (DESIGN.md section 4): the default cut-off gives way
+        skipped_filter = (f"the default {DEFAULT_LOWPASS_HZ:g} Hz low-pass was not applied: it needs a sample rate "
+                          f"above {2 * DEFAULT_LOWPASS_HZ:g} Hz, this recording has {rec.sample_rate_hz:g} Hz")
+        lowpass_hz = None
     result: dict[str, Any] = {"protocol": protocol, "stance_side": stance_side}
     result.update(scorer(rec, stance_side=stance_side, lowpass_hz=lowpass_hz))
+    if skipped_filter:
+        result["warnings"] = [skipped_filter, *result.get("warnings", [])]
     return _json_ready(result)
 
 

@@ -271,3 +271,35 @@ def test_analyze_file_reads_and_scores(tmp_path):
     in_memory = analyze_recording(rec, protocol="quiet-stance")
     for key in COP_KEYS:  # the file holds forces to 0.1 mN
         assert from_file["cop"][key] == pytest.approx(in_memory["cop"][key], rel=1e-4), key
+
+
+def test_low_rate_recordings_are_accepted_with_the_default_filter_skipped(tmp_path):
+    """DESIGN.md section 4: any rate from 10 Hz; the default 10 Hz low-pass cannot apply at 20 Hz."""
+    import io
+
+    from station.analysis import analyze_recording
+    from station.cop import split_load
+    from station.geometry import PlateGeometry
+    from station.recording import RecordingWriter, read_recording
+
+    rng = np.random.default_rng(3)
+    buf = io.StringIO()
+    with RecordingWriter(buf, sample_rate_hz=20, geometry=PlateGeometry()) as w:
+        for i in range(600):  # 30 s at 20 Hz
+            w.write_frame(i / 20, split_load(700.0, rng.normal(0, 3), rng.normal(0, 4), ml_mm=400, ap_mm=300))
+    path = tmp_path / "low_rate.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    out = analyze_recording(read_recording(path), protocol="quiet-stance")
+    assert out["sample_rate_hz"] == 20 and out["lowpass_hz"] is None
+    assert "default 10 Hz low-pass was not applied" in out["warnings"][0]
+
+
+def test_time_in_the_wrong_unit_is_a_clear_error():
+    from station.analysis import AnalysisError, analyze_recording
+    from station.recording import parse_recording
+
+    rows = "\n".join(f"{i * 12500},175,175,175,175" for i in range(800))  # microseconds, not seconds
+    text = "# sample_rate_hz: 80\n# plate_ml_mm: 400\n# plate_ap_mm: 300\nt_s,fl_n,fr_n,bl_n,br_n\n" + rows
+    rec = parse_recording(text, name="us.csv")
+    with pytest.raises(AnalysisError, match=r"us.csv: the time stamps give 8e-05 samples per second .* is t_s in seconds"):
+        analyze_recording(rec, protocol="quiet-stance")
