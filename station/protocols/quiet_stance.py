@@ -40,16 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from station.geometry import PlateGeometry
+from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
 from station.protocols.events import (
     Aborted,
-    BaselineDone,
     Countdown,
     Finished,
-    Instruction,
     ProtocolEvent,
-    StateChanged,
 )
 
 __all__ = ["EYES", "SURFACES", "QuietStanceConfig", "QuietStanceOutcome", "QuietStanceRunner", "QuietState"]
@@ -139,7 +137,7 @@ class QuietStanceOutcome:
         return self.state == QuietState.DONE.value
 
 
-class QuietStanceRunner:
+class QuietStanceRunner(RunnerBase):
     """The quiet two-foot stance test, frame by frame (see the module notes).
 
     Parameters
@@ -255,25 +253,13 @@ class QuietStanceRunner:
         return self.abort(reason)
 
     # -- states ---------------------------------------------------------------------------------
-    def _set_state(self, state: QuietState, t: float, events: list[ProtocolEvent]) -> None:
-        if state is not self.state:
-            events.append(StateChanged(t_s=t, state=state.value, previous=self.state.value,
-                                       message=f"{self.state.value} -> {state.value}"))
-            self.state = state
-
-    def _instruct(self, t: float, code: str, message: str, events: list[ProtocolEvent]) -> None:
-        self.message = message
-        events.append(Instruction(t_s=t, code=code, message=message))
-
     def _on_baseline(self, t: float, fz: float, x: float, events: list[ProtocolEvent]) -> None:
         result = self._detector.push(t, fz, x)
         problem = self._detector.problem
         if result is not None:
             self._baseline = result
             self._set_state(QuietState.BASELINE, t, events)
-            events.append(BaselineDone(t_s=t, body_weight_n=result.body_weight_n, start_s=result.start_s,
-                                       end_s=result.end_s,
-                                       message=f"Body weight {result.body_weight_n / 9.80665:.1f} kg."))
+            self._baseline_done(t, result, events)
             self._set_state(QuietState.COUNTDOWN, t, events)
             self._countdown_t0 = t
             self._countdown_left = None

@@ -84,17 +84,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from station.geometry import PlateGeometry
+from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
 from station.protocols.events import (
     Aborted,
-    BaselineDone,
     Countdown,
     Finished,
-    Instruction,
     LiftOff,
     ProtocolEvent,
-    StateChanged,
     SupportEnd,
     SupportStart,
     TouchdownEnd,
@@ -534,7 +532,7 @@ class _Hold:
         return events
 
 
-class SingleLegRunner:
+class SingleLegRunner(RunnerBase):
     """The single-leg stance test, frame by frame (see the module notes for the rules).
 
     Parameters
@@ -726,17 +724,6 @@ class SingleLegRunner:
         )
 
     # -- states ----------------------------------------------------------------------------------
-    def _set_state(self, state: State, t: float, events: list[ProtocolEvent]) -> None:
-        if state is self.state:
-            return
-        events.append(StateChanged(t_s=t, state=state.value, previous=self.state.value,
-                                   message=f"{self.state.value} -> {state.value}"))
-        self.state = state
-
-    def _instruct(self, t: float, code: str, message: str, events: list[ProtocolEvent]) -> None:
-        self.message = message
-        events.append(Instruction(t_s=t, code=code, message=message))
-
     def _why_not_started(self) -> str:
         side, lifted = self.stance_side, self.lifted_side
         if self._baseline is None:
@@ -757,9 +744,7 @@ class SingleLegRunner:
         if result is not None:
             self._baseline = result
             self._set_state(State.BASELINE, t, events)
-            events.append(BaselineDone(t_s=t, body_weight_n=result.body_weight_n, start_s=result.start_s,
-                                       end_s=result.end_s,
-                                       message=f"Body weight {result.body_weight_n / 9.80665:.1f} kg."))
+            self._baseline_done(t, result, events)
             self._set_state(State.COUNTDOWN, t, events)
             self._countdown_t0 = t
             self._countdown_left = None
