@@ -45,7 +45,6 @@ from station.protocols.baseline import BaselineConfig, BaselineDetector, Baselin
 from station.protocols.config import config_from_metadata, config_to_metadata
 from station.protocols.events import (
     Aborted,
-    Countdown,
     Finished,
     ProtocolEvent,
 )
@@ -260,21 +259,11 @@ class QuietStanceRunner(RunnerBase):
             self._baseline = result
             self._set_state(QuietState.BASELINE, t, events)
             self._baseline_done(t, result, events)
-            self._set_state(QuietState.COUNTDOWN, t, events)
-            self._countdown_t0 = t
-            self._countdown_left = None
+            self._start_countdown(t, QuietState.COUNTDOWN, events)
             eyes = "eyes closed" if self.config.eyes == "closed" else "eyes open, looking ahead"
             self._instruct(t, "get_ready", f"Stand still on both feet, {eyes}, arms by your sides.", events)
             return
-        if problem is None:
-            if self.state is not QuietState.BASELINE or self._problem_code is not None:
-                self._set_state(QuietState.BASELINE, t, events)
-                self._problem_code = None
-                self._instruct(t, "baseline", "Stand still on both feet: measuring the body weight.", events)
-        elif problem[0] != self._problem_code or self.state is not QuietState.WAITING:
-            self._set_state(QuietState.WAITING, t, events)
-            self._problem_code = problem[0]
-            self._instruct(t, problem[0], problem[1], events)
+        self._show_baseline_problem(t, problem, events, measuring=QuietState.BASELINE, waiting=QuietState.WAITING)
 
     def _on_countdown(self, t: float, fz: float, x: float, events: list[ProtocolEvent]) -> None:
         if math.isnan(x):  # the plate emptied: start again
@@ -283,16 +272,10 @@ class QuietStanceRunner(RunnerBase):
             self._problem_code = None
             self._on_baseline(t, fz, x, events)
             return
-        elapsed = t - self._countdown_t0
-        if elapsed >= self.config.countdown_s:
+        if self._count_down(t, self.config.countdown_s, events):
             self._set_state(QuietState.RECORDING, t, events)
             self._start_s = t
             self._instruct(t, "record", f"Recording {self.config.duration_s:g} s: stand still.", events)
-            return
-        left = math.ceil(self.config.countdown_s - elapsed - 1e-9)
-        if left != self._countdown_left:
-            self._countdown_left = left
-            events.append(Countdown(t_s=t, remaining_s=left, message=f"{left}"))
 
     def _on_recording(self, t: float, x: float, events: list[ProtocolEvent]) -> None:
         c = self.config

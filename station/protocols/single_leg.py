@@ -89,7 +89,6 @@ from station.protocols.baseline import BaselineConfig, BaselineDetector, Baselin
 from station.protocols.config import config_from_metadata, config_to_metadata
 from station.protocols.events import (
     Aborted,
-    Countdown,
     Finished,
     LiftOff,
     ProtocolEvent,
@@ -745,23 +744,13 @@ class SingleLegRunner(RunnerBase):
             self._baseline = result
             self._set_state(State.BASELINE, t, events)
             self._baseline_done(t, result, events)
-            self._set_state(State.COUNTDOWN, t, events)
-            self._countdown_t0 = t
-            self._countdown_left = None
+            self._start_countdown(t, State.COUNTDOWN, events)
             self._instruct(t, "get_ready", f"Get ready to stand on your {self.stance_side} leg: lift the "
                            f"{self.lifted_side} foot when told, hands on the hips.", events)
             self._problem_code = None
             self._on_await(t, fz, x, events)
             return
-        if problem is None:
-            if self.state is not State.BASELINE or self._problem_code is not None:
-                self._set_state(State.BASELINE, t, events)
-                self._problem_code = None
-                self._instruct(t, "baseline", "Stand still on both feet: measuring the body weight.", events)
-        elif problem[0] != self._problem_code or self.state is not State.WAITING:
-            self._set_state(State.WAITING, t, events)
-            self._problem_code = problem[0]
-            self._instruct(t, problem[0], problem[1], events)
+        self._show_baseline_problem(t, problem, events, measuring=State.BASELINE, waiting=State.WAITING)
 
     def _on_await(self, t: float, fz: float, x: float, events: list[ProtocolEvent]) -> None:
         c = self.config
@@ -777,17 +766,10 @@ class SingleLegRunner(RunnerBase):
                 self._on_baseline(t, fz, x, events)
             return
         self._empty_since = None
-        if self.state is State.COUNTDOWN:
-            elapsed = t - self._countdown_t0
-            if elapsed >= c.countdown_s:
-                self._set_state(State.AWAIT_LIFT, t, events)
-                self._instruct(t, "lift", f"Lift your {self.lifted_side} foot now and stand on your "
-                               f"{self.stance_side} leg.", events)
-            else:
-                left = math.ceil(c.countdown_s - elapsed - 1e-9)
-                if left != self._countdown_left:
-                    self._countdown_left = left
-                    events.append(Countdown(t_s=t, remaining_s=left, message=f"{left}"))
+        if self.state is State.COUNTDOWN and self._count_down(t, c.countdown_s, events):
+            self._set_state(State.AWAIT_LIFT, t, events)
+            self._instruct(t, "lift", f"Lift your {self.lifted_side} foot now and stand on your "
+                           f"{self.stance_side} leg.", events)
         share = {s: foot_share_pct(x, side=s, geometry=self.geometry) for s in SIDES}
         if self._wrong_active:
             if min(share.values()) >= c.baseline.min_foot_share_pct:
