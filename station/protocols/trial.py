@@ -21,7 +21,8 @@ frame, causally, in the runner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,6 +96,11 @@ class TrialCapture:
     target : str, Path or text stream, optional
         Where to write the recording as it is made (a crash loses at most
         what is buffered); None keeps it in memory only.
+    on_keep : callable, optional
+        Called with every kept frame, exactly as the recording holds it
+        (time from the recording's first row): the trial controller stores
+        these very frames in the database, so the stored trial re-scores to
+        the live result.
 
     Notes
     -----
@@ -104,8 +110,10 @@ class TrialCapture:
     """
 
     def __init__(self, runner: Runner, *, geometry: PlateGeometry, sample_rate_hz: float,
-                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None) -> None:
+                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None,
+                 on_keep: Callable[[ForceFrame], None] | None = None) -> None:
         self.runner = runner
+        self._on_keep = on_keep
         self.geometry = geometry
         self.sample_rate_hz = float(sample_rate_hz)
         self.metadata: dict[str, str] = {**{k: str(v) for k, v in (metadata or {}).items()}, **runner.metadata()}
@@ -162,6 +170,8 @@ class TrialCapture:
         self._rows_t.append(t)
         self._rows_f.append(frame.forces_n)
         self._rows_flags.append(int(frame.flags))
+        if self._on_keep is not None:
+            self._on_keep(frame if t == frame.t_s else dataclasses.replace(frame, t_s=t))
         if self._writer is not None:
             self._writer.write_frame(t, frame.forces_n, flags=int(frame.flags))
             if t - self._flushed_t >= 1.0:  # at most a second of the trial is only in memory
@@ -220,10 +230,12 @@ class LiveTrial:
     """
 
     def __init__(self, live: Any, runner: Runner, *, geometry: PlateGeometry,
-                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None) -> None:
+                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None,
+                 on_keep: Callable[[ForceFrame], None] | None = None) -> None:
         self.live = live
         rate = float(live.feed.info.get("nominal_rate_hz") or 80.0)
-        self.capture = TrialCapture(runner, geometry=geometry, sample_rate_hz=rate, metadata=metadata, target=target)
+        self.capture = TrialCapture(runner, geometry=geometry, sample_rate_hz=rate, metadata=metadata, target=target,
+                                    on_keep=on_keep)
         self._sub = live.subscribe()
         live.trial_started()
         self._open = True

@@ -382,8 +382,8 @@ def recover_interrupted(session: Session, *, stale_after_s: float | None = None,
 def trial_recording(session: Session, trial_id: int) -> Recording:
     """The trial's frames as a :class:`~station.recording.Recording`, rebuilt from its blocks.
 
-    Works on a running trial too (the frames stored so far). Metadata:
-    ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),
+    Works on a running trial too (the frames stored so far). Metadata: the
+    trial's settings (text values), ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),
     ``started_at``, ``calibration`` (its label), ``trial_id``, ``trial_state``,
     ``plate_source``; the extra column ``flags`` holds each frame's flag bits.
 
@@ -413,7 +413,11 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
     if total < 2:
         raise StorageError(f"trial {trial.id} has {total} frame{'s' if total != 1 else ''} stored: "
                            "too few for a recording")
-    metadata: dict[str, str] = {"protocol": trial.protocol}
+    # the trial's settings first (the protocol's thresholds, the patient's age), so that
+    # `analyze` on the rebuilt file runs the test as it was run live
+    metadata: dict[str, str] = {str(k): str(v) for k, v in (trial.settings or {}).items()
+                                if isinstance(v, str) and "\n" not in v}
+    metadata["protocol"] = trial.protocol
     if trial.stance_side is not None:
         metadata["stance_side"] = trial.stance_side.value
     metadata["patient"] = trial.session.patient.code

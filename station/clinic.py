@@ -1,0 +1,337 @@
+"""Running a test on the live plate and storing it: one trial at a time, from the screen, the button or the web.
+
+:class:`TrialController` owns the station's running trial. ``start`` makes
+the protocol runner, adds the trial to the database (state ``running``, in
+the patient's visit of today) and starts a worker thread that feeds the
+runner every live frame (:class:`~station.protocols.trial.LiveTrial`) and
+stores those same frames, as the trial's recording holds them, a block at a
+time (:class:`~station.storage.trials.TrialWriter`, at least once a second).
+When the runner finishes, the trial is scored with the same function as
+``balance-station analyze`` and stored ``complete`` with its metrics; an
+abort stores it ``aborted``; a crash leaves it ``running``, and the next
+start keeps it as ``incomplete`` with its frames.
+
+The screen, the start button and the web page all see the same
+:meth:`TrialController.snapshot` (plain, JSON-ready values), so whoever
+started a trial, everybody shows it.
+
+On the simulated plate, a :class:`~station.sim_patient.SimulatedPatient`
+performs the test: the controller hands it the runner's phases and sends its
+commands to the plate.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from station.forces import ForceFrame
+from station.geometry import PlateGeometry
+from station.protocols.events import Instruction, ProtocolEvent
+from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner
+from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
+from station.protocols.trial import LiveTrial
+from station.sim_patient import SimulatedPatient
+from station.storage.db import Database, StorageError
+from station.storage.models import TrialState
+from station.storage.trials import TrialWriter, get_patient, todays_visit
+
+__all__ = ["PROTOCOLS", "TrialBusy", "TrialController"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("single-leg", "quiet-stance")
+#: events kept in the snapshot
+EVENTS_KEPT = 50
+#: how long the worker waits for frames before checking the clock, in s
+POLL_S = 0.05
+
+
+class TrialBusy(RuntimeError):
+    """A trial is already running on the plate."""
+
+
+def _age_years(birth_year: int | None) -> float | None:
+    if birth_year is None:
+        return None
+    return float(time.localtime().tm_year - int(birth_year))
+
+
+class TrialController:
+    """The station's live trial: start, abort, watch; stored as it runs.
+
+    Parameters
+    ----------
+    live : LiveStation
+        The running plate.
+    db : Database
+        Where trials are stored.
+    geometry : PlateGeometry
+        The plate.
+    single_leg : SingleLegConfig, optional
+        Settings of every single-leg test (default: the standard test).
+    simulated_patient : {"healthy", "weak_abductors"} or None
+        On a simulated plate, who performs the tests (None: nobody; the
+        simulated person then only does what the screen's keys tell it).
+    rng : numpy.random.Generator, optional
+        The simulated patient's randomness.
+    lift_timeout_s : float
+        A single-leg test still waiting for the lift this long after the
+        instruction is aborted ("no lift-off").
+    clock : callable
+        Monotonic seconds (for the timeout and the elapsed time).
+    """
+
+    def __init__(self, live: Any, db: Database, *, geometry: PlateGeometry,
+                 single_leg: SingleLegConfig | None = None, simulated_patient: str | None = None,
+                 rng: np.random.Generator | None = None, lift_timeout_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not lift_timeout_s > 0:
+            raise ValueError(f"lift_timeout_s must be positive, got {lift_timeout_s!r}")
+        self.live = live
+        self.db = db
+        self.geometry = geometry
+        self.single_leg = single_leg if single_leg is not None else SingleLegConfig()
+        self.lift_timeout_s = float(lift_timeout_s)
+        self._clock = clock
+        self.patient_sim = (SimulatedPatient(profile=simulated_patient, rng=rng)
+                            if simulated_patient is not None and live.synthetic else None)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._abort_reason: str | None = None
+        self._snap: dict[str, Any] = self._idle_snapshot()
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
+        self._event_count = 0
+        self._finished_cbs: list[Callable[[dict[str, Any]], None]] = []
+
+    # -- public -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def on_finished(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(snapshot)`` (in the worker thread) when a trial ends, however it ends."""
+        self._finished_cbs.append(callback)
+
+    def start(self, *, patient_code: str, protocol: str, stance_side: str | None = None,
+              params: Mapping[str, Any] | None = None) -> int:
+        """Start a test of the patient on the plate; returns the stored trial's id.
+
+        Parameters
+        ----------
+        patient_code : str
+            An existing patient.
+        protocol : {"single-leg", "quiet-stance"}
+            The test.
+        stance_side : {"left", "right"}
+            The leg stood on (single-leg only).
+        params : mapping, optional
+            Quiet stance: ``eyes`` (open/closed), ``surface`` (firm/foam), ``duration_s``.
+            Single-leg: ``end_on_failure``.
+
+        Raises
+        ------
+        TrialBusy
+            A trial is running.
+        station.storage.trials.NotFound
+            No such patient.
+        ValueError
+            A bad protocol, side or parameter (the message names it).
+        """
+        params = dict(params or {})
+        runner = self._make_runner(protocol, stance_side, params)
+        with self._lock:
+            if self.running:
+                raise TrialBusy(f"trial {self._snap['trial_id']} is running: abort it or wait for its end")
+            with self.db.sessions() as session:
+                patient = get_patient(session, patient_code)
+                code, age = patient.code, _age_years(patient.birth_year)
+                visit_id = todays_visit(session, code).id
+            metadata: dict[str, str] = {"patient": code}
+            if age is not None:
+                metadata["age_years"] = f"{age:g}"
+            rate = float(self.live.feed.info.get("nominal_rate_hz") or 80.0)
+            writer = TrialWriter.start(
+                self.db.sessions, session_id=visit_id, protocol=protocol, stance_side=stance_side,
+                settings={**runner.metadata(), **metadata}, sample_rate_hz=rate, geometry=self.geometry,
+                calibration=self.live.pipeline.calibration, plate_source=str(self.live.feed.info.get("kind", "")),
+                time_origin_s=0.0,
+            )
+            self._abort_reason = None
+            self._events.clear()
+            self._snap = {
+                **self._idle_snapshot(), "running": True, "trial_id": writer.trial_id, "patient": code,
+                "protocol": protocol, "stance_side": stance_side, "state": "starting",
+                "instruction": runner.message, "started_at": time.time(),
+            }
+            trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
+                              on_keep=lambda frame: self._store(writer, frame))
+            if self.patient_sim is not None:
+                sample = self.live.latest()
+                self._command(self.patient_sim.on_start(plate_occupied=bool(sample and sample.occupied)))
+            self._thread = threading.Thread(target=self._work, args=(trial, writer),
+                                            name=f"trial-{writer.trial_id}", daemon=True)
+            self._thread.start()
+            log.info("trial %d started: %s %s %s", writer.trial_id, code, protocol, stance_side or "")
+            return writer.trial_id
+
+    def abort(self, reason: str = "aborted by the operator") -> bool:
+        """Abort the running trial (it is stored as aborted); False when none runs."""
+        with self._lock:
+            if not self.running:
+                return False
+            self._abort_reason = str(reason) or "aborted by the operator"
+        return True
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the running trial to end; True when none runs any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return not self.running
+
+    def close(self) -> None:
+        """Abort a running trial and wait for it to be stored (at station stop)."""
+        if self.abort("the station was stopped"):
+            self.wait(10.0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The trial now, JSON-ready: ``running``, ``trial_id``, ``patient``, ``protocol``,
+        ``stance_side``, ``state``, ``instruction``, ``elapsed_s``, ``events`` (the last
+        :data:`EVENTS_KEPT`, each ``{kind, t_s, message, ...}``), ``event_count``, ``status``
+        (the runner's own status), ``result`` (the scores once complete) and ``error``."""
+        with self._lock:
+            snap = dict(self._snap)
+            snap["events"] = list(self._events)
+            snap["event_count"] = self._event_count
+        return snap
+
+    # -- inside ---------------------------------------------------------------------------------
+    def _idle_snapshot(self) -> dict[str, Any]:
+        return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
+                "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
+                "stored": None, "error": "", "started_at": None}
+
+    def _make_runner(self, protocol: str, stance_side: str | None,
+                     params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner:
+        if protocol == "single-leg":
+            if stance_side not in SIDES:
+                raise ValueError(f"stance_side must be 'left' or 'right' for the single-leg test, got {stance_side!r}")
+            unknown = sorted(set(params) - {"end_on_failure"})
+            if unknown:
+                raise ValueError(f"params: the single-leg test takes end_on_failure only, got {unknown[0]!r}")
+            config = self.single_leg
+            if "end_on_failure" in params:
+                from dataclasses import replace
+
+                config = replace(config, end_on_failure=params["end_on_failure"])
+            return SingleLegRunner(stance_side=stance_side, geometry=self.geometry, config=config)
+        if protocol == "quiet-stance":
+            if stance_side is not None:
+                raise ValueError(f"stance_side: the quiet-stance test stands on both feet, got {stance_side!r}")
+            unknown = sorted(set(params) - {"eyes", "surface", "duration_s"})
+            if unknown:
+                raise ValueError(f"params: the quiet-stance test takes eyes, surface, duration_s; got {unknown[0]!r}")
+            return QuietStanceRunner(geometry=self.geometry, config=QuietStanceConfig(**params))
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+
+    def _command(self, commands: list[tuple[str, dict[str, Any]]]) -> None:
+        for name, params in commands:
+            try:
+                self.live.command(name, **params)
+            except (ValueError, RuntimeError) as exc:
+                log.warning("simulated patient: %s %s refused: %s", name, params, exc)
+
+    def _store(self, writer: TrialWriter, frame: ForceFrame) -> None:
+        try:
+            writer.add(frame)
+        except StorageError as exc:  # the frames stay buffered; the next block retries
+            self._note_error(str(exc))
+        except ValueError as exc:
+            log.warning("trial %d: frame not stored: %s", writer.trial_id, exc)
+
+    def _note_error(self, message: str) -> None:
+        with self._lock:
+            if self._snap.get("error") != message:
+                log.error("%s", message)
+            self._snap["error"] = message
+
+    def _publish(self, trial: LiveTrial, events: list[ProtocolEvent], t0: float) -> None:
+        runner = trial.runner
+        status = runner.status()
+        with self._lock:
+            for event in events:
+                self._events.append(event.to_dict())
+                self._event_count += 1
+            self._snap.update(state=runner.state.value, instruction=runner.message,
+                              elapsed_s=self._clock() - t0, status=status)
+
+    def _work(self, trial: LiveTrial, writer: TrialWriter) -> None:
+        t0 = self._clock()
+        lift_told: float | None = None
+        try:
+            while not trial.finished:
+                reason = self._abort_reason
+                if reason is not None:
+                    events = trial.abort(reason)
+                    self._publish(trial, events, t0)
+                    break
+                events = trial.poll(timeout_s=POLL_S)
+                for event in events:
+                    if isinstance(event, Instruction) and event.code == "lift" and lift_told is None:
+                        lift_told = self._clock()
+                        if self.patient_sim is not None and isinstance(trial.runner, SingleLegRunner):
+                            self._command(self.patient_sim.on_lift_instruction(
+                                stance_side=trial.runner.stance_side, hold_s=trial.runner.config.hold_s))
+                self._publish(trial, events, t0)
+                try:
+                    writer.tick()
+                except StorageError as exc:
+                    self._note_error(str(exc))
+                if (lift_told is not None and trial.runner.onset_s is None
+                        and self._clock() - lift_told > self.lift_timeout_s):
+                    self._publish(trial, trial.abort(f"no lift-off within {self.lift_timeout_s:g} s"), t0)
+            self._finish(trial, writer)
+        except Exception as exc:  # never die silently: say it, and leave the trial for recovery
+            log.exception("trial %d: the worker failed", writer.trial_id)
+            trial.close()
+            with self._lock:
+                self._snap.update(running=False, state="failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.patient_sim is not None:
+                self._command(self.patient_sim.on_end())
+            snap = self.snapshot()
+            for callback in self._finished_cbs:
+                try:
+                    callback(snap)
+                except Exception:
+                    log.exception("a trial-finished callback failed")
+
+    def _finish(self, trial: LiveTrial, writer: TrialWriter) -> None:
+        trial.close()
+        runner = trial.runner
+        result: dict[str, Any] | None = None
+        if runner.state.value == "aborted":
+            state, detail = TrialState.ABORTED, runner.end_reason
+        else:
+            try:
+                result = trial.result()
+                state, detail = TrialState.COMPLETE, runner.end_reason
+            except ValueError as exc:  # too short to score
+                state, detail = TrialState.INCOMPLETE, f"not scored: {exc}"
+        try:
+            writer.finish(state, result, detail=detail, frames_dropped=trial.overflowed)
+            stored = True
+        except StorageError as exc:
+            self._note_error(f"trial {writer.trial_id} could not be stored: {exc}")
+            stored = False
+        with self._lock:
+            self._snap.update(running=False, state=runner.state.value, result=result, stored=stored,
+                              outcome=state.value, detail=detail, instruction=runner.message)
+        log.info("trial %d ended %s (%s)", writer.trial_id, state.value, detail)

@@ -1,0 +1,141 @@
+"""The trial controller: a live test started, performed by the simulated patient, scored and stored."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from calibration.model import simulator_calibration
+from hardware.simulated import SimulatedPlate
+from station.clinic import TrialBusy, TrialController
+from station.forces import ForcePipeline
+from station.geometry import PlateGeometry
+from station.live import LiveStation
+from station.analysis import analyze_recording
+from station.storage import open_database
+from station.storage.trials import NotFound, create_patient, get_trial, trial_recording
+from tests.doubles import SimFeed
+
+GEOMETRY = PlateGeometry()
+
+
+@pytest.fixture
+def db(tmp_path):
+    with open_database(data_dir=tmp_path) as database:
+        with database.sessions() as session:
+            create_patient(session, "P-001", birth_year=1970)
+            session.commit()
+        yield database
+
+
+def _station(seed: int, *, speed: float = 25.0) -> LiveStation:
+    plate = SimulatedPlate(seed=seed, realtime=False)
+    live = LiveStation(SimFeed(plate, speed=speed), ForcePipeline(simulator_calibration(), GEOMETRY))
+    live.start()
+    return live
+
+
+def _run(controller: TrialController, **start) -> dict:
+    trial_id = controller.start(patient_code="P-001", **start)
+    assert controller.wait(60.0), "the trial did not end"
+    snap = controller.snapshot()
+    assert snap["trial_id"] == trial_id
+    return snap
+
+
+@pytest.mark.parametrize(("profile", "seed"), [("healthy", 11), ("weak_abductors", 12)])
+def test_simulated_patient_performs_the_single_leg_test(db, profile, seed):
+    live = _station(seed)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient=profile,
+                                     rng=np.random.default_rng(seed))
+        snap = _run(controller, protocol="single-leg", stance_side="right")
+    finally:
+        live.stop()
+    assert snap["running"] is False and snap["outcome"] == "complete", snap
+    result = snap["result"]
+    assert result["stance_side"] == "right"
+    if profile == "healthy":
+        assert result["completed"] is True
+        assert result["hold_time_s"] == pytest.approx(30.0)
+        assert result["touchdowns"] == []
+    else:
+        assert result["completed"] is False
+        assert 1 <= len(result["touchdowns"]) <= 2
+        assert result["hold_time_s"] < 30.0
+        assert result["support"]["peak_pct_bw"] >= 1.5
+    kinds = [e["kind"] for e in snap["events"]]
+    assert "lift_off" in kinds and "finished" in kinds
+
+    # stored complete, with the metrics, and its frames re-score to the live result (what analyze prints)
+    with db.sessions() as session:
+        trial = get_trial(session, snap["trial_id"])
+        assert trial.state.value == "complete"
+        assert trial.metrics["hold_time_s"] == pytest.approx(result["hold_time_s"])
+        rec = trial_recording(session, trial.id)
+    again = analyze_recording(rec, protocol="single-leg", stance_side="right")
+    assert _same(again, result), (again, result)
+
+
+def _same(a, b) -> bool:
+    """Equal, with NaN equal to NaN (the stored trial re-scores to exactly the live result)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def test_a_second_start_is_refused_and_an_abort_is_stored(db):
+    live = _station(21, speed=5.0)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
+                                     rng=np.random.default_rng(1))
+        trial_id = controller.start(patient_code="P-001", protocol="single-leg", stance_side="left")
+        with pytest.raises(TrialBusy, match=f"trial {trial_id} is running"):
+            controller.start(patient_code="P-001", protocol="single-leg", stance_side="right")
+        assert controller.abort("patient felt dizzy")
+        assert controller.wait(10.0)
+        assert not controller.abort()
+    finally:
+        live.stop()
+    snap = controller.snapshot()
+    assert snap["outcome"] == "aborted" and snap["result"] is None
+    assert live.trial_running is False  # re-zeroing allowed again
+    with db.sessions() as session:
+        trial = get_trial(session, trial_id)
+        assert trial.state.value == "aborted" and trial.state_detail == "patient felt dizzy"
+
+
+def test_bad_requests_name_what_is_wrong(db):
+    live = _station(31)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY)
+        with pytest.raises(NotFound):
+            controller.start(patient_code="NOPE-1", protocol="single-leg", stance_side="left")
+        with pytest.raises(ValueError, match="stance_side"):
+            controller.start(patient_code="P-001", protocol="single-leg", stance_side="up")
+        with pytest.raises(ValueError, match="protocol"):
+            controller.start(patient_code="P-001", protocol="hop")
+        with pytest.raises(ValueError, match="eyes"):
+            controller.start(patient_code="P-001", protocol="quiet-stance", params={"eyes": "shut"})
+        assert controller.snapshot()["running"] is False
+    finally:
+        live.stop()
+
+
+def test_quiet_stance_with_conditions(db):
+    live = _station(41, speed=40.0)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy")
+        snap = _run(controller, protocol="quiet-stance", params={"eyes": "closed", "surface": "foam",
+                                                                  "duration_s": 10.0})
+    finally:
+        live.stop()
+    assert snap["outcome"] == "complete"
+    assert snap["result"]["conditions"] == {"eyes": "closed", "surface": "foam"}
+    assert snap["result"]["cop"]["mean_velocity_mm_s"] > 0
