@@ -159,7 +159,12 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
     except Exception as exc:  # noqa: BLE001
         out_q.put(("error", f"{spec.kind}: {type(exc).__name__}: {exc}"))
     finally:
-        out_q.put(("stats", dataclasses.asdict(source.stats)))
+        if os.getppid() != parent_pid:
+            # Orphaned (the station was killed): nobody reads the queue any more, and this process holds
+            # the pipe's other end, so flushing it at exit could block for ever once the pipe is full.
+            out_q.cancel_join_thread()
+        else:
+            out_q.put(("stats", dataclasses.asdict(source.stats)))
         source.close()
 
 
