@@ -30,7 +30,10 @@ simulated time from 0. ``realtime=True`` paces them: frame ``k`` is due at
 ``t_start + k / rate + latency`` on the injected monotonic ``clock`` and
 :meth:`SimulatedPlate.read` sleeps until then (schedule from the start, so the
 rate never drifts; a late reader gets the frames it missed at once, each
-stamped with its due time).
+stamped with its due time). ``speed`` above 1 runs the simulated time that
+much faster than the clock (a demonstration in less time): frame ``k`` is
+then due ``(k / rate + latency) / speed`` after the start, and stamped as at
+speed 1, so every duration measured on the frames is unchanged.
 
 The person is randomised from a seed through independent streams (person,
 cell noise, timing, glitches), so the same seed gives the same frames in fast
@@ -63,7 +66,7 @@ _COMMANDS = ("lean_to", "behaviour", "scenario")
 
 # settings accepted by SimulatedPlate.from_settings (besides geometry), all plain data
 _SETTINGS = (
-    "seed", "realtime", "rate_hz", "rate_error_ppm", "jitter_s", "noise_counts", "glitch_rate",
+    "seed", "realtime", "speed", "rate_hz", "rate_error_ppm", "jitter_s", "noise_counts", "glitch_rate",
     "dead_weight_n", "true_offsets_counts", "true_gains_n_per_count", "mass_kg", "skill",
     "scenario", "duration_s", "start",
 )
@@ -148,6 +151,9 @@ class SimulatedPlate(PlateSource):
     realtime : bool
         Pace frames at the real rate on ``clock`` (True), or deliver them as
         fast as asked with simulated time from 0 (False).
+    speed : float
+        In real-time mode, how much faster than the clock simulated time runs
+        (1: real time; 2: a 30 s test takes 15 s). Frame time stamps are unchanged.
     rate_hz : float
         Nominal data rate (the HX711's 80 samples/s).
     rate_error_ppm : float
@@ -205,6 +211,7 @@ class SimulatedPlate(PlateSource):
         geometry: PlateGeometry | None = None,
         seed: int | None = 0,
         realtime: bool = True,
+        speed: float = 1.0,
         rate_hz: float = 80.0,
         rate_error_ppm: float = 1200.0,
         jitter_s: float = 0.0003,
@@ -233,6 +240,7 @@ class SimulatedPlate(PlateSource):
             raise ValueError(f"geometry must be a PlateGeometry, got {geometry!r}")
         self.seed = int(seed)
         self.realtime = realtime
+        self.speed = _check_number("speed", speed, 0.1, 20.0)
         self.nominal_rate_hz = _check_number("rate_hz", rate_hz, 1.0, 1000.0)
         self.rate_error_ppm = _check_number("rate_error_ppm", rate_error_ppm, -50000.0, 50000.0)
         self.jitter_s = _check_number("jitter_s", jitter_s, 0.0, 0.001)
@@ -272,7 +280,7 @@ class SimulatedPlate(PlateSource):
         self._gains = np.asarray(self.true_gains_n_per_count)
         self._settings: dict[str, Any] = {
             "ml_mm": self.geometry.ml_mm, "ap_mm": self.geometry.ap_mm, "feet_ml_mm": self.geometry.feet_ml_mm,
-            "seed": self.seed, "realtime": realtime, "rate_hz": self.nominal_rate_hz,
+            "seed": self.seed, "realtime": realtime, "speed": self.speed, "rate_hz": self.nominal_rate_hz,
             "rate_error_ppm": self.rate_error_ppm, "jitter_s": self.jitter_s, "noise_counts": self.noise_counts,
             "glitch_rate": self.glitch_rate, "dead_weight_n": self.dead_weight_n,
             "true_offsets_counts": list(self.true_offsets_counts),
@@ -338,7 +346,7 @@ class SimulatedPlate(PlateSource):
         self._closed = False
         if self.realtime and self._t_start_s is None:
             # resume so that frame self._seq is due now
-            self._t_start_s = self._clock() - self._seq * self.period_s
+            self._t_start_s = self._clock() - self._seq * self.period_s / self.speed
 
     def close(self) -> None:
         """Stop the schedule; a later :meth:`open` or :meth:`read` resumes from then."""
@@ -346,7 +354,7 @@ class SimulatedPlate(PlateSource):
         self._t_start_s = None
 
     def describe(self) -> str:
-        mode = "real time" if self.realtime else "fast"
+        mode = ("real time" + (f" x{self.speed:g}" if self.speed != 1.0 else "")) if self.realtime else "fast"
         return (f"simulated plate (seed {self.seed}, {self.nominal_rate_hz:g} Hz nominal, {mode}, "
                 f"person {self.person.mass_kg:g} kg)")
 
@@ -387,8 +395,9 @@ class SimulatedPlate(PlateSource):
         latency_s, noise, glitch = self._draws()
         if self.realtime:
             assert self._t_start_s is not None
-            t_s = self._t_start_s + k * self.period_s + latency_s
-            wait_s = t_s - self._clock()
+            sim_s = k * self.period_s + latency_s
+            t_s = self._t_start_s + sim_s
+            wait_s = self._t_start_s + sim_s / self.speed - self._clock()
             if wait_s > timeout_s:
                 self._sleep(timeout_s)
                 self._bi -= 1  # the frame was not taken: draw the same numbers next time

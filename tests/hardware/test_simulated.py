@@ -490,3 +490,21 @@ def test_check_command_validates_without_a_plate():
                       geometry=PlateGeometry(ml_mm=400.0))
     check_command("behaviour", {"behaviour": "static_load", "mass_kg": 10, "x_mm": 240},
                   geometry=PlateGeometry(ml_mm=500.0))
+
+
+def test_speed_runs_simulated_time_faster_with_unchanged_time_stamps():
+    """At speed 4 a second of frames is due in a quarter of a second, stamped a second apart."""
+    now = [100.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    plate = SimulatedPlate(seed=1, realtime=True, speed=4.0, jitter_s=0.0, rate_error_ppm=0.0,
+                           clock=lambda: now[0], sleep=sleep)
+    frames = [plate.read() for _ in range(81)]
+    assert frames[-1].t_s - frames[0].t_s == pytest.approx(1.0)
+    assert now[0] - 100.0 == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="speed"):
+        SimulatedPlate(speed=0.0)
