@@ -83,6 +83,11 @@ class SimulatorSettings(_Section):
     seed: int | None = Field(None, description="random seed; none gives a different person each start")
     body_mass_kg: float = Field(70.0, gt=10, lt=250)
     glitch_rate: float = Field(1 / 2000, ge=0, lt=0.1, description="share of frames with a bit-error spike")
+    speed: float = Field(1.0, ge=0.1, le=20.0,
+                         description="simulated time runs this much faster than the clock (demonstrations; 1 = real time)")
+    patient: Literal["healthy", "weak_abductors", "none"] = Field(
+        "healthy", description="who performs the tests started on the simulated plate: a healthy person, one with "
+                               "weak hip abductors (sway, touchdowns, hand support), or nobody (steer with the keys)")
 
 
 class ControlsSettings(_Section):
@@ -110,6 +115,16 @@ class WebSettings(_Section):
         description="host names the page may be reached by (Host header); default: this machine's own "
                     "names when bound to loopback, any when bound to the network",
     )
+
+    https: bool = Field(
+        False, description="the page is reached over HTTPS (a reverse proxy or uvicorn's TLS): session cookies "
+                           "get the Secure flag (they get it anyway on a request that arrived over HTTPS)")
+    session_idle_minutes: float = Field(30.0, gt=0, le=24 * 60, description="log out after this long without a request")
+    session_max_hours: float = Field(12.0, gt=0, le=24 * 31, description="log out this long after the login, whatever")
+    login_max_failures: int = Field(5, ge=1, le=100, description="failed logins that lock an account")
+    login_client_max_failures: int = Field(10, ge=1, le=1000,
+                                           description="failed logins from one address that lock it out")
+    login_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60, description="how long a lock-out lasts")
 
     def trusted_hosts(self) -> list[str]:
         """Host names accepted in requests: a page elsewhere cannot reach the station by DNS rebinding."""

@@ -3,6 +3,8 @@
 ::
 
     patients 1--n sessions 1--n trials 1--n frame_blocks
+    users 1--n web_sessions
+    audit_log (who did what, when, from where)
     schema_version (one row per schema version applied)
 
 - :class:`Patient`: a pseudonymous code (never a name), year of birth, sex,
@@ -15,6 +17,14 @@
   recorded, then ``complete``, ``incomplete`` or ``aborted``).
 - :class:`FrameBlock`: the raw frames of a trial, a batch at a time, in a
   compact binary payload (layout in :mod:`station.storage.blocks`).
+- :class:`User`: a therapist account of the web page: user name, argon2 hash
+  of the password (never the password), disabled flag, failed-login count
+  and lock-out time.
+- :class:`WebSession`: a logged-in browser: the SHA-256 of its random cookie
+  token (never the token), its CSRF token, creation, last use and expiry.
+- :class:`AuditEntry` (table ``audit_log``): logins (success and failure),
+  logouts, exports, account changes: time, user name, client address, action,
+  detail. Never a password.
 - :class:`SchemaVersion`: which schema versions the database has been brought
   to (:mod:`station.storage.schema`).
 
@@ -35,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -53,6 +64,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "AffectedSide",
+    "AuditEntry",
     "Base",
     "ClinicSession",
     "FrameBlock",
@@ -63,6 +75,8 @@ __all__ = [
     "StanceSide",
     "Trial",
     "TrialState",
+    "User",
+    "WebSession",
     "utc_now",
 ]
 
@@ -76,6 +90,7 @@ NAMING_CONVENTION = {
 }
 
 PATIENT_CODE_MAX_LEN = 32
+USERNAME_MAX_LEN = 64
 
 
 def utc_now() -> dt.datetime:
@@ -184,6 +199,8 @@ class Patient(Base):
     affected_side: Mapped[AffectedSide | None] = mapped_column(_enum(AffectedSide))
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    #: the therapist's drill programme for this patient (plain JSON data), None until one is written
+    programme: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
 
     sessions: Mapped[list[ClinicSession]] = relationship(back_populates="patient", order_by="ClinicSession.started_at")
 
@@ -285,6 +302,75 @@ class FrameBlock(Base):
         return f"FrameBlock(trial_id={self.trial_id!r}, block_index={self.block_index!r}, n_frames={self.n_frames!r})"
 
 
+class User(Base):
+    """A therapist account of the web page (``balance-station user add``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the login name, unique ignoring case
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_LEN))
+    #: the argon2id hash of the password (PHC string: ``$argon2id$v=19$m=...``); never the password
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: failed logins since the last success or lock-out
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    #: logins are refused until then (after too many failures)
+    locked_until: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None]
+    password_changed_at: Mapped[dt.datetime | None]
+
+    web_sessions: Mapped[list[WebSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r}, disabled={self.disabled!r})"
+
+
+class WebSession(Base):
+    """A logged-in browser or API client. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: hex SHA-256 of the session cookie's token
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: sent back in the ``X-CSRF-Token`` header or the ``csrf_token`` form field of every state-changing request
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    #: the session ends then, however active it is
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    #: the client address it was opened from
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship(back_populates="web_sessions")
+
+    def __repr__(self) -> str:
+        return f"WebSession(id={self.id!r}, user_id={self.user_id!r}, expires_at={self.expires_at!r})"
+
+
+class AuditEntry(Base):
+    """One line of the audit log: a login, a failed login, a logout, an export, an account change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utc_now, index=True)
+    #: the user name given or logged in (kept as text: also for unknown names and removed accounts)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_LEN), default="")
+    #: the client's address (``127.0.0.1``, ``cli`` for the command line)
+    client: Mapped[str] = mapped_column(String(64), default="")
+    #: ``login``, ``login_failed``, ``logout``, ``export``, ``user_add``...
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    def __repr__(self) -> str:
+        return f"AuditEntry(at={self.at!r}, username={self.username!r}, action={self.action!r})"
+
+
 class SchemaVersion(Base):
     """One row per schema version the database was created at or upgraded to."""
 
@@ -297,3 +383,5 @@ class SchemaVersion(Base):
 
 #: patient codes are unique ignoring case ("P-001" and "p-001" are the same patient)
 Index("uq_patients_code_lower", func.lower(Patient.code), unique=True)
+#: user names are unique ignoring case
+Index("uq_users_username_lower", func.lower(User.username), unique=True)

@@ -29,6 +29,12 @@ SQL on the open transaction (``connection.exec_driver_sql("ALTER TABLE ...")``);
 add columns with defaults, copy into rebuilt tables, never drop what is not
 copied. The models always describe the latest version: a new database is
 created from them directly.
+
+Versions:
+
+1. patients, sessions (visits), trials, frame_blocks, schema_version;
+2. ``users``, ``web_sessions``, ``audit_log`` (the web page's accounts, logins
+   and audit trail) and the nullable JSON column ``patients.programme``.
 """
 
 from __future__ import annotations
@@ -40,10 +46,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    inspect,
+    select,
+    text,
+)
 
 from station.storage.db import StorageError
-from station.storage.models import Base, SchemaVersion, utc_now
+from station.storage.models import NAMING_CONVENTION, Base, JSONData, SchemaVersion, UTCDateTime, utc_now
 
 __all__ = [
     "BASE_VERSION",
@@ -82,8 +104,59 @@ class Upgrade:
     renamed_tables: Mapping[str, str] = field(default_factory=dict)
 
 
-#: the upgrade steps after version 1, in order (none yet)
-UPGRADES: tuple[Upgrade, ...] = ()
+# -- version 2: web accounts, sessions, audit log; patients.programme ---------------------------
+#
+# The step's tables are frozen here as they were at version 2 (a later version changes
+# them with its own step), on their own MetaData with the models' naming convention, so
+# the DDL is right on SQLite and PostgreSQL alike.
+
+_V2 = MetaData(naming_convention=NAMING_CONVENTION)
+_V2_USERS = Table(
+    "users", _V2,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", UTCDateTime()),
+    Column("last_login_at", UTCDateTime()),
+    Column("password_changed_at", UTCDateTime()),
+)
+Index("uq_users_username_lower", func.lower(_V2_USERS.c.username), unique=True)
+Table(
+    "web_sessions", _V2,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("client", String(64), nullable=False),
+)
+Table(
+    "audit_log", _V2,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("action", String(40), nullable=False, index=True),
+    Column("detail", Text, nullable=False),
+)
+
+
+def _v2_web_accounts(connection: Connection) -> None:
+    """Add ``users``, ``web_sessions``, ``audit_log`` and the nullable JSON column ``patients.programme``."""
+    _V2.create_all(connection, checkfirst=False)
+    json_type = JSONData.compile(dialect=connection.dialect)
+    connection.exec_driver_sql(f"ALTER TABLE patients ADD COLUMN programme {json_type}")
+
+
+#: the upgrade steps after version 1, in order
+UPGRADES: tuple[Upgrade, ...] = (
+    Upgrade(2, "web accounts, sessions and audit log; patients get a drill programme", _v2_web_accounts),
+)
 
 
 @dataclass
