@@ -1,27 +1,177 @@
-"""The FastAPI application: therapist pages and the JSON API."""
+"""The FastAPI application: therapist pages and the JSON API.
+
+Layout (in the manner of full-stack-fastapi-template):
+
+- :mod:`webui.deps`: the ``Annotated`` dependencies (settings, database
+  session, plate, trial controller, ``CurrentUser``, ``PageUser``, CSRF);
+- :mod:`webui.auth`: session cookie, CSRF tokens, login and logout on HTTP
+  (accounts and lock-out are in :mod:`station.users`);
+- :mod:`webui.models`: the API's pydantic models, a family per entity;
+- :mod:`webui.routes`: ``api`` (``/api/v1``, DESIGN.md section 6, assembled
+  from ``auth``, ``patients``, ``live_tests``, ``trials``, ``export``),
+  ``auth.pages`` (the login page) and ``pages`` (the therapist pages).
+
+Access: every route needs a login except ``GET /login`` and ``POST /login``,
+``/static``, ``GET /api/v1/health`` and ``POST /api/v1/login``. The API
+answers 401 JSON; a page redirects (303) to ``/login?next=<page>``. The
+OpenAPI schema (``/api/v1/openapi.json``) and its browser (``/api/docs``)
+need a login too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import compile_path
 
 from station import __version__
+from station.clinic import TrialBusy
 from station.config import StationSettings
 from station.live import LiveStation
+from station.storage.db import Database, StorageError, open_database
+from station.storage.trials import Conflict, InvalidValue, NotFound
+from webui.auth import LoginRequired
+from webui.deps import get_page_user, write_sessions
 from webui.routes import api, pages
+from webui.routes import auth as auth_routes
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+The balance station's JSON API (DESIGN.md section 6).
+
+Log in with `POST /api/v1/login` (`{"username", "password"}`): it sets the session cookie and returns a
+`csrf_token`; send that token in the `X-CSRF-Token` header of every POST, PATCH and DELETE.
+Without a session: 401; without the header on a change: 403. Errors are `{"detail": "..."}`.
+"""
 
 
-def create_app(settings: StationSettings, live: LiveStation | None = None) -> FastAPI:
-    """Build the app. ``live`` may be attached later as ``app.state.live``."""
-    app = FastAPI(title="Balance station", version=__version__, docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/v1/openapi.json")
+def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every HTTP method some route of the app answers on ``path``."""
+    patterns = getattr(app.state, "_route_patterns", None)
+    if patterns is None:
+        patterns = []
+        for route in iter_route_contexts(app.routes):
+            if route.methods:
+                patterns.append((compile_path(route.path)[0], set(route.methods)))
+        app.state._route_patterns = patterns
+    methods: set[str] = set()
+    for regex, route_methods in patterns:
+        if regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _add_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _problem(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @app.exception_handler(TrialBusy)
+    async def _busy(request: Request, exc: TrialBusy) -> JSONResponse:
+        return _problem(409, str(exc) or "a trial is already running")
+
+    @app.exception_handler(InvalidValue)
+    async def _invalid(request: Request, exc: InvalidValue) -> JSONResponse:
+        return _problem(422, str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return _problem(503, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:  # Allow: every method of the path, not only those of the first route matched
+            headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.url.path))}
+            return _problem(405, exc.detail, headers)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # as FastAPI's own, minus the rejected input: it could be a password
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+        for e in errors:
+            if isinstance(e.get("msg"), str) and e["msg"].startswith("Value error, "):
+                e["msg"] = e["msg"][len("Value error, "):]
+        for e, original in zip(errors, exc.errors(), strict=True):
+            ctx = original.get("ctx")
+            if ctx:
+                e["ctx"] = {k: str(v) for k, v in ctx.items()}
+        return _problem(422, errors)
+
+
+def create_app(settings: StationSettings, live: LiveStation | None = None, *, db: Database | None = None,
+               trials: Any = None) -> FastAPI:
+    """Build the app.
+
+    Parameters
+    ----------
+    settings : StationSettings
+    live : LiveStation, optional
+        The running plate; may be attached later as ``app.state.live``.
+    db : Database, optional
+        The station's database. Default: opened here (``settings.database_url``,
+        else ``station.db`` in ``settings.data_dir``), at once, since the station
+        serves uvicorn without a lifespan, and closed at the app's shutdown.
+    trials : TrialController, optional
+        The live-trial controller (:class:`station.clinic.TrialController`);
+        may be attached later as ``app.state.trials``.
+    """
+    own_db = db is None
+    if db is None:
+        db = open_database(settings.database_url, data_dir=settings.data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_db:
+                app.state.db.close()
+
+    app = FastAPI(title="Balance station", version=__version__, description=API_DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.web.trusted_hosts())
     app.state.settings = settings
     app.state.live = live
+    app.state.db = db
+    app.state.write_sessions = write_sessions(db)
+    app.state.trials = trials
+    _add_exception_handlers(app)
+
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.include_router(api.router)
-    app.include_router(pages.router)
+    app.include_router(auth_routes.pages)
+    app.include_router(pages.router, dependencies=[Depends(get_page_user)])
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(get_page_user)])
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Balance station API")
+
     return app

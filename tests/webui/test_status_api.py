@@ -1,17 +1,15 @@
-"""The web app's status API and page, with the plate swapped for a fed test double."""
+"""The web app's status API and page, with the plate swapped for a fed test double (logged in)."""
 
 import pytest
 from fastapi.testclient import TestClient
 
 from calibration.model import simulator_calibration
-from station.config import load_settings
 from station.forces import ForcePipeline
 from station.geometry import PlateGeometry
 from station.live import LiveStation
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
-from webui.app import create_app
-from webui.deps import get_live
+from tests.webui.helpers import form_login, login, make_app
 
 
 @pytest.fixture
@@ -23,11 +21,12 @@ def live():
 
 
 @pytest.fixture
-def client(live):
-    app = create_app(load_settings())
-    app.dependency_overrides[get_live] = lambda: live
+def client(live, tmp_path):
+    app, db = make_app(tmp_path, live=live)
     with TestClient(app, base_url="http://localhost") as c:
+        login(c)
         yield c
+    db.close()
 
 
 def test_health(client):
@@ -48,11 +47,23 @@ def test_status_fields(client):
     assert body["station_id"] == "balance-station"
 
 
-def test_status_without_a_plate_is_503():
-    app = create_app(load_settings())
+def test_status_without_a_plate_is_503(tmp_path):
+    app, db = make_app(tmp_path)
     with TestClient(app, base_url="http://localhost") as c:
+        login(c)
         r = c.get("/api/v1/status")
+    db.close()
     assert r.status_code == 503 and "not running" in r.json()["detail"]
+
+
+def test_status_needs_a_login(tmp_path, live):
+    app, db = make_app(tmp_path, live=live)
+    with TestClient(app, base_url="http://localhost") as c:
+        assert c.get("/api/v1/status").status_code == 401
+        assert c.get("/", follow_redirects=False).headers["location"] == "/login?next=/"
+        assert form_login(c).status_code == 303
+        assert c.get("/").status_code == 200
+    db.close()
 
 
 def test_station_page(client):
@@ -68,26 +79,29 @@ def test_openapi_lists_the_routes(client):
     assert "/api/v1/status" in paths and "/api/v1/health" in paths
 
 
-def test_status_shows_the_verified_accuracy(live):
+def test_status_shows_the_verified_accuracy(live, tmp_path):
     import dataclasses
 
     verified = dataclasses.replace(live.pipeline.calibration, verification={
         "passed": True, "max_cop_error_mm": 0.42, "rms_cop_error_mm": 0.2, "max_force_error_pct": 0.12, "rows": []})
     live.pipeline.set_calibration(verified)
-    app = create_app(load_settings())
-    app.dependency_overrides[get_live] = lambda: live
+    app, db = make_app(tmp_path, live=live)
     with TestClient(app, base_url="http://localhost") as c:
+        login(c)
         body = c.get("/api/v1/status").json()
         page = c.get("/").text
+    db.close()
     assert body["calibration_max_cop_error_mm"] == 0.42 and body["calibration_max_force_error_pct"] == 0.12
     assert "COP within 0.42 mm" in page
 
 
-def test_other_host_names_are_refused(live):
+def test_other_host_names_are_refused(live, tmp_path):
     """A page on another site cannot reach the station through DNS rebinding."""
-    app = create_app(load_settings())
-    app.dependency_overrides[get_live] = lambda: live
+    app, db = make_app(tmp_path, live=live)
     with TestClient(app, base_url="http://evil.example") as c:
+        assert c.get("/api/v1/health").status_code == 400
         assert c.get("/api/v1/status").status_code == 400
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        login(c)
         assert c.get("/api/v1/status").status_code == 200
+    db.close()

@@ -1,63 +1,59 @@
-"""JSON API under /api/v1 (DESIGN.md section 6)."""
+"""The JSON API under /api/v1 (DESIGN.md section 6), assembled from the route modules.
+
+Public: ``GET /health``, ``POST /login``. Everything else is on
+:data:`private`, whose routes all depend on
+:func:`~webui.deps.get_current_user` (401 without a login; 403 on a
+state-changing request without the ``X-CSRF-Token`` header), including the
+OpenAPI schema itself.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request
 
-from webui.deps import LiveDep, SettingsDep
+from webui.deps import LiveDep, SettingsDep, get_current_user
+from webui.models import Health, PlateStatus, Problem
+from webui.routes import auth, export, live_tests, patients, trials
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+__all__ = ["router"]
 
-
-class Health(BaseModel):
-    status: str
-
-
-class PlateStatus(BaseModel):
-    """The live state of the plate."""
-
-    plate_source: str
-    plate_description: str
-    synthetic: bool
-    acquiring: bool
-    nominal_rate_hz: float | None
-    sample_rate_hz: float | None
-    frames: int
-    dropped_frames: int
-    glitch_frames: int
-    discarded_reads: int
-    faults: int
-    last_fault: str
-    occupied: bool
-    fz_n: float | None
-    body_weight_kg: float | None
-    cop_ml_mm: float | None
-    cop_ap_mm: float | None
-    glitch: bool
-    zero_drift_n: list[float] | None
-    zero_drift_total_n: float | None
-    rezero_count: int
-    last_rezero_at: str | None
-    calibration_max_cop_error_mm: float | None
-    calibration_max_force_error_pct: float | None
-    calibration_date: str
-    calibration_age_days: float
-    calibration_source: str
-    calibration_note: str
-    warnings: list[str]
-    started_at: str
-    station_id: str
+public = APIRouter(tags=["station"])
 
 
-@router.get("/health", response_model=Health)
+@public.get("/health", response_model=Health, summary="Is the station up (no login needed)")
 def health() -> Any:
     return {"status": "ok"}
 
 
-@router.get("/status", response_model=PlateStatus)
+station = APIRouter(tags=["station"])
+
+
+@station.get("/status", response_model=PlateStatus, summary="The plate's live state",
+             responses={503: {"model": Problem, "description": "the plate is not running"}})
 def status(live: LiveDep, settings: SettingsDep) -> Any:
+    """Plate source, sample rate achieved, dropped and glitch frames, Fz, COP, calibration date."""
     return {**live.status(calibration_max_age_days=settings.calibration_max_age_days),
             "station_id": settings.station_id}
+
+
+@station.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> Any:
+    return request.app.openapi()
+
+
+_PRIVATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "not logged in (POST /api/v1/login first)"},
+    403: {"model": Problem, "description": "a state-changing request without the X-CSRF-Token header"},
+    422: {"model": Problem, "description": "invalid parameters or body"},
+}
+private = APIRouter(dependencies=[Depends(get_current_user)], responses=_PRIVATE_RESPONSES)
+for _sub in (auth.api_private, station, patients.router, live_tests.router, trials.router, export.router):
+    private.include_router(_sub)
+
+router = APIRouter(prefix="/api/v1", responses={
+    400: {"model": Problem, "description": "a body that cannot be read (not UTF-8 JSON)"}})
+router.include_router(public)
+router.include_router(auth.api_public)
+router.include_router(private)

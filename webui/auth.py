@@ -1,0 +1,252 @@
+"""Logins, the session cookie and CSRF tokens of the web page and the JSON API.
+
+The accounts, their lock-out and the server-side sessions are in
+:mod:`station.users`; this module puts them on HTTP:
+
+- the session cookie :data:`SESSION_COOKIE` holds a random token (the
+  database keeps its SHA-256): ``HttpOnly``, ``SameSite=Lax``, ``Path=/``,
+  ``Secure`` when ``web.https`` is set or the request came over HTTPS; no
+  ``Max-Age`` (it ends with the browser; the server ends it sooner: idle
+  timeout, maximum age, logout);
+- each session has a CSRF token: the JSON API wants it in the
+  :data:`CSRF_HEADER` header of every state-changing request (POST, PUT,
+  PATCH, DELETE), HTML forms in the hidden field :data:`CSRF_FIELD`;
+- the login form, before any session exists, is protected by a
+  double-submit token (cookie :data:`LOGIN_CSRF_COOKIE` = hidden field);
+- :func:`request_auth` finds the request's session once and leaves on
+  ``request.state``: ``user`` (a :class:`~station.storage.models.User` or
+  None), ``csrf_token`` (str, empty when logged out) and ``web_session``.
+
+The client address is ``request.client.host``: behind a reverse proxy on the
+same machine, uvicorn takes it from ``X-Forwarded-For`` (its
+``forwarded_allow_ips`` default trusts 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from fastapi import HTTPException, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from station.config import StationSettings
+from station.storage.db import Database
+from station.storage.models import User, WebSession, utc_now
+from station.users import (
+    TOUCH_EVERY,
+    LockedOut,
+    LoginFailed,
+    LoginPolicy,
+    SessionPolicy,
+    audit,
+    authenticate,
+    close_web_session,
+    find_web_session,
+    open_web_session,
+    touch_web_session,
+)
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "LOGIN_CSRF_COOKIE",
+    "SAFE_METHODS",
+    "SESSION_COOKIE",
+    "Auth",
+    "LoginRequired",
+    "client_address",
+    "clear_session_cookie",
+    "csrf_matches",
+    "log_in",
+    "log_out",
+    "login_policy",
+    "request_auth",
+    "safe_next",
+    "session_policy",
+    "set_session_cookie",
+    "write_session",
+]
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "bs_session"
+LOGIN_CSRF_COOKIE = "bs_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """A page needs a login: the app answers 303 to ``/login?next=<the page>``."""
+
+    def __init__(self, next_url: str = "/") -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+    @property
+    def location(self) -> str:
+        return "/login?next=" + quote(self.next_url, safe="/")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The request's login: the user and their web session."""
+
+    user: User
+    web_session: WebSession
+
+    @property
+    def csrf_token(self) -> str:
+        return self.web_session.csrf_token
+
+
+def login_policy(settings: StationSettings) -> LoginPolicy:
+    web = settings.web
+    return LoginPolicy(max_failures=web.login_max_failures, client_max_failures=web.login_client_max_failures,
+                       lockout=dt.timedelta(minutes=web.login_lockout_minutes))
+
+
+def session_policy(settings: StationSettings) -> SessionPolicy:
+    web = settings.web
+    return SessionPolicy(idle=dt.timedelta(minutes=web.session_idle_minutes),
+                         max_age=dt.timedelta(hours=web.session_max_hours))
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
+def csrf_matches(expected: str | None, given: object) -> bool:
+    """Constant-time comparison of the session's CSRF token with the one sent."""
+    if not expected or not isinstance(given, str) or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def _settings(request: Request) -> StationSettings:
+    return request.app.state.settings
+
+
+def write_session(request: Request) -> Session:
+    """A new session whose transactions begin IMMEDIATE (``app.state.write_sessions``); close it after use."""
+    factory = getattr(request.app.state, "write_sessions", None)
+    if factory is None:
+        db = _db(request)
+        factory = sessionmaker(bind=db.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        request.app.state.write_sessions = factory
+    return factory()
+
+
+def request_auth(request: Request) -> Auth | None:
+    """The request's login (looked up once per request), also left on ``request.state``."""
+    if "auth" in request.state._state:  # noqa: SLF001 - State has no "contains"
+        return request.state.auth
+    auth = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        db = _db(request)
+        now = utc_now()
+        with db.sessions() as session:
+            web_session = find_web_session(session, token, policy=session_policy(_settings(request)), now=now)
+        if web_session is not None:
+            auth = Auth(user=web_session.user, web_session=web_session)
+            if now - web_session.last_seen_at >= TOUCH_EVERY:
+                try:
+                    with write_session(request) as session:
+                        touch_web_session(session, web_session.id, now=now)
+                except Exception as exc:  # a busy database must not fail the request
+                    log.warning("cannot record the use of a web session: %s", exc)
+    request.state.auth = auth
+    request.state.user = auth.user if auth else None
+    request.state.csrf_token = auth.csrf_token if auth else ""
+    request.state.web_session = auth.web_session if auth else None
+    return auth
+
+
+def log_in(request: Request, username: str, password: str) -> tuple[str, Auth]:
+    """Check the credentials and open a web session: (cookie token, login).
+
+    Raises HTTPException 401 (wrong name or password, disabled account) or
+    429 with ``Retry-After`` (locked out). On success, any session the request
+    came with is ended (a fresh token at every login: no session fixation); a
+    failed attempt leaves it alone.
+    """
+    settings = _settings(request)
+    client = client_address(request)
+    old = request.cookies.get(SESSION_COOKIE)
+    with write_session(request) as session:
+        try:
+            user = authenticate(session, username, password, client=client, policy=login_policy(settings))
+        except LockedOut as exc:
+            raise HTTPException(status_code=429, detail=str(exc),
+                                headers={"Retry-After": str(exc.retry_after_s)}) from None
+        except LoginFailed as exc:
+            raise HTTPException(status_code=401, detail=str(exc)) from None
+        if old:
+            close_web_session(session, old)
+        token, web_session = open_web_session(session, user, client=client, policy=session_policy(settings))
+        web_session.user = user
+    auth = Auth(user=user, web_session=web_session)
+    request.state.auth = auth
+    request.state.user = user
+    request.state.csrf_token = auth.csrf_token
+    request.state.web_session = web_session
+    return token, auth
+
+
+def log_out(request: Request) -> bool:
+    """End the request's web session (audit: ``logout``); False when there was none."""
+    token = request.cookies.get(SESSION_COOKIE)
+    with write_session(request) as session:
+        web_session = close_web_session(session, token)
+        if web_session is None:
+            return False
+        audit(session, "logout", username=web_session.user.username, client=client_address(request))
+    request.state.auth = None
+    request.state.user = None
+    request.state.csrf_token = ""
+    request.state.web_session = None
+    return True
+
+
+def _secure(request: Request) -> bool:
+    return bool(_settings(request).web.https) or request.url.scheme == "https"
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request), path="/")
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=_secure(request), path="/")
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_login_csrf_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
+                        path="/login", max_age=3600)
+
+
+def safe_next(next_url: str | None) -> str:
+    """Where to go after the login: a path on this site only (never ``//other.example`` or ``https://...``)."""
+    if not next_url or not isinstance(next_url, str) or len(next_url) > 2000:
+        return "/"
+    parts = urlsplit(next_url)
+    if (parts.scheme or parts.netloc or not next_url.startswith("/") or next_url.startswith("//")
+            or "\\" in next_url or any(ord(c) < 32 for c in next_url)):
+        return "/"
+    if parts.path in ("/login", "/logout"):
+        return "/"
+    return next_url
