@@ -63,6 +63,64 @@ def _age_years(birth_year: int | None) -> float | None:
     return float(time.localtime().tm_year - int(birth_year))
 
 
+class _DrillState:
+    """The drill's state with the ``.value`` the controller reads from a protocol runner."""
+
+    def __init__(self, drill: Any) -> None:
+        self._drill = drill
+
+    @property
+    def value(self) -> str:
+        return str(self._drill.state)
+
+
+class DrillRunner:
+    """A drill (:mod:`station.drills`) behind the protocol runner's face, so that it runs, is recorded
+    and is stored exactly like a test (:class:`~station.protocols.trial.TrialCapture`)."""
+
+    #: every frame belongs to the drill's recording
+    frame_in_trial = True
+    onset_s = None
+
+    def __init__(self, drill: Any) -> None:
+        self.drill = drill
+        self.protocol = f"drill-{drill.name}"
+        self.state = _DrillState(drill)
+        #: the time of the last frame fed, on the drill's clock, in s
+        self.last_t_s = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.drill.finished)
+
+    @property
+    def message(self) -> str:
+        return str(self.drill.message)
+
+    @property
+    def end_reason(self) -> str:
+        return str(self.drill.end_reason)
+
+    def update(self, frame: Any) -> list[Any]:
+        self.last_t_s = float(frame.t_s)
+        return self.drill.update(frame)
+
+    def abort(self, reason: str = "aborted by the operator") -> list[Any]:
+        return self.drill.abort(reason)
+
+    def metadata(self) -> dict[str, str]:
+        return {"protocol": self.protocol, **self.drill.metadata()}
+
+    def status(self) -> dict[str, Any]:
+        view = self.drill.view()
+        return {"protocol": self.protocol, "state": view.state, "message": view.instruction,
+                "score": view.score, "streak": view.streak, "level": view.level, "round_index": view.round_index,
+                "rounds": view.rounds, "elapsed_s": view.elapsed_s, "duration_s": view.duration_s}
+
+    def result(self) -> dict[str, Any]:
+        return self.drill.metrics()
+
+
 class TrialController:
     """The station's live trial: start, abort, watch; stored as it runs.
 
@@ -102,6 +160,9 @@ class TrialController:
         self._clock = clock
         self.patient_sim = (SimulatedPatient(profile=simulated_patient, rng=rng)
                             if simulated_patient is not None and live.synthetic else None)
+        self._seed = int((rng if rng is not None else np.random.default_rng()).integers(1 << 30))
+        self._drills_made = 0
+        self.player: Any = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._abort_reason: str | None = None
@@ -109,11 +170,33 @@ class TrialController:
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self._event_count = 0
         self._finished_cbs: list[Callable[[dict[str, Any]], None]] = []
+        self._claimed_by = ""
+        self._runner: Any = None
 
     # -- public -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def current_drill(self) -> DrillRunner | None:
+        """The drill running now (for the patient screen to draw), or None."""
+        runner = self._runner
+        return runner if self.running and isinstance(runner, DrillRunner) else None
+
+    def claim(self, label: str) -> None:
+        """Something else uses the plate (a game on the patient screen): refuse trials until :meth:`release`.
+
+        Raises TrialBusy when a trial runs or the plate is already claimed."""
+        with self._lock:
+            if self.running:
+                raise TrialBusy(f"trial {self._snap['trial_id']} is running on the plate")
+            if self._claimed_by:
+                raise TrialBusy(f"the plate is in use: {self._claimed_by}")
+            self._claimed_by = str(label)
+
+    def release(self) -> None:
+        with self._lock:
+            self._claimed_by = ""
 
     def on_finished(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(snapshot)`` (in the worker thread) when a trial ends, however it ends."""
@@ -145,10 +228,16 @@ class TrialController:
             A bad protocol, side or parameter (the message names it).
         """
         params = dict(params or {})
+        if protocol.startswith(("drill:", "drill-")) and "limits" not in params:
+            limits = self.patient_limits(patient_code)
+            if limits is not None:
+                params["limits"] = limits
         runner = self._make_runner(protocol, stance_side, params)
         with self._lock:
             if self.running:
                 raise TrialBusy(f"trial {self._snap['trial_id']} is running: abort it or wait for its end")
+            if self._claimed_by:
+                raise TrialBusy(f"the plate is in use: {self._claimed_by}")
             with self.db.sessions() as session:
                 patient = get_patient(session, patient_code)
                 code, age = patient.code, _age_years(patient.birth_year)
@@ -157,6 +246,7 @@ class TrialController:
             if age is not None:
                 metadata["age_years"] = f"{age:g}"
             rate = float(self.live.feed.info.get("nominal_rate_hz") or 80.0)
+            protocol = getattr(runner, "protocol", protocol)  # drill:reach is stored as drill-reach
             writer = TrialWriter.start(
                 self.db.sessions, session_id=visit_id, protocol=protocol, stance_side=stance_side,
                 settings={**runner.metadata(), **metadata}, sample_rate_hz=rate, geometry=self.geometry,
@@ -170,16 +260,45 @@ class TrialController:
                 "protocol": protocol, "stance_side": stance_side, "state": "starting",
                 "instruction": runner.message, "started_at": time.time(),
             }
+            self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
                               on_keep=lambda frame: self._store(writer, frame))
             if self.patient_sim is not None:
                 sample = self.live.latest()
                 self._command(self.patient_sim.on_start(plate_occupied=bool(sample and sample.occupied)))
+                self.player = None
+                if isinstance(runner, DrillRunner):
+                    from station.drills.autoplay import AutoPlayer
+
+                    skill = "good" if self.patient_sim.profile == "healthy" else "poor"
+                    self.player = AutoPlayer(skill=skill, rng=np.random.default_rng(self._drill_seed()))
             self._thread = threading.Thread(target=self._work, args=(trial, writer),
                                             name=f"trial-{writer.trial_id}", daemon=True)
             self._thread.start()
             log.info("trial %d started: %s %s %s", writer.trial_id, code, protocol, stance_side or "")
             return writer.trial_id
+
+    def patient_limits(self, patient_code: str) -> dict[str, float] | None:
+        """The patient's limits of stability from their latest complete ``limits`` drill, or None.
+
+        Reach and rhythm targets are placed at a percentage of these (typical
+        adult limits when the patient has none measured).
+        """
+        from sqlalchemy import select
+
+        from station.storage.models import ClinicSession, Patient, Trial
+
+        with self.db.sessions() as session:
+            metrics = session.scalars(
+                select(Trial.metrics).join(ClinicSession).join(Patient)
+                .where(Patient.code == patient_code, Trial.protocol == "drill-limits",
+                       Trial.state == TrialState.COMPLETE)
+                .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).first()
+        limits = (metrics or {}).get("limits")
+        if not isinstance(limits, dict) or not all(isinstance(limits.get(k), (int, float)) and limits[k] > 0
+                                                   for k in ("forward_mm", "backward_mm", "left_mm", "right_mm")):
+            return None
+        return {k: float(limits[k]) for k in ("forward_mm", "backward_mm", "left_mm", "right_mm")}
 
     def abort(self, reason: str = "aborted by the operator") -> bool:
         """Abort the running trial (it is stored as aborted); False when none runs."""
@@ -219,7 +338,7 @@ class TrialController:
                 "stored": None, "error": "", "started_at": None}
 
     def _make_runner(self, protocol: str, stance_side: str | None,
-                     params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner:
+                     params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner | DrillRunner:
         if protocol == "single-leg":
             if stance_side not in SIDES:
                 raise ValueError(f"stance_side must be 'left' or 'right' for the single-leg test, got {stance_side!r}")
@@ -239,7 +358,33 @@ class TrialController:
             if unknown:
                 raise ValueError(f"params: the quiet-stance test takes eyes, surface, duration_s; got {unknown[0]!r}")
             return QuietStanceRunner(geometry=self.geometry, config=QuietStanceConfig(**params))
-        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+        if protocol.startswith(("drill:", "drill-")):
+            return self._make_drill(protocol[len("drill:"):], stance_side, params)
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)} or drill:NAME, got {protocol!r}")
+
+    def _make_drill(self, name: str, stance_side: str | None, params: dict[str, Any]) -> DrillRunner:
+        from station.drills import DRILLS, Limits, make_drill
+        from station.drills.catalogue import canonical_name
+
+        name = canonical_name(name)
+        if name not in DRILLS:
+            raise ValueError(f"protocol: no drill {name!r}; drills: {', '.join(DRILLS)}")
+        params = dict(params)
+        feedback = params.pop("feedback", "continuous")
+        level = params.pop("level", None)
+        limits = params.pop("limits", None)
+        if limits is not None:
+            try:
+                limits = Limits.from_dict(limits)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"params: limits: {exc}") from None
+        drill = make_drill(name, geometry=self.geometry, rng=np.random.default_rng(self._drill_seed()),
+                           params=params, feedback=feedback, stance_side=stance_side, limits=limits, level=level)
+        return DrillRunner(drill)
+
+    def _drill_seed(self) -> int:
+        self._drills_made += 1
+        return self._seed * 1000 + self._drills_made
 
     def _command(self, commands: list[tuple[str, dict[str, Any]]]) -> None:
         for name, params in commands:
@@ -255,6 +400,15 @@ class TrialController:
             self._note_error(str(exc))
         except ValueError as exc:
             log.warning("trial %d: frame not stored: %s", writer.trial_id, exc)
+
+    def _play(self, runner: DrillRunner) -> None:
+        """The simulated patient plays the drill: its moves, from what the drill shows."""
+        sample = self.live.latest()
+        if sample is None:
+            return
+        frame = sample.frame
+        self._command(self.player.commands(runner.drill.view(), t_s=runner.last_t_s,
+                                           cop_ml_mm=frame.cop_ml_mm, cop_ap_mm=frame.cop_ap_mm))
 
     def _note_error(self, message: str) -> None:
         with self._lock:
@@ -290,6 +444,8 @@ class TrialController:
                             self._command(self.patient_sim.on_lift_instruction(
                                 stance_side=trial.runner.stance_side, hold_s=trial.runner.config.hold_s))
                 self._publish(trial, events, t0)
+                if self.player is not None and isinstance(trial.runner, DrillRunner):
+                    self._play(trial.runner)
                 try:
                     writer.tick()
                 except StorageError as exc:
@@ -317,7 +473,13 @@ class TrialController:
         trial.close()
         runner = trial.runner
         result: dict[str, Any] | None = None
-        if runner.state.value == "aborted":
+        if isinstance(runner, DrillRunner):  # a drill's result is its metrics (an aborted one's rounds so far)
+            trial.capture.close()
+            result = runner.result()
+            aborted = runner.state.value == "aborted"
+            state = TrialState.ABORTED if aborted else TrialState.COMPLETE
+            detail = runner.end_reason
+        elif runner.state.value == "aborted":
             state, detail = TrialState.ABORTED, runner.end_reason
         else:
             try:

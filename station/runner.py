@@ -29,7 +29,9 @@ from pydantic import ValidationError
 from station.config import StationSettings, WebSettings, load_settings
 from station.errors import UserError
 from station.forces import ForcePipeline
+from station.clinic import TrialController
 from station.live import LiveStation
+from station.visit import Visit
 
 log = logging.getLogger("balance-station")
 
@@ -50,6 +52,7 @@ def simulated_spec(settings: StationSettings) -> SourceSpec:
     return SourceSpec("simulated", {
         "seed": seed, "body_mass_kg": sim.body_mass_kg, "glitch_rate": sim.glitch_rate,
         "ml_mm": plate.ml_mm, "ap_mm": plate.ap_mm, "feet_ml_mm": plate.feet_ml_mm, "realtime": True,
+        "speed": sim.speed,
     })
 
 
@@ -154,6 +157,22 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
     )
 
 
+def open_station_database(settings: StationSettings) -> Any:
+    from station.storage import StorageError, open_database
+
+    try:
+        return open_database(settings.database_url, data_dir=settings.data_dir)
+    except StorageError as exc:
+        raise UserError(str(exc)) from None
+
+
+def screen_sounds() -> Any:
+    """The screen's sounds (silent, but counted, where there is no sound card)."""
+    from station.screen.sounds import Sounds
+
+    return Sounds()
+
+
 def recover_trials(settings: StationSettings) -> list[int]:
     """Open (create or upgrade) the database and mark trials a crash left 'running' as incomplete.
 
@@ -174,63 +193,57 @@ def recover_trials(settings: StationSettings) -> list[int]:
 class ButtonActions:
     """What the physical controls do while the station runs.
 
-    A press of the start/stop button starts a recording of the plate into
-    ``<data_dir>/recordings/`` or stops and saves the one running; the LED
-    flashes while idle, is steady while recording and blinks fast on a fault.
+    A press of the start button starts the next planned test of the patient
+    on the station, or aborts the test running (:meth:`station.visit.Visit.press`);
+    with the patient screen open, the press goes to the screen, where it also
+    selects the highlighted button. The LED flashes while idle, is steady
+    while a test runs and blinks fast on a fault; the buzzer beeps the start,
+    the abort, and a press that had nothing to do.
     """
 
-    def __init__(self, controls: Any, live: LiveStation, settings: StationSettings) -> None:
+    def __init__(self, controls: Any, live: LiveStation, settings: StationSettings, *, visit: Any = None,
+                 screen: Any = None) -> None:
         from hardware.controls import StationLight
 
         self._light = StationLight
         self.controls = controls
         self.live = live
         self.settings = settings
-        self.recorder: Any = None
+        self.visit = visit
+        self.screen = screen
         self._lock = threading.Lock()
         controls.button.when_pressed = self.on_press
         controls.show(StationLight.IDLE)
 
     def on_press(self) -> None:
-        from station.recorder import LiveRecorder
-
+        if self.screen is not None:
+            self.screen.press()  # handled on the screen's thread, in the screen's context
+            return
+        if self.visit is None:
+            self.controls.beep("alert")
+            return
         with self._lock:
-            if self.recorder is None:
-                stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-                path = self.settings.data_dir / "recordings" / f"plate-{stamp}.csv"
-                self.recorder = LiveRecorder(self.live, path, geometry=self.settings.plate.geometry())
-                self.controls.beep("start")
-                self.controls.show(self._light.RUNNING)
-                say(f"recording to {path}")
-            else:
-                recorder, self.recorder = self.recorder, None
-                self.controls.show(self._light.IDLE)
-                try:
-                    say(f"recording saved: {recorder.stop()}")
-                    self.controls.beep("stop")
-                except OSError as exc:
-                    say(f"RECORDING FAILED: {exc}")
-                    self.controls.beep("alert")
+            done = self.visit.press()
+        say(f"start button: {done}")
+        self.controls.beep({"started": "start", "aborted": "stop"}.get(done, "alert"))
+
+    @property
+    def trial_running(self) -> bool:
+        return self.visit is not None and self.visit.controller.running
 
     def update(self) -> None:
-        """Called from the main loop: the LED shows a fault of the plate."""
+        """Called from the main loop: the LED shows a running test, or a fault of the plate."""
         faulty = bool(self.live.feed.error) or not self.live.feed.alive
-        wanted = self._light.FAULT if faulty else (self._light.RUNNING if self.recorder else self._light.IDLE)
+        wanted = self._light.FAULT if faulty else (self._light.RUNNING if self.trial_running else self._light.IDLE)
         if self.controls.light is not wanted:
             self.controls.show(wanted)
 
     def close(self) -> None:
-        with self._lock:
-            if self.recorder is not None:
-                recorder, self.recorder = self.recorder, None
-                try:
-                    say(f"recording saved: {recorder.stop()}")
-                except OSError as exc:
-                    say(f"RECORDING FAILED: {exc}")
         self.controls.close()
 
 
-def start_controls(settings: StationSettings, live: LiveStation, *, pin_factory: Any = None) -> ButtonActions | None:
+def start_controls(settings: StationSettings, live: LiveStation, *, pin_factory: Any = None,
+                   visit: Any = None) -> ButtonActions | None:
     """The gpiozero controls when enabled; a message and None when their pins cannot be had."""
     if not settings.controls.enabled:
         return None
@@ -246,7 +259,7 @@ def start_controls(settings: StationSettings, live: LiveStation, *, pin_factory:
         say(f"controls: unavailable ({exc}); the station runs without its button, LED and buzzer")
         return None
     say(f"controls: button GPIO {c.button_gpio}, LED GPIO {c.led_gpio}, buzzer GPIO {c.buzzer_gpio}")
-    return ButtonActions(controls, live, settings)
+    return ButtonActions(controls, live, settings, visit=visit)
 
 
 class WebServer:
@@ -301,26 +314,44 @@ def run_station(args: argparse.Namespace) -> int:
     live: LiveStation | None = None
     web: WebServer | None = None
     buttons: ButtonActions | None = None
+    controller: TrialController | None = None
+    db = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
         pipeline = ForcePipeline(calibration, settings.plate.geometry(), occupancy_n=settings.plate.occupancy_n)
         live = LiveStation(acq, pipeline, auto_rezero=settings.auto_rezero, drift_warn_n=settings.zero_drift_warn_n)
         live.start()
-        buttons = start_controls(settings, live)
+        db = open_station_database(settings)
+        patient = settings.simulator.patient
+        controller = TrialController(live, db, geometry=settings.plate.geometry(),
+                                     simulated_patient=None if patient == "none" else patient,
+                                     rng=np.random.default_rng(settings.simulator.seed))
+        if live.synthetic and patient != "none":
+            say(f"simulated patient: {patient.replace('_', ' ')} (performs the tests started on this plate)")
+        visit = Visit(controller, db)
+        buttons = start_controls(settings, live, visit=visit)
 
         from webui.app import create_app
 
-        web = WebServer(create_app(settings, live), host=settings.web.host, port=settings.web.port)
+        web = WebServer(create_app(settings, live, db=db, trials=controller), host=settings.web.host,
+                        port=settings.web.port)
         if not web.start():
             raise UserError(f"cannot serve the web page on {settings.web.host}:{settings.web.port} "
                             "(is another station running? use --port)")
         say(f"web: http://{settings.web.host}:{settings.web.port}/ (status: /api/v1/status)")
+        from station.users import list_users
+
+        with db.sessions() as session:
+            if not list_users(session):
+                say("web: no therapist account yet: create one with 'balance-station user add NAME' "
+                    "(with the same --data-dir/--config)")
 
         if settings.screen.enabled and not args.no_screen:
             from station.screen.app import ScreenApp, ScreenUnavailable
 
-            screen = ScreenApp(live, geometry=settings.plate.geometry(), settings=settings.screen)
+            screen = ScreenApp(live, geometry=settings.plate.geometry(), settings=settings.screen, visit=visit,
+                               controls=buttons.controls if buttons is not None else None, sounds=screen_sounds())
             try:
                 screen.open()
             except ScreenUnavailable as exc:
@@ -328,6 +359,8 @@ def run_station(args: argparse.Namespace) -> int:
                 screen = None
             else:
                 say("screen: patient screen open")
+                if buttons is not None:
+                    buttons.screen = screen
         else:
             say("screen: disabled; running without the patient screen")
 
@@ -353,6 +386,8 @@ def run_station(args: argparse.Namespace) -> int:
         return 0
     finally:
         say("stopping")
+        if controller is not None:
+            controller.close()  # a test still running is stored as aborted
         if screen is not None:
             screen.close()
         if web is not None:
@@ -361,4 +396,6 @@ def run_station(args: argparse.Namespace) -> int:
             buttons.close()
         if live is not None:
             live.stop()
+        if db is not None:
+            db.close()
         acq.stop()

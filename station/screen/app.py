@@ -8,11 +8,13 @@ on every frame, so the cursor is at most one screen frame behind the plate.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to the station's own lines
@@ -215,14 +217,94 @@ class Window:
         pygame.display.quit()
 
 
-class ScreenApp(Window):
-    """The screen loop: input, update, draw, at a fixed frame rate."""
+#: the flow's cues -> (game sound, buzzer beep)
+CUES: dict[str, tuple[str | None, str | None]] = {
+    "countdown": ("beat", "countdown"),
+    "go": ("hit", "go"),
+    "touchdown": ("lost_balance", "alert"),
+    "finished": ("round_end", "success"),
+}
 
-    def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings) -> None:
+
+class ScreenApp(Window):
+    """The screen loop: input, update, draw, at a fixed frame rate.
+
+    With a ``visit`` (:class:`station.visit.Visit`) the screen runs the
+    clinic's flow (choose the patient, the leg, the test, the result; see
+    :mod:`station.screen.flow`) and follows any test the controller runs, even
+    one started from the web page; without one it shows the live plate.
+    ``controls`` (:class:`hardware.controls.StationControls`) sound the
+    buzzer with the screen's cues; :meth:`press` is the start button.
+    """
+
+    def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings,
+                 visit: object | None = None, controls: object | None = None, sounds: object | None = None,
+                 extra_menu: list | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(settings)
         self.live = live
-        self.mode: Mode = LiveMode(live, geometry)
+        self.geometry = geometry
+        self.visit = visit
+        self.controls = controls
+        self.sounds = sounds
+        self.cues_played: list[str] = []
+        self._presses: collections.deque[float] = collections.deque()
+        self._followed: set[int] = set()
         self._clock = pygame.time.Clock()
+        self.ctx = None
+        if visit is not None:
+            from station.screen.flow import FlowContext, HomeMode
+
+            self.ctx = FlowContext(live=live, visit=visit, geometry=geometry, switch=self.switch, cue=self.cue,
+                                   clock=clock, sounds=sounds, extra_menu=list(extra_menu or []))
+            self.mode: Mode = HomeMode(self.ctx)
+        else:
+            self.mode = LiveMode(live, geometry)
+
+    def switch(self, mode: Mode) -> None:
+        """Show another screen."""
+        self.mode = mode
+
+    def press(self) -> None:
+        """The start button was pressed (any thread): handled at the next screen frame."""
+        self._presses.append(time.monotonic())
+
+    def cue(self, name: str) -> None:
+        """A sound for the patient: the screen's speaker when there is one, and the buzzer."""
+        self.cues_played.append(name)
+        sound, beep = CUES.get(name, (None, None))
+        if self.sounds is not None and sound is not None:
+            self.sounds.play(sound)  # type: ignore[attr-defined]
+        if self.controls is not None and beep is not None:
+            try:
+                self.controls.beep(beep)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - a buzzer fault must not stop the test
+                log.exception("buzzer")
+
+    def _follow_trials(self) -> None:
+        """A test or a drill the screen did not start (the web page, the button): show it."""
+        from station.screen.flow import ControlledDrill, TrialMode
+
+        if self.ctx is None or isinstance(self.mode, TrialMode) or getattr(self.mode, "controlled", False):
+            return
+        snap = self.ctx.controller.snapshot()
+        if not snap["running"] or snap["trial_id"] in self._followed:
+            return
+        if snap.get("protocol") in ("single-leg", "quiet-stance"):
+            self._followed.add(snap["trial_id"])
+            self.ctx.visit.adopt(snap)
+            self.switch(TrialMode(self.ctx))
+        elif str(snap.get("protocol", "")).startswith("drill-"):
+            runner = self.ctx.controller.current_drill()
+            if runner is None:
+                return
+            from station.screen.game import GameMode
+
+            self._followed.add(snap["trial_id"])
+            self.ctx.visit.adopt(snap)
+            game = GameMode(self.live, self.geometry, ControlledDrill(self.ctx.controller, runner),
+                            sounds=self.sounds, on_exit=lambda _game: self.ctx.go_home())
+            game.controlled = True
+            self.switch(game)
 
     def tick(self) -> None:
         """One screen frame: handle input, draw, flip, wait for the next frame."""
@@ -234,6 +316,13 @@ class ScreenApp(Window):
                 self.quit_requested = True
             else:
                 self.mode.handle_event(event)
+        while self._presses:
+            self._presses.popleft()
+            if hasattr(self.mode, "press"):
+                self.mode.press()
+            elif self.ctx is not None:
+                self.ctx.press()
+        self._follow_trials()
         self.mode.update()
         self.mode.draw(self.surface)
         pygame.display.flip()
@@ -243,3 +332,13 @@ class ScreenApp(Window):
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.quit_requested:
             self.tick()
+
+    def close(self) -> None:
+        """Leave a game still being played (it is stored as stopped), then close the display."""
+        leave = getattr(self.mode, "leave", None)
+        if callable(leave) and not getattr(self.mode, "closed", True):
+            try:
+                leave()
+            except Exception:  # noqa: BLE001 - closing must go on
+                log.exception("leaving the game at close")
+        super().close()

@@ -28,19 +28,7 @@ POINT = (190, 205, 222)
 
 def wrap(message: str, *, size_px: int, width_px: int, bold: bool = False) -> list[str]:
     """Split ``message`` into lines no wider than ``width_px`` in the screen font."""
-    f = view.font(size_px, bold)
-    lines: list[str] = []
-    line = ""
-    for word in message.split():
-        trial = f"{line} {word}".strip()
-        if f.size(trial)[0] <= width_px or not line:
-            line = trial
-        else:
-            lines.append(line)
-            line = word
-    if line:
-        lines.append(line)
-    return lines
+    return view.wrap(message, size_px=size_px, width_px=width_px, bold=bold)
 
 
 class CalibrationMode(Mode):

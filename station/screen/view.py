@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 
 import pygame
@@ -131,3 +132,62 @@ class PlateView:
         radius = max(10, round(16 * s))
         pygame.draw.circle(surface, (255, 255, 255), centre, radius + max(2, radius // 4))
         pygame.draw.circle(surface, COP, centre, radius)
+
+
+# -- menus ---------------------------------------------------------------------------------------
+
+ACCENT = (64, 156, 255)
+GOOD = (90, 210, 130)
+BAD = (255, 96, 96)
+
+
+def button(surface: pygame.Surface, rect: pygame.Rect, label: str, *, selected: bool, size_px: int,
+           sub: str = "") -> None:
+    """A big menu button: filled in the accent colour when selected, outlined otherwise."""
+    radius = max(8, rect.height // 4)
+    if selected:
+        pygame.draw.rect(surface, ACCENT, rect, border_radius=radius)
+        pygame.draw.rect(surface, TEXT, rect, width=max(3, rect.height // 20), border_radius=radius)
+    else:
+        pygame.draw.rect(surface, PANEL, rect, border_radius=radius)
+        pygame.draw.rect(surface, PLATE_EDGE, rect, width=2, border_radius=radius)
+    colour = BACKGROUND if selected else TEXT
+    if sub:
+        text(surface, label, (rect.centerx, rect.centery - size_px // 8), size_px=size_px, colour=colour,
+             anchor="midbottom", bold=True)
+        text(surface, sub, (rect.centerx, rect.centery + size_px // 8), size_px=max(14, size_px * 2 // 3),
+             colour=colour if selected else MUTED, anchor="midtop")
+    else:
+        text(surface, label, rect.center, size_px=size_px, colour=colour, anchor="center", bold=True)
+
+
+def wrap(message: str, *, size_px: int, width_px: int, bold: bool = False,
+         face: Callable[[int, bool], pygame.font.Font] | None = None) -> list[str]:
+    """``message`` broken into lines no wider than ``width_px`` (a word longer than that stands alone).
+
+    Newlines start new lines. ``face(size_px, bold)`` gives the font (default :func:`font`).
+    """
+    f = (face or font)(size_px, bold)
+    lines: list[str] = []
+    for paragraph in message.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            candidate = f"{line} {word}".strip()
+            if line and f.size(candidate)[0] > width_px:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        if line or not lines:
+            lines.append(line)
+    return lines
+
+
+def paragraph(surface: pygame.Surface, message: str, centre_top: tuple[int, int], *, size_px: int, width_px: int,
+              colour: tuple[int, int, int] = TEXT, bold: bool = False) -> int:
+    """Centred, wrapped text from ``centre_top`` down; returns the y below the last line."""
+    x, y = centre_top
+    for line in wrap(message, size_px=size_px, width_px=width_px, bold=bold):
+        rect = text(surface, line, (x, y), size_px=size_px, colour=colour, anchor="midtop", bold=bold)
+        y = rect.bottom + size_px // 6
+    return y

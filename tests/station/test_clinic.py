@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -139,3 +140,40 @@ def test_quiet_stance_with_conditions(db):
     assert snap["outcome"] == "complete"
     assert snap["result"]["conditions"] == {"eyes": "closed", "surface": "foam"}
     assert snap["result"]["cop"]["mean_velocity_mm_s"] > 0
+
+
+@pytest.mark.parametrize("drill", ["reach", "symmetry", "rhythm", "hold"])
+def test_the_simulated_patient_plays_a_drill_stored_as_a_trial(db, drill):
+    live = _station(51, speed=25.0)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
+                                     rng=np.random.default_rng(5))
+        snap = _run(controller, protocol=f"drill:{drill}", stance_side="left" if drill == "hold" else None,
+                    params={"rounds": 1})
+    finally:
+        live.stop()
+    assert snap["outcome"] == "complete", snap
+    metrics = snap["result"]
+    assert metrics["rounds_completed"] == 1 and metrics["score"] > 0
+    with db.sessions() as session:
+        trial = get_trial(session, snap["trial_id"])
+        assert trial.protocol == f"drill-{'single-leg-hold' if drill == 'hold' else drill}"
+        assert trial.state.value == "complete" and trial.metrics["score"] == metrics["score"]
+        assert trial.n_frames > 100
+
+
+def test_reach_targets_use_the_limits_the_patient_measured(db):
+    live = _station(61, speed=25.0)
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
+                                     rng=np.random.default_rng(6))
+        assert controller.patient_limits("P-001") is None
+        snap = _run(controller, protocol="drill:limits", params={"rounds": 1})
+        measured = snap["result"]["limits"]
+        assert controller.patient_limits("P-001") == pytest.approx(measured)
+        snap = _run(controller, protocol="drill:reach", params={"rounds": 1})
+    finally:
+        live.stop()
+    with db.sessions() as session:
+        settings = get_trial(session, snap["trial_id"]).settings
+    assert json.loads(settings["drill.limits"]) == pytest.approx(measured)

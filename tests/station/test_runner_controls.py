@@ -1,4 +1,4 @@
-"""The start/stop button records the plate; the LED follows the station's state."""
+"""The start button starts and aborts the tests; the LED follows the station's state."""
 
 import time
 
@@ -11,10 +11,13 @@ from station.config import load_settings
 from station.forces import ForcePipeline
 from station.geometry import PlateGeometry
 from station.live import LiveStation
-from station.recording import read_recording
+from station.storage import open_database
+from station.storage.trials import list_trials
+from station.visit import Visit
+from station.clinic import TrialController
+from hardware.simulated import SimulatedPlate
 from station.runner import start_controls
-from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.doubles import ListFeed, SimFeed
 
 
 @pytest.fixture
@@ -29,29 +32,53 @@ def test_controls_disabled_by_default(factory):
     assert start_controls(load_settings(), live, pin_factory=factory) is None
 
 
-def test_button_starts_and_stops_a_recording(tmp_path, factory):
-    settings = load_settings(data_dir=tmp_path, controls={"enabled": True})
-    live = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
-    buttons = start_controls(settings, live, pin_factory=factory)
-    assert buttons is not None and buttons.controls.light is StationLight.IDLE
+def _press(factory, settings) -> None:
     button = factory.pin(settings.controls.button_gpio)
     button.drive_low()
     button.drive_high()
-    deadline = time.monotonic() + 2
-    while buttons.recorder is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert buttons.controls.light is StationLight.RUNNING
-    for raw in frames(160):
-        live.ingest(raw)
     time.sleep(0.1)  # past the button's debounce time
-    button.drive_low()
-    button.drive_high()
-    while buttons.recorder is not None and time.monotonic() < deadline:
+
+
+def _wait(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-    assert buttons.controls.light is StationLight.IDLE
-    [saved] = (tmp_path / "recordings").glob("plate-*.csv")
-    assert read_recording(saved).n_samples == 160
-    live.feed.error = "hx711-lgpio: cell fl did not answer"
-    buttons.update()
-    assert buttons.controls.light is StationLight.FAULT
-    buttons.close()
+
+
+def test_button_starts_the_next_test_and_aborts_it(tmp_path, factory):
+    settings = load_settings(data_dir=tmp_path, controls={"enabled": True})
+    live = LiveStation(SimFeed(SimulatedPlate(seed=3, realtime=False), speed=2.0),
+                       ForcePipeline(simulator_calibration(), PlateGeometry()))
+    live.start()
+    db = open_database(data_dir=tmp_path)
+    controller = TrialController(live, db, geometry=PlateGeometry(), simulated_patient="healthy")
+    visit = Visit(controller, db)
+    buttons = start_controls(settings, live, pin_factory=factory, visit=visit)
+    try:
+        assert buttons is not None and buttons.controls.light is StationLight.IDLE
+        _press(factory, settings)  # nobody chosen: nothing starts
+        assert not controller.running
+        visit.create("P-0099")
+        visit.plan_single_leg("right")
+        _press(factory, settings)
+        _wait(lambda: controller.running)
+        buttons.update()
+        assert buttons.controls.light is StationLight.RUNNING
+        assert controller.snapshot()["stance_side"] == "right"
+        _press(factory, settings)
+        _wait(lambda: not controller.running)
+        buttons.update()
+        assert buttons.controls.light is StationLight.IDLE
+        with db.sessions() as session:
+            (trial,) = list_trials(session, "P-0099")
+            assert trial.state.value == "aborted" and "start button" in trial.state_detail
+        assert visit.next_side() == "right"  # an aborted leg is repeated
+        live.feed.error = "hx711-lgpio: cell fl did not answer"
+        buttons.update()
+        assert buttons.controls.light is StationLight.FAULT
+    finally:
+        buttons.close()
+        controller.close()
+        live.stop()
+        db.close()

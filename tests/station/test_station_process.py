@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.station.station_client import StationClient, add_user
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,6 +48,7 @@ def get_json(url: str) -> dict:
 
 def start_station(tmp_path, *args, env_extra=None):
     port = free_port()
+    add_user(tmp_path / "data")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **(env_extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "station.cli", "--data-dir", str(tmp_path / "data"), "--port", str(port), *args],
@@ -56,11 +59,13 @@ def start_station(tmp_path, *args, env_extra=None):
 
 def wait_for_frames(proc, base, timeout_s=40.0):
     deadline = time.monotonic() + timeout_s
+    client = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the station exited early: {proc.stderr.read()}")
         try:
-            status = get_json(base + "/api/v1/status")
+            client = client or StationClient(base).login()
+            status = client.get("/api/v1/status")
             if status["frames"] > 80 and status["sample_rate_hz"]:
                 return status
         except OSError:
