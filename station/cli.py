@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", parents=[common], help="write a stored or a live trial as a recording file")
     _record_arguments(p)
+
+    from station.drill_command import add_arguments as _drill_arguments
+
+    p = sub.add_parser("drill", parents=[common], help="play one drill with the simulated person and print JSON")
+    _drill_arguments(p)
+
+    from station.users import add_arguments as _user_arguments
+
+    p = sub.add_parser("user", parents=[common], help="therapist accounts of the web page: add, list, passwd, disable")
+    _user_arguments(p, common)
     return parser
 
 
@@ -94,13 +104,26 @@ def cmd_record(args: argparse.Namespace) -> int:
     return record_command(args)
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from station.drill_command import drill_command
+
+    return drill_command(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from station.runner import run_station
 
     return run_station(args)
 
 
-COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record}
+def cmd_user(args: argparse.Namespace) -> int:
+    from station.users import user_command
+
+    return user_command(args)
+
+
+COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record, "drill": cmd_drill,
+            "user": cmd_user}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,6 +174,7 @@ class Drill:
         lo, hi = self.user_params.get("level_bounds", (MIN_LEVEL, MAX_LEVEL))
         self.level_bounds = (lo, hi)
         self.level = min(max(self.start_level, lo), hi)
+        self.start_level = self.level  # the level played (and stored), within the bounds
         self.params = self._resolve(self.level)
         self._check_side()
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from station.drills.base import Drill, json_ready
-from station.drills.catalogue import DRILLS, drill_class
+from station.drills.catalogue import DRILLS, canonical_name, drill_class
 from station.drills.feedback import check_feedback
 from station.drills.params import integer, number
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level
@@ -78,7 +78,7 @@ class ProgrammeItem:
             raise ValueError(f"{where}: unknown key {unknown[0]!r} (takes {list(_ITEM_KEYS)})")
         if "drill" not in d:
             raise ValueError(f"{where}: missing 'drill' (one of {list(DRILLS)})")
-        name = d["drill"]
+        name = canonical_name(d["drill"]) if isinstance(d["drill"], str) else d["drill"]
         if name not in DRILLS:
             raise ValueError(f"{where}.drill must be one of {list(DRILLS)}, got {name!r}")
         duration = d.get("duration_s")

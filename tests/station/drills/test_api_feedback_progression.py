@@ -255,3 +255,21 @@ def test_a_time_limited_drill_runs_rounds_until_the_time_is_up():
     run(d, lambda t: (0.0, 0.0), max_s=30.0)
     # rounds of 2 s: the drill stops after the round in which 5 s of running is reached (the third)
     assert d.state == "done" and d.metrics()["rounds_completed"] == 3
+
+
+def test_a_programme_takes_the_short_name_hold():
+    from station.drills.programme import Programme
+
+    prog = Programme.from_dict({"items": [{"drill": "hold", "stance_side": "left", "rounds": 2}]})
+    assert prog.items[0].drill == "single-leg-hold"
+
+
+def test_the_stored_level_is_the_level_played():
+    import numpy as np
+
+    from station.drills import make_drill
+    from station.geometry import PlateGeometry
+
+    drill = make_drill("reach", geometry=PlateGeometry(), rng=np.random.default_rng(0), level=8,
+                       params={"level_bounds": [1, 6]})
+    assert drill.level == 6 and drill.metadata()["drill.level"] == "6" and drill.metrics()["start_level"] == 6
