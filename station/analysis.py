@@ -34,7 +34,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,8 +279,9 @@ SCORERS: dict[str, Scorer] = {
 
 
 def _json_ready(value: Any) -> Any:
-    """Plain Python types for ``json.dump(allow_nan=False)``: NaN and inf become None."""
-    if isinstance(value, dict):
+    """Plain Python types for ``json.dump(allow_nan=False)``: NaN and inf become None, numpy scalars
+    Python numbers, tuples lists, recursively."""
+    if isinstance(value, Mapping):
         return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]

@@ -40,7 +40,7 @@ from station.protocols.trial import LiveTrial
 from station.sim_patient import SimulatedPatient
 from station.storage.db import Database, StorageError
 from station.storage.models import TrialState
-from station.storage.trials import TrialWriter, get_patient, todays_visit
+from station.storage.trials import TrialWriter, get_patient, latest_metrics, todays_visit
 
 __all__ = ["PROTOCOLS", "TrialBusy", "TrialController"]
 
@@ -178,6 +178,11 @@ class TrialController:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def event_count(self) -> int:
+        """Events published so far (cheap: a reader checks it before taking a :meth:`snapshot`)."""
+        return self._event_count
+
     def current_drill(self) -> DrillRunner | None:
         """The drill running now (for the patient screen to draw), or None."""
         runner = self._runner
@@ -284,16 +289,8 @@ class TrialController:
         Reach and rhythm targets are placed at a percentage of these (typical
         adult limits when the patient has none measured).
         """
-        from sqlalchemy import select
-
-        from station.storage.models import ClinicSession, Patient, Trial
-
         with self.db.sessions() as session:
-            metrics = session.scalars(
-                select(Trial.metrics).join(ClinicSession).join(Patient)
-                .where(Patient.code == patient_code, Trial.protocol == "drill-limits",
-                       Trial.state == TrialState.COMPLETE)
-                .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).first()
+            metrics = latest_metrics(session, patient_code, "drill-limits")
         limits = (metrics or {}).get("limits")
         if not isinstance(limits, dict) or not all(isinstance(limits.get(k), (int, float)) and limits[k] > 0
                                                    for k in ("forward_mm", "backward_mm", "left_mm", "right_mm")):

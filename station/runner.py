@@ -173,18 +173,22 @@ def screen_sounds() -> Any:
     return Sounds()
 
 
-def recover_trials(settings: StationSettings) -> list[int]:
-    """Open (create or upgrade) the database and mark trials a crash left 'running' as incomplete.
-
-    Their frames, written at least once a second while they ran, are kept.
+def recover_trials(settings: StationSettings, *, db: Any = None) -> list[int]:
+    """Mark trials a crash left 'running' as incomplete, in ``db`` (default: the station's database,
+    opened, created or upgraded here). Their frames, written at least once a second while they ran, are kept.
     """
-    from station.storage import StorageError, open_database, recover_interrupted
+    from station.storage import StorageError, recover_interrupted
 
+    own = db is None
+    database = open_station_database(settings) if own else db
     try:
-        with open_database(settings.database_url, data_dir=settings.data_dir) as db, db.sessions() as session:
+        with database.sessions() as session:
             ids = recover_interrupted(session)
     except StorageError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        if own:
+            database.close()
     if ids:
         say(f"storage: {len(ids)} trial(s) interrupted by a stop or a crash kept as incomplete: {ids}")
     return ids
@@ -309,20 +313,23 @@ def run_station(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    recover_trials(settings)
-    acq = start_plate(settings)
+    db = open_station_database(settings)  # one database for the whole run: recovery, trials, the web page
+    try:
+        recover_trials(settings, db=db)
+        acq = start_plate(settings)
+    except BaseException:
+        db.close()
+        raise
     live: LiveStation | None = None
     web: WebServer | None = None
     buttons: ButtonActions | None = None
     controller: TrialController | None = None
-    db = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
         pipeline = ForcePipeline(calibration, settings.plate.geometry(), occupancy_n=settings.plate.occupancy_n)
         live = LiveStation(acq, pipeline, auto_rezero=settings.auto_rezero, drift_warn_n=settings.zero_drift_warn_n)
         live.start()
-        db = open_station_database(settings)
         patient = settings.simulator.patient
         controller = TrialController(live, db, geometry=settings.plate.geometry(),
                                      simulated_patient=None if patient == "none" else patient,
@@ -396,6 +403,5 @@ def run_station(args: argparse.Namespace) -> int:
             buttons.close()
         if live is not None:
             live.stop()
-        if db is not None:
-            db.close()
+        db.close()
         acq.stop()

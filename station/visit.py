@@ -24,7 +24,7 @@ from station.protocols.session import SingleLegSession
 from station.protocols.single_leg import SIDES
 from station.storage.db import Database
 from station.storage.models import ClinicSession, Patient
-from station.storage.trials import create_patient, get_patient
+from station.storage.trials import create_patient, get_patient, latest_metrics
 
 __all__ = ["PatientChoice", "Visit"]
 
@@ -211,14 +211,8 @@ class Visit:
         over from one session to the next), or None."""
         if self.patient is None:
             return None
-        from station.storage.models import ClinicSession, Patient, Trial, TrialState
-
         with self.db.sessions() as session:
-            metrics = session.scalars(
-                select(Trial.metrics).join(ClinicSession).join(Patient)
-                .where(Patient.code == self.patient.code, Trial.protocol == f"drill-{drill}",
-                       Trial.state == TrialState.COMPLETE)
-                .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).first()
+            metrics = latest_metrics(session, self.patient.code, f"drill-{drill}")
         level = (metrics or {}).get("level")
         return int(level) if isinstance(level, int) and not isinstance(level, bool) else None
 

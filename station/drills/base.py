@@ -41,6 +41,7 @@ from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check
 from station.drills.stability import Limits
 from station.drills.view import Cue, DrillView, Metronome, ShareBars, SummaryLine, Target, Zone
 from station.geometry import PlateGeometry
+from station.analysis import json_ready  # the same JSON clean-up as the analyze output
 
 __all__ = ["Drill", "DrillEvent", "FrameLike", "COMMON_PARAMS", "SIDES", "json_ready"]
 
@@ -81,22 +82,6 @@ class DrillEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "t_s": self.t_s, "message": self.message, "cue": self.cue}
-
-
-def json_ready(value: Any) -> Any:
-    """NaN and infinities -> None, numpy scalars -> Python, tuples -> lists, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 def nanmean(values: list[float]) -> float:

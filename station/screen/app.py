@@ -284,8 +284,9 @@ class ScreenApp(Window):
         """A test or a drill the screen did not start (the web page, the button): show it."""
         from station.screen.flow import ControlledDrill, TrialMode
 
-        if self.ctx is None or isinstance(self.mode, TrialMode) or getattr(self.mode, "controlled", False):
-            return
+        if (self.ctx is None or not self.ctx.controller.running or isinstance(self.mode, TrialMode)
+                or getattr(self.mode, "controlled", False)):
+            return  # (no snapshot taken on the idle screen's frames)
         snap = self.ctx.controller.snapshot()
         if not snap["running"] or snap["trial_id"] in self._followed:
             return

@@ -325,6 +325,8 @@ class ControlledDrill:
     def update(self, frame: Any) -> list[Any]:
         from station.drills import DrillEvent
 
+        if self.controller.event_count == self._seen:  # most frames: nothing new, no snapshot taken
+            return []
         snap = self.controller.snapshot()
         new = snap["event_count"] - self._seen
         self._seen = snap["event_count"]

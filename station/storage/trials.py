@@ -370,6 +370,14 @@ def list_trials(session: Session, patient_code: str | None = None, *,
     return list(session.scalars(query).unique())
 
 
+def latest_metrics(session: Session, patient_code: str, protocol: str) -> dict[str, Any] | None:
+    """The metrics of the patient's latest complete trial of ``protocol`` (None when there is none)."""
+    return session.scalars(
+        select(Trial.metrics).join(ClinicSession).join(Patient)
+        .where(Patient.code == patient_code, Trial.protocol == protocol, Trial.state == TrialState.COMPLETE)
+        .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).first()
+
+
 def _trial_filters(session: Session, query: Any, patient_code: str | None, state: TrialState | str | None,
                    started_from: dt.datetime | None, started_before: dt.datetime | None) -> Any:
     if patient_code is not None:
