@@ -32,7 +32,8 @@ def test_kill_9_mid_trial_keeps_the_trial_incomplete_with_its_frames(tmp_path):
             assert time.monotonic() < deadline, current
             time.sleep(0.2)
         kids = children_of(proc.pid)
-        elapsed_at_kill_s = client.get("/api/v1/tests/current")["elapsed_s"]
+        # the newest frame the test had taken, on the trial's clock (the recording's t_s)
+        elapsed_at_kill_s = client.get("/api/v1/tests/current")["status"]["t_s"]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
