@@ -358,7 +358,7 @@ def run_station(args: argparse.Namespace) -> int:
             from station.screen.app import ScreenApp, ScreenUnavailable
 
             screen = ScreenApp(live, geometry=settings.plate.geometry(), settings=settings.screen, visit=visit,
-                               controls=buttons.controls if buttons is not None else None, sounds=screen_sounds())
+                               controls=buttons.controls if buttons is not None else None)
             try:
                 screen.open()
             except ScreenUnavailable as exc:
@@ -366,6 +366,7 @@ def run_station(args: argparse.Namespace) -> int:
                 screen = None
             else:
                 say("screen: patient screen open")
+                screen.use_sounds(screen_sounds())  # only with a screen: no sound device probed without one
                 if buttons is not None:
                     buttons.screen = screen
         else:

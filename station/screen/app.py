@@ -260,6 +260,12 @@ class ScreenApp(Window):
         else:
             self.mode = LiveMode(live, geometry)
 
+    def use_sounds(self, sounds: object) -> None:
+        """Play the screen's cues (and the games') through ``sounds``."""
+        self.sounds = sounds
+        if self.ctx is not None:
+            self.ctx.sounds = sounds
+
     def switch(self, mode: Mode) -> None:
         """Show another screen."""
         self.mode = mode
