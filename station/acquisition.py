@@ -115,7 +115,15 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
     """Body of the acquisition process."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the station, which stops us in order
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM (the station's stop, or the kernel when the station died) only raises a plain flag: the
+    # handler runs on the main thread, which may be inside stop.is_set() holding the shared Event's
+    # lock, so setting that Event from the handler could deadlock the process for good.
+    terminated = [False]
+
+    def on_term(*_: Any) -> None:
+        terminated[0] = True
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         source = build_source(spec)
         source.open()
@@ -126,7 +134,7 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
                          "nominal_rate_hz": source.nominal_rate_hz, "pid": os.getpid()}))
     next_stats = time.monotonic() + STATS_PERIOD_S
     try:
-        while not stop.is_set():
+        while not terminated[0] and not stop.is_set():
             if os.getppid() != parent_pid:
                 break  # orphaned
             while True:
