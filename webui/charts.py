@@ -37,6 +37,7 @@ __all__ = [
     "Series",
     "TrendSeries",
     "ellipse95",
+    "nice_step",
     "nice_ticks",
     "statokinesigram",
     "time_chart",
@@ -70,8 +71,19 @@ def _num(v: float) -> str:
     return "0" if s in ("-0", "") else s
 
 
+def _step_decimals(step: float) -> int:
+    """The decimals a tick step needs: 0 for 5 or 10, 1 for 0.5 or 0.2, 2 for 0.25 or 0.05..."""
+    if not (step > 0 and math.isfinite(step)):
+        return 0
+    for decimals in range(0, 10):
+        if abs(round(step, decimals) - step) <= step * 1e-6:
+            return decimals
+    return 10
+
+
 def _fmt_tick(v: float, step: float) -> str:
-    decimals = max(0, -int(math.floor(math.log10(step)))) if step > 0 else 0
+    """A tick label with exactly the decimals of the step (2.5 stays 2.5; 0.2 steps read 0.0, 0.2, 0.4)."""
+    decimals = _step_decimals(step)
     s = f"{v:.{decimals}f}"
     if s.startswith("-") and float(s) == 0:
         s = s[1:]
@@ -99,8 +111,37 @@ def _open_svg(*, width: float, height: float, title: str, desc: str, uid: str, c
     ]
 
 
+def nice_step(lo: float, hi: float, *, n: int = 5, cover: bool = False) -> float:
+    """The round step (1, 2 or 5 times a power of ten) for about ``n`` intervals from ``lo`` to ``hi``.
+
+    ``cover``: the ticks are the axis' ends, at or beyond ``lo`` and ``hi`` (count the intervals
+    that cover the range); otherwise the ticks fall inside it, and there are at least two.
+    Of the candidate steps, the one whose count of intervals is nearest to ``n``, the larger on a tie.
+    """
+    lo, hi = min(lo, hi), max(lo, hi)
+    span = hi - lo
+    if not (span > 0 and math.isfinite(span)):
+        return 1.0
+    raw = span / max(1, n)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    best, best_err = 1.0, math.inf
+    # 0.5 and 20 times mag are 5 and 2 times the neighbouring power of ten: 1-2-5 numbers all
+    for m in (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0):
+        step = float(f"{m * mag:.12g}")
+        if cover:
+            intervals = math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9)
+        else:
+            intervals = math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9)
+            if intervals < 1:
+                continue
+        err = abs(intervals - n)
+        if err < best_err or (err == best_err and step > best):
+            best, best_err = step, err
+    return best
+
+
 def nice_ticks(lo: float, hi: float, *, n: int = 5) -> list[float]:
-    """About ``n`` round tick values (1, 2, 2.5 or 5 times a power of ten) covering ``lo`` to ``hi``."""
+    """About ``n`` intervals of round ticks (1, 2 or 5 times a power of ten) inside ``lo`` to ``hi``."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi < lo:
@@ -108,17 +149,12 @@ def nice_ticks(lo: float, hi: float, *, n: int = 5) -> list[float]:
     if hi == lo:
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / max(1, n)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step + 1e-9) * step
-    ticks = []
-    v = start
-    while v <= hi + step * 1e-6:
-        if v >= lo - step * 1e-6:
-            ticks.append(round(v, 10))
-        v += step
-    return ticks
+    step = nice_step(lo, hi, n=n)
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    # each tick a whole multiple of the step, rounded to the step's decimals: no 0.30000000000000004
+    decimals = _step_decimals(step)
+    return [round(k * step, decimals) + 0.0 for k in range(first, last + 1)]
 
 
 def _nice_range(lo: float, hi: float, *, n: int = 5, include_zero: bool = False) -> tuple[float, float, list[float]]:
@@ -128,12 +164,12 @@ def _nice_range(lo: float, hi: float, *, n: int = 5, include_zero: bool = False)
     if hi == lo:
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
-    ticks = nice_ticks(lo, hi, n=n)
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else (hi - lo)
-    a = math.floor(lo / step + 1e-9) * step
-    b = math.ceil(hi / step - 1e-9) * step
-    ticks = [round(a + k * step, 10) for k in range(int(round((b - a) / step)) + 1)]
-    return a, b, ticks
+    step = nice_step(lo, hi, n=n, cover=True)
+    first = math.floor(lo / step + 1e-9)
+    last = math.ceil(hi / step - 1e-9)
+    decimals = _step_decimals(step)
+    ticks = [round(k * step, decimals) + 0.0 for k in range(first, last + 1)]
+    return ticks[0], ticks[-1], ticks
 
 
 def _decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -704,10 +740,13 @@ def trend_chart(*, series: Sequence[TrendSeries], y_label: str, y_unit: str,
     if title:
         out.append(_text(ml_l, 18, title, size=14, weight="600"))
     ystep = yt[1] - yt[0] if len(yt) > 1 else 1.0
+    # nothing to measure (no point, no reference, no y_max): no made-up scale of 0 to 1
+    scaled = bool(all_y) or y_max is not None
     for v in yt:
         out.append(f'<line x1="{_num(ml_l)}" y1="{_num(py(v))}" x2="{_num(ml_l + pw)}" y2="{_num(py(v))}" '
                    f'stroke="{GRID}" stroke-width="1"/>')
-        out.append(_text(ml_l - 6, py(v) + 4, _fmt_tick(v, ystep), size=11, anchor="end"))
+        if scaled:
+            out.append(_text(ml_l - 6, py(v) + 4, _fmt_tick(v, ystep), size=11, anchor="end"))
     if all_x:
         if dates:
             ticks, fmt = _date_ticks(min(all_x), max(all_x)) if max(all_x) > min(all_x) else ([all_x[0]], "%d %b %Y")

@@ -42,9 +42,64 @@ def sway(n: int = 2400, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
 def test_nice_ticks():
     assert charts.nice_ticks(0, 30, n=3) == [0, 10, 20, 30]
     assert charts.nice_ticks(-220, 220, n=6) == [-200, -100, 0, 100, 200]
-    assert charts.nice_ticks(0.0, 1.0, n=4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert charts.nice_ticks(0.0, 1.0, n=4) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert len(charts.nice_ticks(5, 5)) >= 2
     assert charts.nice_ticks(math.nan, 1) == []
+
+
+def _is_125(step: float) -> bool:
+    mantissa = step / 10 ** math.floor(math.log10(step) + 1e-9)
+    return any(abs(mantissa - m) < 1e-9 for m in (1.0, 2.0, 5.0))
+
+
+@pytest.mark.parametrize("lo, hi, n", [(0, 15, 8), (0, 37.6, 8), (0, 1, 4), (0, 1, 5), (-0.3, 0.7, 5), (0.001, 0.007, 6),
+                                       (12.3, 12.9, 4), (-212.5, 212.5, 6), (0, 2984, 4), (3.7, 9.1, 3), (0, 0.05, 4)])
+def test_ticks_are_1_2_5_steps_and_their_labels_are_exact(lo, hi, n):
+    """Steps of 1, 2 or 5 times a power of ten (never 2.5), each label the tick exactly, no two alike."""
+    ticks = charts.nice_ticks(lo, hi, n=n)
+    assert len(ticks) >= 2
+    steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1
+    step = steps.pop()
+    assert _is_125(step), (lo, hi, step)
+    assert lo - 1e-9 <= ticks[0] and ticks[-1] <= hi + 1e-9
+    labels = [charts._fmt_tick(v, step) for v in ticks]
+    assert len(set(labels)) == len(labels), labels
+    for v, label in zip(ticks, labels):
+        assert float(label.replace("\u2212", "-")) == pytest.approx(v, abs=step * 1e-6), (v, label)
+    # the same decimals on every label
+    assert len({len(label.partition(".")[2]) for label in labels}) == 1, labels
+
+
+def test_tick_labels_of_the_reported_bugs():
+    """A 15 s time axis read '0 2 5 8 10 12 15'; an empty sway chart read '0.0 0.2 0.5 0.8 1.0'."""
+    ticks = charts.nice_ticks(0, 15, n=8)
+    step = ticks[1] - ticks[0]
+    assert [charts._fmt_tick(v, step) for v in ticks] == ["0", "2", "4", "6", "8", "10", "12", "14"]
+    lo, hi, yticks = charts._nice_range(0.0, 1.0, n=4)
+    assert [charts._fmt_tick(v, yticks[1] - yticks[0]) for v in yticks] == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+    assert (lo, hi) == (0.0, 1.0)
+    assert charts._fmt_tick(2.5, 0.5) == "2.5" and charts._fmt_tick(7.5, 2.5) == "7.5"  # never rounded away
+    assert charts._fmt_tick(-0.0001, 0.1) == "0.0" and charts._fmt_tick(-3, 1) == "\u22123"
+    assert charts._nice_range(0, 31.5, n=4)[:2] == (0.0, 40.0)
+    assert charts.nice_ticks(0.1, 0.3, n=2) == [0.1, 0.2, 0.3]  # no 0.30000000000000004
+
+
+def test_time_chart_axis_labels_are_round():
+    t = np.arange(0, 15.01, 1 / 80)
+    root = parse(charts.time_chart(series=[Series(label="x", x=t, y=np.sin(t) * 7.3)], y_label="x", y_unit="mm"))
+    words = texts(root).split()
+    for label in ("0", "2", "4", "6", "8", "10", "12", "14"):
+        assert label in words
+    assert "5" not in words or "7.5" not in words  # no 2.5-steps shown rounded
+
+
+def test_an_empty_trend_chart_has_no_made_up_scale():
+    root = parse(charts.trend_chart(series=[TrendSeries.for_side("left", [])], y_label="sway velocity",
+                                    y_unit="mm/s"))
+    words = texts(root).split()
+    assert "no data yet" in texts(root)
+    assert not any(w in words for w in ("0.0", "0.2", "0.5", "0.8", "1.0")), words
 
 
 def test_ellipse_area_is_the_contract_metric():
