@@ -14,8 +14,10 @@ Layout (in the manner of full-stack-fastapi-template):
 Access: every route needs a login except ``GET /login`` and ``POST /login``,
 ``/static``, ``GET /api/v1/health`` and ``POST /api/v1/login``. The API
 answers 401 JSON; a page redirects (303) to ``/login?next=<page>``. The
-OpenAPI schema (``/api/v1/openapi.json``) and its browser (``/api/docs``)
-need a login too.
+OpenAPI schema (``/api/v1/openapi.json``) and its reference page (``/api/docs``,
+rendered on the server, nothing from a CDN) need a login too. Every request
+passes :class:`webui.guards.GuardMiddleware` (1 MiB body limit, security
+headers); a database that stays busy or locked answers 503, not 500.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import compile_path
@@ -45,6 +48,7 @@ from station.storage.db import Database, StorageError, open_database
 from station.storage.trials import Conflict, InvalidValue, NotFound
 from webui.auth import LoginRequired
 from webui.deps import get_page_user, write_sessions
+from webui.guards import GuardMiddleware, api_docs_html
 from webui.routes import api, pages
 from webui.routes import auth as auth_routes
 
@@ -61,6 +65,17 @@ Without a session: 401; without the header on a change: 403. Errors are `{"detai
 
 def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+BUSY_MESSAGE = "the station's database is busy: try again in a moment"
+
+
+def _busy_answer(request: Request) -> Response:
+    """503 with ``Retry-After``: JSON for the API, a plain sentence for a page."""
+    if request.url.path.startswith("/api/"):
+        return _problem(503, BUSY_MESSAGE, {"Retry-After": "5"})
+    return PlainTextResponse(BUSY_MESSAGE[0].upper() + BUSY_MESSAGE[1:] + ".\n", status_code=503,
+                             headers={"Retry-After": "5"})
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
@@ -104,6 +119,19 @@ def _add_exception_handlers(app: FastAPI) -> None:
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return _problem(503, str(exc))
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_timeout(request: Request, exc: SQLAlchemyTimeoutError) -> Response:
+        log.warning("%s %s: no database connection free in time", request.method, request.url.path)
+        return _busy_answer(request)
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> Response:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        log.warning("%s %s: database: %s", request.method, request.url.path, text.splitlines()[0][:200])
+        if "locked" in text or "busy" in text:
+            return _busy_answer(request)
+        return _problem(503, f"the database cannot be used: {text.splitlines()[0][:200]}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -158,6 +186,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     app = FastAPI(title="Balance station", version=__version__, description=API_DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.web.trusted_hosts())
+    app.add_middleware(GuardMiddleware)  # outermost: the body limit and the headers cover every answer
     app.state.settings = settings
     app.state.live = live
     app.state.db = db
@@ -172,6 +201,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
 
     @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(get_page_user)])
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Balance station API")
+        # rendered here from the schema: no Swagger UI from a CDN (blank without internet, foreign script)
+        return HTMLResponse(api_docs_html(app.openapi()), headers={"Cache-Control": "no-store"})
 
     return app

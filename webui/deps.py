@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -165,8 +166,13 @@ def _page_path(request: Request) -> str:
 
 
 async def get_page_user(request: Request) -> User:
-    """The pages' login check: 303 to the login page without a session; 403 on a form without the CSRF token."""
-    auth = request_auth(request)
+    """The pages' login check: 303 to the login page without a session; 403 on a form without the CSRF token.
+
+    The session look-up reads (and may write) the database: it runs in the worker threads, never on
+    the event loop, which must stay free to finish the other requests (and give back their pooled
+    connections) while this one waits for a connection.
+    """
+    auth = await run_in_threadpool(request_auth, request)
     if auth is None:
         raise LoginRequired(_page_path(request) if request.method in SAFE_METHODS else "/")
     if request.method not in SAFE_METHODS:

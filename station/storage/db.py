@@ -57,6 +57,9 @@ from station.errors import UserError
 __all__ = [
     "BUSY_TIMEOUT_S",
     "DATABASE_FILE",
+    "POOL_MAX_CONNECTIONS",
+    "POOL_TIMEOUT_S",
+    "WORKER_THREADS",
     "Database",
     "StorageError",
     "create_db_engine",
@@ -70,6 +73,14 @@ __all__ = [
 DATABASE_FILE = "station.db"
 #: how long a connection waits for another one's write lock before giving up, in s
 BUSY_TIMEOUT_S = 10.0
+#: connections a SQLite file's pool may hand out at once: at least the web server's worker threads
+#: (:data:`WORKER_THREADS`) plus the station's own (trial writer, screen, runner), so a request
+#: that got a worker thread never waits for a connection
+POOL_MAX_CONNECTIONS = 48
+#: the web server's worker threads (anyio's default thread limiter: 40); :mod:`webui.app` sets it
+WORKER_THREADS = 40
+#: how long a request waits for a pooled connection before the database counts as busy (503), in s
+POOL_TIMEOUT_S = 10.0
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
@@ -108,7 +119,9 @@ def _sqlite_file(url: URL) -> Path | None:
 def create_db_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine for ``url``; for SQLite, with WAL, FULL sync, foreign keys and SQLAlchemy-emitted BEGIN.
 
-    A SQLite file's folder is created when missing. ``sqlite://`` (in memory)
+    A SQLite file's folder is created when missing; its pool hands out up to
+    :data:`POOL_MAX_CONNECTIONS` connections (more than the web server's worker
+    threads) and a request waits at most :data:`POOL_TIMEOUT_S` for one. ``sqlite://`` (in memory)
     shares one connection between threads (for quick experiments; the station
     always uses a file).
     """
@@ -124,6 +137,7 @@ def create_db_engine(url: str | URL, *, echo: bool = False) -> Engine:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"]["check_same_thread"] = False
         else:
+            kwargs.update(pool_size=5, max_overflow=POOL_MAX_CONNECTIONS - 5, pool_timeout=POOL_TIMEOUT_S)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
