@@ -61,6 +61,8 @@ METRIC_COLUMNS = (
 )
 #: metric keys that repeat a trial column
 _SKIPPED_METRICS = frozenset({"protocol", "stance_side"})
+#: any other metric named like a trial column is exported as ``metric.<name>``: every header is unique
+_TRIAL_COLUMN_SET = frozenset(TRIAL_COLUMNS)
 _CHUNK_ROWS = 500
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -78,6 +80,8 @@ def flatten_metrics(metrics: Mapping[str, Any] | None, prefix: str = "", out: di
         if not prefix and key in _SKIPPED_METRICS:
             continue
         name = prefix + key
+        if not prefix and name in _TRIAL_COLUMN_SET:  # a drill's own "state": not a second "state" column
+            name = "metric." + name
         kind = type(value)
         if kind is float or kind is int or kind is str or kind is bool or value is None:
             out[name] = value

@@ -65,6 +65,8 @@ templates.env.filters["local"] = pd.local_time
 templates.env.globals["SEXES"] = [s.value for s in Sex]
 templates.env.globals["AFFECTED_SIDES"] = [s.value for s in AffectedSide]
 templates.env.globals["GRADES"] = [g.value for g in Grade]
+templates.env.globals["trial_numbers"] = pd.trial_numbers
+templates.env.globals["is_simulated"] = pd.is_simulated
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,6 +85,17 @@ def _render(request: Request, name: str, context: dict[str, Any], *, status_code
 
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=what)
+
+
+#: the largest id a page looks up (the API's bound); SQLite's integers end at 2**63 - 1
+MAX_ID = 2**62
+
+
+def _check_id(value: int, what: str) -> int:
+    """404 for an id no row can have (below 1, or past :data:`MAX_ID`: SQLite could not even compare it)."""
+    if not 1 <= value <= MAX_ID:
+        raise _not_found(f"no {what} {value}")
+    return value
 
 
 def _wants_json(request: Request) -> bool:
@@ -347,6 +360,7 @@ def _trial_context(session: Session, trial: Trial) -> dict[str, Any]:
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial_page(request: Request, trial_id: int, session: SessionDep, user: PageUser,
                saved: Annotated[str, Query(max_length=4)] = "") -> HTMLResponse:
+    _check_id(trial_id, "trial")
     try:
         trial = get_trial(session, trial_id)
     except NotFound as exc:
@@ -359,6 +373,7 @@ def trial_page(request: Request, trial_id: int, session: SessionDep, user: PageU
 def trial_grade(request: Request, trial_id: int, session: SessionDep, user: PageUser,
                 grade: Annotated[str, Form(max_length=20)] = "not_assessed",
                 notes: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    _check_id(trial_id, "trial")
     try:
         set_grade(session, trial_id, grade, notes=notes)
     except NotFound as exc:
@@ -388,7 +403,7 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
     this = next(v for v in summaries if v.id == visit.id)
     summary = this.summary
     trend = pd.trend_charts(summaries, [], norm=norm, uid=f"r{visit.id}")
-    best_charts = {}
+    chosen = {}
     best = (summary or {}).get("best") or {}
     scored = pd.scored_single_leg_trials(this.trials)
     for side in ("left", "right"):
@@ -397,13 +412,11 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
             continue
         trial = scored[b["index"]]
         try:
-            rec = trial_recording(session, trial.id)
+            chosen[side] = (trial, trial_recording(session, trial.id))
         except StorageError:
             continue
-        # narrow: the report prints the two sides next to each other, and their lettering must stay readable
-        tc = pd.trial_charts(rec, trial.metrics, protocol=trial.protocol, stance_side=side, uid=f"r{trial.id}",
-                             sk_width=380)
-        best_charts[side] = {"trial": trial, "svg": tc.statokinesigram_zoom}
+    # narrow: the report prints the two sides next to each other, on one scale, and their lettering must stay readable
+    best_charts = pd.report_statokinesigrams(chosen, width=380)
     return {"visit": visit, "patient": patient, "age": age, "norm": norm, "summary": summary,
             "trials": this.trials, "comparison_rows": pd.comparison_rows(summary), "flag_text": pd.flag_text(summary),
             "trend": trend, "best_charts": best_charts, "printed_at": dt.datetime.now().astimezone()}
@@ -412,12 +425,14 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
 @router.get("/sessions/{visit_id}/report", response_class=HTMLResponse)
 def report_page(request: Request, visit_id: int, session: SessionDep, user: PageUser,
                 saved: Annotated[str, Query(max_length=4)] = "") -> HTMLResponse:
+    _check_id(visit_id, "visit")
     ctx = _report_context(session, visit_id)
     return _render(request, "report.html", {"active": "patients", **ctx, "saved": bool(saved)})
 
 
 @router.get("/sessions/{visit_id}/report.pdf")
 def report_pdf(request: Request, visit_id: int, session: SessionDep, user: PageUser) -> Response:
+    _check_id(visit_id, "visit")
     from webui.report import session_report_pdf
 
     ctx = _report_context(session, visit_id)
@@ -430,6 +445,7 @@ def report_pdf(request: Request, visit_id: int, session: SessionDep, user: PageU
 @router.post("/sessions/{visit_id}/notes")
 def report_notes(request: Request, visit_id: int, session: SessionDep, user: PageUser,
                  notes: Annotated[str, Form(max_length=8000)] = "") -> Response:
+    _check_id(visit_id, "visit")
     visit = session.get(ClinicSession, visit_id)
     if visit is None:
         raise _not_found(f"no visit {visit_id}")
