@@ -12,15 +12,23 @@ Passwords
     a password is never stored, logged or put in an exception message. A
     hash made with older parameters is re-hashed at the next good login.
 
-Lock-out (:class:`LoginPolicy`)
-    ``max_failures`` wrong passwords for one account lock it for
-    ``lockout``; ``client_max_failures`` failed logins from one client
-    address within ``lockout`` lock that address out for the rest of that
-    window (whatever account it tries). A locked account refuses even the right
-    password. An unknown user name locks like a real one, so the lock-out does
-    not tell which names exist; since such a "name" may be a password typed in
-    the wrong field, it is never stored: the audit line says "unknown user
-    name", and its failures are counted in memory by the name's hash.
+Lock-out (:class:`LoginPolicy`, :func:`check_login`)
+    One rule for every name, real or unknown, so the answer (and its
+    ``Retry-After``) does not tell which names exist: ``max_failures`` failed
+    logins of one name from one client address lock that (name, address)
+    pair for ``lockout`` after the last of them, even for the right password;
+    someone at another address cannot lock the therapist out.
+    ``client_max_failures`` failures from one address lock that address for
+    every name that has never logged in from it (the therapist who has still
+    gets in). Refused attempts are not counted. The failures are counted in
+    memory, names by their hash (a "name" may be a password typed in the
+    wrong field): a restart of the station ends every lock-out. An unknown
+    name's audit line says "unknown user name".
+
+Logging in takes no write lock during the password check: the account is
+read in a short read transaction, argon2 runs outside any transaction, and
+only then is the outcome written (:func:`check_login`, :func:`record_login`,
+:func:`record_refusal`).
 
 Web sessions
     :func:`open_web_session` makes a random token (the cookie's value) and a
@@ -63,6 +71,7 @@ from station.storage.trials import Conflict, InvalidValue, NotFound
 
 __all__ = [
     "LockedOut",
+    "LoginCheck",
     "LoginFailed",
     "LoginPolicy",
     "MIN_PASSWORD_LEN",
@@ -70,6 +79,7 @@ __all__ = [
     "add_arguments",
     "audit",
     "authenticate",
+    "check_login",
     "close_user_sessions",
     "close_web_session",
     "create_user",
@@ -80,6 +90,8 @@ __all__ = [
     "list_audit",
     "list_users",
     "open_web_session",
+    "record_login",
+    "record_refusal",
     "set_disabled",
     "set_password",
     "touch_web_session",
@@ -110,6 +122,8 @@ class LoginFailed(Exception):
 
     def __init__(self, message: str = "wrong user name or password") -> None:
         super().__init__(message)
+        #: the audit line to record: (action, user name, detail)
+        self.audit: tuple[str, str, str] = ("login_failed", "", "")
 
 
 class LockedOut(LoginFailed):
@@ -309,113 +323,195 @@ def set_disabled(session: Session, username: str, disabled: bool = True, *, clie
 # -- logging in ------------------------------------------------------------------------------------
 
 
-def _window_lock(session: Session, condition: Any, policy_max: int, policy: LoginPolicy,
-                 now: dt.datetime) -> dt.datetime | None:
-    """When ``policy_max`` failures matching ``condition`` fall within the lock-out window: until when."""
-    since = now - policy.lockout
-    times = list(session.scalars(select(AuditEntry.at).where(
-        AuditEntry.action == "login_failed", AuditEntry.at > since, condition).order_by(AuditEntry.at)))
-    if len(times) < policy_max:
-        return None
-    return times[len(times) - policy_max] + policy.lockout
+class _Throttle:
+    """Failed logins in memory: per (user name, client address) pair and per address; never the name itself.
 
+    One rule for every name, real or not (so the answer tells nothing about which names exist), and a
+    pair's lock-out binds only that pair: someone elsewhere cannot lock the therapist out. Names are
+    kept as their SHA-256 (a "name" may be a password typed in the wrong field). At most
+    :attr:`MAX_KEYS` pairs and addresses are kept; the oldest go first.
+    """
 
-class _UnknownNames:
-    """Failed logins of user names that do not exist, in memory, by the name's hash (never the name)."""
-
-    MAX_NAMES = 10_000
+    MAX_KEYS = 10_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._failures: dict[str, list[dt.datetime]] = {}
+        self._pairs: dict[tuple[str, str], list[dt.datetime]] = {}
+        self._clients: dict[str, list[dt.datetime]] = {}
 
     @staticmethod
-    def _key(name: str) -> str:
-        return hashlib.sha256(name.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
+    def _key(name: str, client: str) -> tuple[str, str]:
+        return hashlib.sha256(name.strip().lower().encode("utf-8", "surrogatepass")).hexdigest(), client
 
-    def _recent(self, key: str, policy: LoginPolicy, now: dt.datetime) -> list[dt.datetime]:
-        times = [t for t in self._failures.get(key, ()) if t > now - policy.lockout]
+    @staticmethod
+    def _recent(table: dict[Any, list[dt.datetime]], key: Any, policy: LoginPolicy,
+                now: dt.datetime) -> list[dt.datetime]:
+        times = [t for t in table.get(key, ()) if t > now - policy.lockout]
         if times:
-            self._failures[key] = times
+            table[key] = times
         else:
-            self._failures.pop(key, None)
+            table.pop(key, None)
         return times
 
-    def locked_until(self, name: str, policy: LoginPolicy, now: dt.datetime) -> dt.datetime | None:
-        with self._lock:
-            times = self._recent(self._key(name), policy, now)
-            return times[-policy.max_failures] + policy.lockout if len(times) >= policy.max_failures else None
+    def _bound(self, table: dict[Any, list[dt.datetime]], policy: LoginPolicy, now: dt.datetime) -> None:
+        if len(table) >= self.MAX_KEYS:
+            for key in list(table):
+                self._recent(table, key, policy, now)
+            while len(table) >= self.MAX_KEYS:
+                table.pop(next(iter(table)))
 
-    def failed(self, name: str, policy: LoginPolicy, now: dt.datetime) -> None:
+    def locked_until(self, name: str, client: str, policy: LoginPolicy, now: dt.datetime, *,
+                     known_here: bool) -> tuple[dt.datetime, str] | None:
+        """(until when, why) when this pair may not try now; ``known_here``: the name logged in from here before."""
         with self._lock:
-            if len(self._failures) >= self.MAX_NAMES:
-                for key in list(self._failures):
-                    self._recent(key, policy, now)
-                while len(self._failures) >= self.MAX_NAMES:
-                    self._failures.pop(next(iter(self._failures)))
-            key = self._key(name)
-            self._failures[key] = [*self._recent(key, policy, now), now]
+            times = self._recent(self._pairs, self._key(name, client), policy, now)
+            if len(times) >= policy.max_failures:
+                return times[-1] + policy.lockout, "too many failures for this name from this address"
+            if not known_here:
+                times = self._recent(self._clients, client, policy, now)
+                if len(times) >= policy.client_max_failures:
+                    return times[-1] + policy.lockout, "client address locked out"
+        return None
+
+    def failed(self, name: str, client: str, policy: LoginPolicy, now: dt.datetime) -> int:
+        """Count a failure; returns the pair's failures within the window."""
+        with self._lock:
+            self._bound(self._pairs, policy, now)
+            self._bound(self._clients, policy, now)
+            key = self._key(name, client)
+            self._pairs[key] = [*self._recent(self._pairs, key, policy, now), now]
+            self._clients[client] = [*self._recent(self._clients, client, policy, now), now]
+            return len(self._pairs[key])
+
+    def succeeded(self, name: str, client: str) -> None:
+        with self._lock:
+            self._pairs.pop(self._key(name, client), None)
 
     def clear(self) -> None:
         with self._lock:
-            self._failures.clear()
+            self._pairs.clear()
+            self._clients.clear()
 
 
-_UNKNOWN_NAMES = _UnknownNames()
+_THROTTLE = _Throttle()
+#: the former name (tests clear it between apps)
+_UNKNOWN_NAMES = _THROTTLE
 
 
-def authenticate(session: Session, username: str, password: str, *, client: str = "",
-                 policy: LoginPolicy = LoginPolicy(), now: dt.datetime | None = None) -> User:
-    """The user, when the name and password are right and neither account nor client is locked out.
+def _known_here(session: Session, user: User | None, client: str) -> bool:
+    """True when the account has logged in from this address before (the audit log says so)."""
+    if user is None:
+        return False
+    return session.scalar(select(AuditEntry.id).where(
+        AuditEntry.action == "login", func.lower(AuditEntry.username) == user.username.lower(),
+        AuditEntry.client == client).limit(1)) is not None
 
-    Records the attempt in the audit log and the account's failure count
-    (committed whatever the outcome). Raises :class:`LockedOut` (locked) or
-    :class:`LoginFailed` (anything else wrong, one message for all).
+
+@dataclass
+class LoginCheck:
+    """What :func:`check_login` found: the user, and whether their hash wants renewing."""
+
+    user: User
+    rehash: bool
+
+
+def check_login(session: Session, username: str, password: str, *, client: str = "",
+                policy: LoginPolicy = LoginPolicy(), now: dt.datetime | None = None) -> LoginCheck:
+    """Check a login without writing: the lock-out, the name, the password (argon2), the account.
+
+    Reads the user and the audit log in a short read transaction that ends
+    before the password check, so no transaction (and no lock) is held
+    while argon2 runs. Raises :class:`LockedOut` or :class:`LoginFailed`;
+    their ``audit`` attribute is the ``(action, user name, detail)`` line to
+    record (:func:`record_refusal`). On success the caller records the login
+    (:func:`record_login`).
+
+    The lock-out (:class:`_Throttle`) is the same for every name, real or
+    unknown: ``max_failures`` failures of one name from one client address
+    within ``lockout`` lock that pair for ``lockout`` after the last of them;
+    ``client_max_failures`` failures from one address lock that address for
+    every name that has never logged in from it. Refused attempts are not
+    counted, so a lock-out ends ``lockout`` after the last real try.
     """
     now = now or utc_now()
-    name = str(username or "").strip()[:USERNAME_MAX_LEN]
+    raw_name = str(username or "")
+    name = raw_name.strip()[:USERNAME_MAX_LEN]
     password = str(password or "")[:MAX_PASSWORD_LEN + 1]
     client = str(client or "")[:64]
+    try:
+        user = _find_user(session, name) if name else None
+        known = _known_here(session, user, client)
+        if user is not None:
+            session.expunge(user)  # detached, its values kept: nothing reloads it during the check
+    finally:
+        session.rollback()  # end the read transaction before argon2 runs
+    audit_name = user.username if user is not None else ""  # an unknown "name" is never stored
 
-    def refuse(exc: LoginFailed, action: str, detail: str) -> LoginFailed:
-        audit(session, action, username=name, client=client, detail=detail, now=now, commit=False)
-        session.commit()
+    def fail(exc: LoginFailed, action: str, detail: str) -> LoginFailed:
+        exc.audit = (action, audit_name, detail)
         return exc
 
-    until = _window_lock(session, AuditEntry.client == client, policy.client_max_failures, policy, now)
-    if until is not None:
-        raise refuse(LockedOut(until, now), "login_refused", "client address locked out")
-    user = _find_user(session, name) if name else None
+    locked = _THROTTLE.locked_until(raw_name, client, policy, now, known_here=known)
+    if locked is not None:
+        until, why = locked
+        raise fail(LockedOut(until, now), "login_refused", why)
     if user is None:
-        # The name is not kept (it may be a password typed in the wrong field): the audit line says
-        # "unknown user name", and the name's failures are counted in memory only, by its hash.
-        name = ""
-        until = _UNKNOWN_NAMES.locked_until(str(username or ""), policy, now)
-        if until is not None:
-            raise refuse(LockedOut(until, now), "login_refused", "unknown user name locked")
         _waste_a_verification(password)
-        _UNKNOWN_NAMES.failed(str(username or ""), policy, now)
-        raise refuse(LoginFailed(), "login_failed", "unknown user name")
-    if user.locked_until is not None and user.locked_until > now:
-        raise refuse(LockedOut(user.locked_until, now), "login_refused", "account locked")
+        _THROTTLE.failed(raw_name, client, policy, now)
+        raise fail(LoginFailed(), "login_failed", "unknown user name")
     ok, rehash = verify_password(user.password_hash, password)
     if not ok:
-        user.failed_logins = (user.failed_logins or 0) + 1
-        detail = f"wrong password ({user.failed_logins} of {policy.max_failures})"
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + policy.lockout
-            user.failed_logins = 0
-            detail += f"; account locked until {user.locked_until.isoformat(timespec='seconds')}"
-        raise refuse(LoginFailed(), "login_failed", detail)
+        n = _THROTTLE.failed(raw_name, client, policy, now)
+        detail = f"wrong password ({n} of {policy.max_failures})"
+        if n >= policy.max_failures:
+            detail += f"; locked for this address until {(now + policy.lockout).isoformat(timespec='seconds')}"
+        raise fail(LoginFailed(), "login_failed", detail)
     if user.disabled:
-        raise refuse(LoginFailed(), "login_failed", "account disabled")
-    if rehash:
+        raise fail(LoginFailed(), "login_failed", "account disabled")
+    _THROTTLE.succeeded(raw_name, client)
+    return LoginCheck(user=user, rehash=rehash)
+
+
+def record_refusal(session: Session, exc: LoginFailed, *, client: str = "", now: dt.datetime | None = None) -> None:
+    """Write the audit line of a refused login (committed)."""
+    action, name, detail = getattr(exc, "audit", ("login_failed", "", ""))
+    audit(session, action, username=name, client=str(client or "")[:64], detail=detail, now=now, commit=True)
+
+
+def record_login(session: Session, check: LoginCheck, password: str, *, client: str = "",
+                 now: dt.datetime | None = None) -> User:
+    """Record a good login on the user (merged into ``session``) and in the audit log; not committed.
+
+    A hash made with older parameters is renewed here: hash it before the
+    write transaction begins when that matters (:func:`hash_password` is slow).
+    """
+    now = now or utc_now()
+    user = session.merge(check.user, load=True)
+    if check.rehash:
         with _HASH_SLOTS:
             user.password_hash = HASHER.hash(password)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
-    audit(session, "login", username=user.username, client=client, now=now, commit=False)
+    audit(session, "login", username=user.username, client=str(client or "")[:64], now=now, commit=False)
+    return user
+
+
+def authenticate(session: Session, username: str, password: str, *, client: str = "",
+                 policy: LoginPolicy = LoginPolicy(), now: dt.datetime | None = None) -> User:
+    """The user, when the name and password are right and the pair is not locked out (:func:`check_login`).
+
+    Records the attempt in the audit log (committed whatever the outcome).
+    Raises :class:`LockedOut` (locked) or :class:`LoginFailed` (anything else
+    wrong, one message for all).
+    """
+    now = now or utc_now()
+    try:
+        check = check_login(session, username, password, client=client, policy=policy, now=now)
+    except LoginFailed as exc:
+        record_refusal(session, exc, client=client, now=now)
+        raise
+    user = record_login(session, check, password, client=client, now=now)
     session.commit()
     return user
 
@@ -469,7 +565,7 @@ def touch_web_session(session: Session, session_id: int, *, now: dt.datetime | N
     return bool(result.rowcount)
 
 
-def close_web_session(session: Session, token: str | None) -> WebSession | None:
+def close_web_session(session: Session, token: str | None, *, commit: bool = True) -> WebSession | None:
     """End the web session of this token (logout); returns it (user loaded), or None when there was none."""
     if not token or len(token) > 256:
         return None
@@ -477,7 +573,8 @@ def close_web_session(session: Session, token: str | None) -> WebSession | None:
                                  .options(joinedload(WebSession.user)))
     if web_session is not None:
         session.delete(web_session)
-        session.commit()
+        if commit:
+            session.commit()
     return web_session
 
 

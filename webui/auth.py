@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from station.config import StationSettings
 from station.storage.db import Database
 from station.storage.models import User, WebSession, utc_now
+from station.storage.trials import InvalidValue
 from station.users import (
     TOUCH_EVERY,
     LockedOut,
@@ -44,10 +45,13 @@ from station.users import (
     LoginPolicy,
     SessionPolicy,
     audit,
-    authenticate,
+    check_login,
     close_web_session,
+    hash_password,
     find_web_session,
     open_web_session,
+    record_login,
+    record_refusal,
     touch_web_session,
 )
 
@@ -183,17 +187,32 @@ def log_in(request: Request, username: str, password: str) -> tuple[str, Auth]:
     settings = _settings(request)
     client = client_address(request)
     old = request.cookies.get(SESSION_COOKIE)
-    with write_session(request) as session:
+    now = utc_now()
+    with _db(request).sessions() as session:  # reads only; no transaction is open while argon2 runs
         try:
-            user = authenticate(session, username, password, client=client, policy=login_policy(settings))
-        except LockedOut as exc:
-            raise HTTPException(status_code=429, detail=str(exc),
-                                headers={"Retry-After": str(exc.retry_after_s)}) from None
+            check = check_login(session, username, password, client=client, policy=login_policy(settings), now=now)
         except LoginFailed as exc:
-            raise HTTPException(status_code=401, detail=str(exc)) from None
+            failure = exc
+        else:
+            failure = None
+    if failure is not None:
+        with write_session(request) as session:
+            record_refusal(session, failure, client=client, now=now)
+        if isinstance(failure, LockedOut):
+            raise HTTPException(status_code=429, detail=str(failure),
+                                headers={"Retry-After": str(failure.retry_after_s)}) from None
+        raise HTTPException(status_code=401, detail=str(failure)) from None
+    if check.rehash:  # older argon2 parameters: the new hash is made before the write transaction
+        try:
+            check.user.password_hash = hash_password(password)
+        except InvalidValue:
+            pass
+        check.rehash = False
+    with write_session(request) as session:  # one short write: the login, the old session ended, the new one
+        user = record_login(session, check, password, client=client, now=now)
         if old:
-            close_web_session(session, old)
-        token, web_session = open_web_session(session, user, client=client, policy=session_policy(settings))
+            close_web_session(session, old, commit=False)
+        token, web_session = open_web_session(session, user, client=client, policy=session_policy(settings), now=now)
         web_session.user = user
     auth = Auth(user=user, web_session=web_session)
     request.state.auth = auth
