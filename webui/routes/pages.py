@@ -37,6 +37,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Undefined
@@ -72,6 +73,10 @@ router = APIRouter(include_in_schema=False)
 VISITS_SHOWN = 10
 #: the live stream's period, s (20 Hz)
 STREAM_PERIOD_S = 0.05
+#: how often a live stream checks that its session is still open, s
+STREAM_SESSION_CHECK_S = 3.0
+#: the longest a live stream runs, s; the page's EventSource then reconnects (and logs in again)
+STREAM_MAX_S = 3600.0
 
 
 def _render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
@@ -594,20 +599,56 @@ def live_message(live: Any, controller: Any, *, events_from: int = 0) -> dict[st
     return msg
 
 
+def _session_alive(request: Request) -> bool:
+    """Is the request's web session still open (not logged out, expired, idle, or its user disabled)?
+
+    Also records the use, at most once a minute, so a page that only watches the stream stays logged in.
+    """
+    from station.storage.models import utc_now
+    from station.users import TOUCH_EVERY, find_web_session, touch_web_session
+    from webui.auth import SESSION_COOKIE, session_policy, write_session
+
+    db = request.app.state.db
+    now = utc_now()
+    with db.sessions() as session:
+        web_session = find_web_session(session, request.cookies.get(SESSION_COOKIE),
+                                       policy=session_policy(request.app.state.settings), now=now)
+    if web_session is None:
+        return False
+    if now - web_session.last_seen_at >= TOUCH_EVERY:
+        try:
+            with write_session(request) as session:
+                touch_web_session(session, web_session.id, now=now)
+        except Exception:  # noqa: BLE001 - a busy database must not end the stream
+            pass
+    return True
+
+
 @router.get("/live/stream")
 async def live_stream(request: Request, user: PageUser,
                       limit: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> StreamingResponse:
     """Server-sent events, one ``data:`` JSON message every 50 ms (:func:`live_message`).
 
-    ``limit`` ends the stream after that many messages (0: until the page goes away).
+    ``limit`` ends the stream after that many messages (0: until the page goes away); a stream
+    ends anyway after :data:`STREAM_MAX_S` (the browser's EventSource opens a new one, with a new
+    login check). Every :data:`STREAM_SESSION_CHECK_S` the stream checks its session again and
+    ends, with an ``event: end`` message, once it has been logged out, has expired or its user
+    was disabled: the patient data stop within seconds of a logout.
     """
     app = request.app
+    started = time.monotonic()
 
     async def events():
         sent = 0
         seen = 0
+        checked = time.monotonic()
         yield "retry: 1000\n\n"
-        while True:
+        while time.monotonic() - started < STREAM_MAX_S:
+            if time.monotonic() - checked >= STREAM_SESSION_CHECK_S:
+                checked = time.monotonic()
+                if not await run_in_threadpool(_session_alive, request):
+                    yield 'event: end\ndata: {"reason":"the session has ended: log in again"}\n\n'
+                    return
             msg = live_message(getattr(app.state, "live", None), getattr(app.state, "trials", None),
                                events_from=seen)
             if msg.get("trial"):
