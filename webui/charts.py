@@ -42,6 +42,7 @@ __all__ = [
     "statokinesigram",
     "time_chart",
     "trend_chart",
+    "zoom_span_mm",
 ]
 
 INK = "#111111"
@@ -338,12 +339,76 @@ def _foot_path(cx: float, cy: float, length: float, width: float, to_px) -> str:
     return d + " Z"
 
 
+#: the enlarged view's frame is this much wider than tall (as the plate is)
+ZOOM_ASPECT = 1.3
+#: the enlarged view frames at least this many mm top to bottom
+ZOOM_MIN_SPAN_MM = 20.0
+
+
+def zoom_span_mm(hold_ml_mm: Sequence[float] | np.ndarray, hold_ap_mm: Sequence[float] | np.ndarray) -> float:
+    """The height in mm (the width is :data:`ZOOM_ASPECT` times it) an enlarged statokinesigram frames for
+    this window: its COP and its 95 % ellipse with a margin. Give the largest of several windows to
+    :func:`statokinesigram` as ``span_mm`` to draw them all on one scale."""
+    x = np.asarray(hold_ml_mm, dtype=float)
+    y = np.asarray(hold_ap_mm, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return ZOOM_MIN_SPAN_MM * 1.15
+    xs, ys = x[ok], y[ok]
+    ell = ellipse95(xs, ys)
+    if ell is not None:
+        ex, ey = ell.points(48)
+        xs, ys = np.concatenate([xs, ex]), np.concatenate([ys, ey])
+    return max((float(xs.max()) - float(xs.min())) / ZOOM_ASPECT, float(ys.max()) - float(ys.min()),
+               ZOOM_MIN_SPAN_MM) * 1.15
+
+
+def _plate_locator(*, x: float, y: float, width: float, plate_ml_mm: float, plate_ap_mm: float, feet_ml_mm: float,
+                   stance_side: str | None, frame: tuple[float, float, float, float], factor: float
+                   ) -> tuple[list[str], float]:
+    """A small whole plate with the enlarged area boxed on it, and what it is, at (x, y) top left."""
+    margin = 25.0
+    xmin, xmax = -plate_ml_mm / 2 - margin, plate_ml_mm / 2 + margin
+    ymin, ymax = -plate_ap_mm / 2 - margin, plate_ap_mm / 2 + margin
+    scale = width / (xmax - xmin)
+    height = (ymax - ymin) * scale
+
+    def to_px(a: float, b: float) -> tuple[float, float]:
+        return x + (a - xmin) * scale, y + (ymax - b) * scale
+
+    out = ['<g class="plate-locator">']
+    px0, py0 = to_px(-plate_ml_mm / 2, plate_ap_mm / 2)
+    out.append(f'<rect x="{_num(px0)}" y="{_num(py0)}" width="{_num(plate_ml_mm * scale)}" '
+               f'height="{_num(plate_ap_mm * scale)}" fill="{PLATE_FILL}" stroke="{MUTED}" stroke-width="1"/>')
+    foot_len = min(0.85 * plate_ap_mm, 250.0)
+    foot_w = min(0.45 * feet_ml_mm, 95.0)
+    for side, fx in (("left", -feet_ml_mm / 2), ("right", feet_ml_mm / 2)):
+        lifted = stance_side is not None and side != stance_side
+        dash = ' stroke-dasharray="3 2"' if lifted else ""
+        out.append(f'<path d="{_foot_path(fx, 0.0, foot_len, foot_w, to_px)}" fill="none" stroke="{MUTED}" '
+                   f'stroke-width="1"{dash}/>')
+    fx0, fy0 = to_px(max(frame[0], xmin), min(frame[3], ymax))
+    fx1, fy1 = to_px(min(frame[1], xmax), max(frame[2], ymin))
+    bw, bh = max(fx1 - fx0, 4.0), max(fy1 - fy0, 4.0)
+    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+    out.append(f'<rect class="zoom-frame" x="{_num(cx - bw / 2)}" y="{_num(cy - bh / 2)}" width="{_num(bw)}" '
+               f'height="{_num(bh)}" fill="none" stroke="{INK}" stroke-width="2"/>')
+    out.append(_text(x + width + 10, y + 13, "Where on the plate:", size=11, fill=MUTED))
+    out.append(_text(x + width + 10, y + 28, "the black box.", size=11, fill=MUTED))
+    out.append(_text(x + width + 10, y + 43, f"Enlarged \u00d7{factor:.0f} from the plate view.", size=11,
+                     fill=MUTED, extra=' class="zoom-factor"'))
+    out.append("</g>")
+    return out, height
+
+
 def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Sequence[float] | np.ndarray,
                     plate_ml_mm: float, plate_ap_mm: float, feet_ml_mm: float,
                     hold_ml_mm: Sequence[float] | np.ndarray | None = None,
                     hold_ap_mm: Sequence[float] | np.ndarray | None = None,
                     stance_side: str | None = None, zoom: bool = False, width: float = 480,
-                    title: str = "Statokinesigram", uid: str | None = None) -> str:
+                    title: str = "Statokinesigram", uid: str | None = None, scored: bool = True,
+                    window_label: str = "COP, analysed window", rest_label: str = "COP, rest of the recording",
+                    span_mm: float | None = None) -> str:
     """The COP path seen from above, over the plate and its footprints, with the 95 % ellipse.
 
     Parameters
@@ -355,52 +420,70 @@ def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Seque
     hold_ml_mm, hold_ap_mm
         The analysed window (the single-leg hold; the whole trial for quiet stance), drawn dark,
         with its 95 % prediction ellipse and mean. None: the whole trace is the analysed window.
+    scored
+        False for a trial with no sway measures (aborted, unscored): the whole recording is drawn as
+        it is, with no analysed window, no ellipse and no mean (``hold_*`` are ignored).
+    window_label, rest_label
+        The legend's words for the analysed window and for the rest of the recording.
     stance_side
         ``left``/``right``: the stance footprint is drawn solid, the lifted one dashed.
     zoom
-        Frame the analysed window closely (same scale on both axes) instead of the whole plate.
+        Frame the analysed window closely (same scale on both axes) instead of the whole plate; a small
+        whole plate under the chart shows where the enlarged area lies.
+    span_mm
+        With ``zoom``: the frame's height in mm, at least the window's own (:func:`zoom_span_mm`), so that
+        several charts share one scale.
     """
     uid = _uid(uid)
     x_all = np.asarray(cop_ml_mm, dtype=float)
     y_all = np.asarray(cop_ap_mm, dtype=float)
-    if hold_ml_mm is None or hold_ap_mm is None:
+    if not scored:
+        hx, hy = np.array([]), np.array([])
+        whole_is_hold = False
+    elif hold_ml_mm is None or hold_ap_mm is None:
         hx, hy = x_all, y_all
         whole_is_hold = True
     else:
         hx, hy = np.asarray(hold_ml_mm, dtype=float), np.asarray(hold_ap_mm, dtype=float)
         whole_is_hold = False
-    ell = ellipse95(hx, hy)
+    ell = ellipse95(hx, hy) if scored else None
     half_ml, half_ap = plate_ml_mm / 2, plate_ap_mm / 2
+    plate_span_ml = plate_ml_mm + 50
     if zoom:
-        ok = np.isfinite(hx) & np.isfinite(hy)
+        fx, fy = (hx, hy) if scored else (x_all, y_all)
+        ok = np.isfinite(fx) & np.isfinite(fy)
+        span = zoom_span_mm(fx, fy)
+        if span_mm is not None and math.isfinite(span_mm):
+            span = max(span, float(span_mm))
         if ok.any():
-            xs, ys = list(hx[ok]), list(hy[ok])
-            if ell is not None:
-                ex, ey = ell.points(48)
-                xs += list(ex)
-                ys += list(ey)
-            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+            xs, ys = fx[ok], fy[ok]
+            mx = (float(xs.min()) + float(xs.max())) / 2
+            my = (float(ys.min()) + float(ys.max())) / 2
         else:
-            x0 = x1 = y0 = y1 = 0.0
-        span = max(x1 - x0, y1 - y0, 20.0) * 1.2
-        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        # a little wider than tall, as the plate is
-        xmin, xmax = mx - span * 0.65, mx + span * 0.65
+            mx = my = 0.0
+        xmin, xmax = mx - span * ZOOM_ASPECT / 2, mx + span * ZOOM_ASPECT / 2
         ymin, ymax = my - span / 2, my + span / 2
     else:
         xmin, xmax = -half_ml - 25, half_ml + 25
         ymin, ymax = -half_ap - 25, half_ap + 25
     ml_l, mr, mt = 58, 16, 30
     plot_w = width - ml_l - mr
-    legend_items = [(_line_swatch(INK, None, 1.6), "COP, analysed window")]
-    if not whole_is_hold:
-        legend_items.append((_line_swatch("#9a9a9a", None, 1.2), "COP, rest of the trial"))
+    legend_items = []
+    if scored:
+        legend_items.append((_line_swatch(INK, None, 1.6), window_label))
+        if not whole_is_hold and not zoom:
+            legend_items.append((_line_swatch("#9a9a9a", None, 1.2), rest_label))
+    else:
+        legend_items.append((_line_swatch(MUTED, None, 1.4), rest_label))
     if ell is not None:
         legend_items.append((_line_swatch("#b00020", "9 4", 2.4), f"95 % ellipse, {ell.area_mm2:.0f} mm²"))
         legend_items.append((_marker_swatch(), "mean COP"))
     if not zoom:
         legend_items.append((_line_swatch(MUTED, "6 5", 1.5), "footprints (dashed: lifted foot)"))
-    mb = 50 + 18 * _legend_rows([label for _, label in legend_items], plot_w)
+    legend_rows = _legend_rows([label for _, label in legend_items], plot_w)
+    locator_w = min(120.0, plot_w * 0.4)
+    locator_h = locator_w * (plate_ap_mm + 50) / plate_span_ml if zoom else 0.0
+    mb = 50 + 18 * legend_rows + (locator_h + 14 if zoom else 0)
     scale = plot_w / (xmax - xmin)
     plot_h = (ymax - ymin) * scale
     height = mt + plot_h + mb
@@ -419,6 +502,10 @@ def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Seque
             f"y antero-posterior in mm, positive forward.")
     if ell is not None:
         desc += f" 95 % prediction ellipse area {ell.area_mm2:.0f} mm squared."
+    if not scored:
+        desc += " Not scored: no analysed window and no ellipse."
+    if zoom:
+        desc += f" Enlarged: {xmax - xmin:.0f} mm by {ymax - ymin:.0f} mm of the plate."
     out = _open_svg(width=width, height=height, title=title, desc=desc, uid=uid, css_class="statokinesigram")
     out.append(f'<defs><clipPath id="{uid}-clip"><rect x="{_num(ml_l)}" y="{_num(mt)}" width="{_num(plot_w)}" '
                f'height="{_num(plot_h)}"/></clipPath></defs>')
@@ -437,28 +524,36 @@ def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Seque
                    f'stroke="{GRID}" stroke-width="1"/>')
     out.append("</g>")
     out.append(f'<g clip-path="url(#{uid}-clip)">')
-    # the plate: the rectangle of the cells, the cells, the footprints
-    out.append(f'<rect class="plate" x="{_num(px(-half_ml))}" y="{_num(py(half_ap))}" '
-               f'width="{_num(plate_ml_mm * scale)}" height="{_num(plate_ap_mm * scale)}" fill="none" '
-               f'stroke="{MUTED}" stroke-width="1.5"/>')
-    for cx, cy in ((-half_ml, half_ap), (half_ml, half_ap), (-half_ml, -half_ap), (half_ml, -half_ap)):
-        out.append(f'<circle class="cell" cx="{_num(px(cx))}" cy="{_num(py(cy))}" r="{_num(max(3, 8 * scale))}" '
-                   f'fill="{MUTED}"/>')
     foot_len = min(0.85 * plate_ap_mm, 250.0)
     foot_w = min(0.45 * feet_ml_mm, 95.0)
-    for side, fx in (("left", -feet_ml_mm / 2), ("right", feet_ml_mm / 2)):
-        lifted = stance_side is not None and side != stance_side
-        dash = ' stroke-dasharray="6 5"' if lifted else ""
-        out.append(f'<path class="footprint footprint-{side}" d="{_foot_path(fx, 0.0, foot_len, foot_w, to_px)}" '
-                   f'fill="none" stroke="{MUTED}" stroke-width="{2 if not lifted else 1.5}"{dash}>'
-                   f'<title>{side} footprint{" (lifted foot)" if lifted else ""}</title></path>')
+    if not zoom:
+        # the plate: the rectangle of the cells, the cells, the footprints (only in the whole view: the
+        # enlarged one would show them cut; its locator shows the whole plate instead)
+        out.append(f'<rect class="plate" x="{_num(px(-half_ml))}" y="{_num(py(half_ap))}" '
+                   f'width="{_num(plate_ml_mm * scale)}" height="{_num(plate_ap_mm * scale)}" fill="none" '
+                   f'stroke="{MUTED}" stroke-width="1.5"/>')
+        for cx, cy in ((-half_ml, half_ap), (half_ml, half_ap), (-half_ml, -half_ap), (half_ml, -half_ap)):
+            out.append(f'<circle class="cell" cx="{_num(px(cx))}" cy="{_num(py(cy))}" '
+                       f'r="{_num(max(3, 8 * scale))}" fill="{MUTED}"/>')
+        for side, fx in (("left", -feet_ml_mm / 2), ("right", feet_ml_mm / 2)):
+            lifted = stance_side is not None and side != stance_side
+            dash = ' stroke-dasharray="6 5"' if lifted else ""
+            out.append(f'<path class="footprint footprint-{side}" d="{_foot_path(fx, 0.0, foot_len, foot_w, to_px)}" '
+                       f'fill="none" stroke="{MUTED}" stroke-width="{2 if not lifted else 1.5}"{dash}>'
+                       f'<title>{side} footprint{" (lifted foot)" if lifted else ""}</title></path>')
     # axes through the plate centre
     out.append(f'<line x1="{_num(px(0))}" y1="{_num(mt)}" x2="{_num(px(0))}" y2="{_num(mt + plot_h)}" '
                f'stroke="#9a9a9a" stroke-width="1" stroke-dasharray="2 3"/>')
     out.append(f'<line x1="{_num(ml_l)}" y1="{_num(py(0))}" x2="{_num(ml_l + plot_w)}" y2="{_num(py(0))}" '
                f'stroke="#9a9a9a" stroke-width="1" stroke-dasharray="2 3"/>')
     # traces
-    if not whole_is_hold and x_all.size:
+    if not scored:
+        if x_all.size:
+            step = max(1, x_all.size // MAX_POINTS)
+            for sx, sy in _segments(x_all[::step], y_all[::step]):
+                out.append(_polyline(np.array([px(v) for v in sx]), np.array([py(v) for v in sy]), stroke=MUTED,
+                                     width=1.2, css_class="cop-trace-unscored"))
+    elif not whole_is_hold and not zoom and x_all.size:
         dx, dy = _decimate(np.arange(x_all.size, dtype=float), x_all)
         idx = dx.astype(int)
         for sx, sy in _segments(x_all[idx], y_all[idx]):
@@ -495,6 +590,12 @@ def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Seque
         out.append(_text(px(-feet_ml_mm / 2), py(-foot_len / 2) + 14, "L", size=13, anchor="middle", weight="700"))
         out.append(_text(px(feet_ml_mm / 2), py(-foot_len / 2) + 14, "R", size=13, anchor="middle", weight="700"))
     out += _legend(legend_items, x=ml_l, y=mt + plot_h + 50, max_width=plot_w)
+    if zoom:
+        loc, _h = _plate_locator(x=ml_l, y=mt + plot_h + 50 + 18 * (legend_rows - 1) + 14, width=locator_w,
+                                 plate_ml_mm=plate_ml_mm, plate_ap_mm=plate_ap_mm, feet_ml_mm=feet_ml_mm,
+                                 stance_side=stance_side, frame=(xmin, xmax, ymin, ymax),
+                                 factor=plate_span_ml / (xmax - xmin))
+        out += loc
     out.append("</svg>")
     return "\n".join(out)
 

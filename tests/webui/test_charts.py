@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -224,3 +225,48 @@ def test_ids_are_unique_between_charts():
     a = charts.time_chart(series=[Series(label="a", x=[0, 1], y=[0, 1])], y_label="a", y_unit="s")
     b = charts.time_chart(series=[Series(label="a", x=[0, 1], y=[0, 1])], y_label="a", y_unit="s")
     assert ET.fromstring(a).get("id") != ET.fromstring(b).get("id")
+
+
+def test_statokinesigram_of_an_unscored_trial_has_no_window_and_no_ellipse():
+    x, y = sway()
+    root = parse(charts.statokinesigram(cop_ml_mm=x, cop_ap_mm=y, hold_ml_mm=x[:500], hold_ap_mm=y[:500],
+                                        plate_ml_mm=400, plate_ap_mm=300, feet_ml_mm=200, stance_side="left",
+                                        scored=False, rest_label="COP, whole recording (not scored)"))
+    assert not by_class(root, "ellipse95") and not by_class(root, "cop-mean") and not by_class(root, "cop-trace")
+    assert by_class(root, "cop-trace-unscored")
+    words = texts(root)
+    assert "COP, whole recording (not scored)" in words and "ellipse" not in words and "analysed window" not in words
+    assert "Not scored" in root.find(f"{NS}desc").text
+
+
+def test_enlarged_statokinesigram_is_enlarged_and_shows_the_whole_plate_in_its_locator():
+    x, y = sway()
+    whole = parse(charts.statokinesigram(cop_ml_mm=x, cop_ap_mm=y, plate_ml_mm=400, plate_ap_mm=300, feet_ml_mm=200))
+    root = parse(charts.statokinesigram(cop_ml_mm=x, cop_ap_mm=y, plate_ml_mm=400, plate_ap_mm=300, feet_ml_mm=200,
+                                        stance_side="left", zoom=True, window_label="COP, hold window: 30.0 s"))
+    # no plate cut by the frame: the plate and its cells are not drawn in the enlarged view ...
+    assert not by_class(root, "plate") and not by_class(root, "cell") and not by_class(root, "footprint")
+    # ... the locator shows the whole plate with the enlarged area boxed, and by how much it is enlarged
+    (locator,) = by_class(root, "plate-locator")
+    assert by_class(locator, "zoom-frame")
+    factor = float(texts(root).split("Enlarged \u00d7")[1].split(" ")[0])
+    assert factor >= 4
+    # the ellipse drawn is that many times larger than in the whole-plate view
+    def width_of(r):
+        xs = [float(v.split(",")[0]) for v in re.findall(r"[ML](-?[\d.]+,-?[\d.]+)", by_class(r, "ellipse95")[0].get("d"))]
+        return max(xs) - min(xs)
+    assert width_of(root) / width_of(whole) == pytest.approx(factor, rel=0.05)
+    assert "COP, hold window: 30.0 s" in texts(root)
+
+
+def test_enlarged_statokinesigrams_on_one_scale():
+    x, y = sway()
+    small = charts.zoom_span_mm(x[:200] * 0.1, y[:200] * 0.1)
+    large = charts.zoom_span_mm(x, y)
+    assert large > small >= charts.ZOOM_MIN_SPAN_MM
+    a = parse(charts.statokinesigram(cop_ml_mm=x[:200] * 0.1, cop_ap_mm=y[:200] * 0.1, plate_ml_mm=400,
+                                     plate_ap_mm=300, feet_ml_mm=200, zoom=True, span_mm=large, width=380))
+    b = parse(charts.statokinesigram(cop_ml_mm=x, cop_ap_mm=y, plate_ml_mm=400, plate_ap_mm=300, feet_ml_mm=200,
+                                     zoom=True, span_mm=large, width=380))
+    assert a.find(f"{NS}desc").text.split("Enlarged:")[1] == b.find(f"{NS}desc").text.split("Enlarged:")[1]
+    assert a.get("height") == b.get("height")
