@@ -1,9 +1,11 @@
 """The visit report as PDF, with fpdf2 (pure Python: works on a Pi with no browser).
 
-Modest on purpose: title, patient code, visit date, the left/right table with
-the symmetry flag, the norm, the trials of the visit, the clinician's notes,
-and the hold-time chart (the same SVG as the page, drawn as vectors).
-The HTML report (``/sessions/{id}/report``, print CSS) is the full one.
+The same content as the HTML report (``/sessions/{id}/report``): title, patient code, visit date, the
+left/right table with the symmetry flag, the norm, the trials of the visit, what each trial's numbers
+cover (the sway window beside the whole recording, hand support with its detection limit, the points
+to check), the charts (hold-time and sway-velocity trends, the statokinesigram of each side's best
+trial on one scale: the same SVGs as the page, drawn as vectors, readable in black and white) and the
+clinician's notes. A report of data from the simulated plate says so in a band on every page.
 
 Text uses the PDF core font (Helvetica, Latin-1): characters outside it are
 replaced with plain equivalents (``≥`` becomes ``>=``), so no font file is needed.
@@ -20,7 +22,7 @@ from fpdf import FPDF
 
 from webui.routes import pages_data as pd
 
-__all__ = ["session_report_pdf"]
+__all__ = ["SIMULATED_BAND", "session_report_pdf"]
 
 _REPLACE = {
     "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2265": ">=", "\u2264": "<=", "\u202f": " ", "\u2009": " ",
@@ -36,19 +38,68 @@ def latin1(text: Any) -> str:
     return s.encode("latin-1", "replace").decode("latin-1")
 
 
+#: the band on every page of a report whose data come from the simulated plate
+SIMULATED_BAND = "SIMULATED PLATE - demonstration data, not a measurement of a person"
+
+
 class _Report(FPDF):
-    def __init__(self, footer_text: str) -> None:
+    def __init__(self, footer_text: str, *, simulated: bool = False) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.footer_text = footer_text
+        self.simulated = simulated
         self.set_auto_page_break(auto=True, margin=16)
-        self.set_margins(14, 14, 14)
+        self.set_margins(14, 20 if simulated else 14, 14)
+
+    def header(self) -> None:
+        if not self.simulated:
+            return
+        # black on light grey with a black frame: reads the same printed in black and white
+        self.set_xy(self.l_margin, 6)
+        self.set_font("helvetica", "B", 10)
+        self.set_text_color(0, 0, 0)
+        self.set_fill_color(225, 225, 225)
+        self.set_draw_color(0, 0, 0)
+        self.set_line_width(0.5)
+        self.cell(self.w - self.l_margin - self.r_margin, 8, latin1(SIMULATED_BAND), border=1, align="C", fill=True)
+        self.set_line_width(0.2)
+        self.set_y(self.t_margin)
 
     def footer(self) -> None:
         self.set_y(-11)
         self.set_font("helvetica", size=8)
         self.set_text_color(80, 80, 80)
-        self.cell(0, 5, latin1(self.footer_text), align="L")
-        self.cell(0, 5, f"page {self.page_no()}/{{nb}}", align="R")
+        text = self.footer_text + (" - SIMULATED PLATE" if self.simulated else "")
+        width = self.w - self.l_margin - self.r_margin
+        self.cell(width - 22, 5, latin1(text), align="L")
+        self.cell(22, 5, f"page {self.page_no()}/{{nb}}", align="R")
+
+
+def _drawable(svg: str) -> bytes:
+    """A chart's SVG as fpdf2 draws it: Latin-1 text, no accessible <title>/<desc> (it has no use for them),
+    no white text halo (fpdf2 knows no paint-order: the halo would be painted over the letters)."""
+    text = re.sub(r"<(title|desc)\b[^>]*>.*?</\1>", "", latin1(svg), flags=re.S)
+    text = re.sub(r' stroke="#ffffff" stroke-width="[\d.]+" stroke-linejoin="round" paint-order="stroke"', "", text)
+    return text.encode("utf-8")
+
+
+def _svg_size(svg: str) -> tuple[float, float]:
+    m = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg)
+    return (float(m.group(1)), float(m.group(2))) if m else (760.0, 260.0)
+
+
+def _charts_row(pdf: FPDF, svgs: list[str], *, gap: float = 4.0, reserve: float = 0.0) -> None:
+    """Charts side by side across the page, each at its own aspect ratio, kept whole on one page
+    (with ``reserve`` mm under them for their caption)."""
+    full = pdf.w - pdf.l_margin - pdf.r_margin
+    w = (full - gap * (len(svgs) - 1)) / len(svgs)
+    heights = [w * _svg_size(svg)[1] / _svg_size(svg)[0] for svg in svgs]
+    h = max(heights)
+    if pdf.will_page_break(h + 2 + reserve):
+        pdf.add_page()
+    y = pdf.get_y()
+    for k, svg in enumerate(svgs):
+        pdf.image(io.BytesIO(_drawable(svg)), x=pdf.l_margin + k * (w + gap), y=y, w=w, h=heights[k])
+    pdf.set_y(y + h + 2)
 
 
 def _heading(pdf: FPDF, text: str) -> None:
@@ -89,8 +140,10 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
     summary = ctx.get("summary")
     norm = ctx.get("norm")
     when = visit.started_at.astimezone()
+    trials = ctx.get("trials") or []
+    simulated = pd.is_simulated(trials)
     pdf = _Report(f"Balance station {station_id} - patient {patient.code} - visit {when:%Y-%m-%d %H:%M}"
-                  f" - printed {ctx['printed_at']:%Y-%m-%d %H:%M}")
+                  f" - printed {ctx['printed_at']:%Y-%m-%d %H:%M}", simulated=simulated)
     pdf.set_title(latin1(f"Single-leg stance report {patient.code} {when:%Y-%m-%d}"))
     pdf.set_creator("balance-station")
     pdf.add_page()
@@ -109,6 +162,10 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
         details.append(f"Clinician: {visit.clinician}")
     for line in details:
         _para(pdf, line, size=10.5)
+    if simulated:
+        pdf.ln(1)
+        _para(pdf, "The data of this report come from the simulated plate (a demonstration), not from a "
+                   "measurement of a person.", size=10.5, style="B")
 
     _heading(pdf, "Left and right (best trial of each side)")
     rows = ctx.get("comparison_rows") or []
@@ -145,22 +202,7 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
     else:
         _para(pdf, "No norm: the year of birth is not known.")
 
-    _heading(pdf, "Hold time")
-    svg = (ctx.get("trend") or {}).get("hold")
-    if svg:
-        y = pdf.get_y()
-        width = pdf.w - pdf.l_margin - pdf.r_margin
-        height = width * 260 / 760
-        if pdf.will_page_break(height):
-            pdf.add_page()
-            y = pdf.get_y()
-        # fpdf2 draws the chart's shapes and text; it has no use for the accessible <title> and <desc>
-        drawable = re.sub(r"<(title|desc)\b[^>]*>.*?</\1>", "", latin1(svg), flags=re.S)
-        pdf.image(io.BytesIO(drawable.encode("utf-8")), x=pdf.l_margin, y=y, w=width, h=height)
-        pdf.set_y(y + height + 2)
-
     _heading(pdf, "Trials of this visit")
-    trials = ctx.get("trials") or []
     if trials:
         rows = []
         for t in trials:
@@ -180,6 +222,61 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                            f"{t.notes}", size=9)
     else:
         _para(pdf, "No trials.")
+
+    if trials:
+        _heading(pdf, "What each trial's numbers cover")
+        for t in trials:
+            n = pd.trial_numbers(t.metrics, t.protocol)
+            side = t.stance_side.value if t.stance_side else ""
+            head = f"{t.started_at.astimezone():%H:%M} {side} ({t.protocol}, {t.state.value})".replace("  ", " ")
+            lines = []
+            if n["scored"]:
+                cover = f"Sway measures cover {n['window_text']}"
+                if n["window_note"]:
+                    cover += " (estimated: the trial was scored before the window was stored)"
+                lines.append(cover + ".")
+            else:
+                lines.append("Not scored: no sway measures.")
+            if n["recording_text"]:
+                lines.append(f"Whole recording: {n['recording_text']}.")
+            if n["support_text"]:
+                lines.append(n["support_text"] + ".")
+            if n["quality"]:
+                lines.append("Points to check: " + "; ".join(q["message"].rstrip(".") for q in n["quality"]) + ".")
+            elif n["scored"] and n["quality"] is None:
+                lines.append("Quality not judged (scored before the station did so).")
+            if pdf.will_page_break(5 * (len(lines) + 1)):
+                pdf.add_page()
+            _para(pdf, head, size=9.5, style="B")
+            pdf.set_x(pdf.l_margin + 4)
+            pdf.set_font("helvetica", "", 9)
+            pdf.multi_cell(pdf.w - pdf.l_margin - pdf.r_margin - 4, 4.6, latin1(" ".join(lines)),
+                           new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(1)
+
+    trend = ctx.get("trend") or {}
+    best = ctx.get("best_charts") or {}
+    if trend.get("hold") or trend.get("sway") or best:
+        first = trend.get("hold") or trend.get("sway") or next(iter(best.values()))["svg"]
+        w, h = _svg_size(first)
+        if pdf.will_page_break(14 + (pdf.w - pdf.l_margin - pdf.r_margin) * h / w):
+            pdf.add_page()  # the heading with its first chart, not alone at the foot of a page
+        _heading(pdf, "Charts")
+        for key in ("hold", "sway"):
+            if trend.get(key):
+                _charts_row(pdf, [trend[key]])
+        sides = [s for s in ("left", "right") if best.get(s)]
+        if sides:
+            caption = "; ".join(f"{s}: best trial at {best[s]['trial'].started_at.astimezone():%H:%M}, COP over "
+                                f"{best[s]['window'].text()}" for s in sides)
+            if len(sides) == 2:
+                caption += ". Left and right are drawn on the same scale"
+            caption = latin1(f"Statokinesigrams with the 95 % ellipse ({caption}).")
+            pdf.set_font("helvetica", "", 8.5)
+            lines = len(pdf.multi_cell(0, 4.5, caption, dry_run=True, output="LINES"))
+            _charts_row(pdf, [best[s]["svg"] for s in sides], reserve=4.5 * lines + 1)
+            pdf.set_font("helvetica", "", 8.5)
+            pdf.multi_cell(0, 4.5, caption, new_x="LMARGIN", new_y="NEXT")
 
     _heading(pdf, "Clinician's notes")
     _para(pdf, visit.notes or "No notes.")

@@ -66,6 +66,8 @@ templates.env.filters["local"] = pd.local_time
 templates.env.globals["SEXES"] = [s.value for s in Sex]
 templates.env.globals["AFFECTED_SIDES"] = [s.value for s in AffectedSide]
 templates.env.globals["GRADES"] = [g.value for g in Grade]
+templates.env.globals["trial_numbers"] = pd.trial_numbers
+templates.env.globals["is_simulated"] = pd.is_simulated
 
 router = APIRouter(include_in_schema=False)
 
@@ -406,7 +408,7 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
     this = next(v for v in summaries if v.id == visit.id)
     summary = this.summary
     trend = pd.trend_charts(summaries, [], norm=norm, uid=f"r{visit.id}")
-    best_charts = {}
+    chosen = {}
     best = (summary or {}).get("best") or {}
     scored = pd.scored_single_leg_trials(this.trials)
     for side in ("left", "right"):
@@ -415,13 +417,11 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
             continue
         trial = scored[b["index"]]
         try:
-            rec = trial_recording(session, trial.id)
+            chosen[side] = (trial, trial_recording(session, trial.id))
         except StorageError:
             continue
-        # narrow: the report prints the two sides next to each other, and their lettering must stay readable
-        tc = pd.trial_charts(rec, trial.metrics, protocol=trial.protocol, stance_side=side, uid=f"r{trial.id}",
-                             sk_width=380)
-        best_charts[side] = {"trial": trial, "svg": tc.statokinesigram_zoom}
+    # narrow: the report prints the two sides next to each other, on one scale, and their lettering must stay readable
+    best_charts = pd.report_statokinesigrams(chosen, width=380)
     return {"visit": visit, "patient": patient, "age": age, "norm": norm, "summary": summary,
             "trials": this.trials, "comparison_rows": pd.comparison_rows(summary), "flag_text": pd.flag_text(summary),
             "trend": trend, "best_charts": best_charts, "printed_at": dt.datetime.now().astimezone()}

@@ -77,8 +77,12 @@ METRIC_ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("support.time_s", "Hand support, time", "s", 1),
     ("support.mean_pct_bw", "Hand support, mean", "% BW", 1),
     ("support.peak_pct_bw", "Hand support, peak (0.5 s)", "% BW", 1),
+    ("support.detection_limit_pct_bw", "Hand support, detection limit", "% BW", 1),
     ("ml_offset_mm", "Lateral offset of the COP from the stance foot", "mm", 1),
     ("ml_offset_drift_mm_s", "Lateral drift of the COP", "mm/s", 2),
+    ("cop_window.start_s", "Sway window, from", "s", 2),
+    ("cop_window.duration_s", "Sway window, duration", "s", 1),
+    ("cop_window.n_samples", "Sway window, samples", "count", 0),
     ("cop.mean_velocity_mm_s", "COP mean velocity (sway velocity)", "mm/s", 1),
     ("cop.path_length_mm", "COP path length", "mm", 0),
     ("cop.ml_range_mm", "COP range, medio-lateral", "mm", 1),
@@ -86,10 +90,10 @@ METRIC_ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("cop.ml_rms_mm", "COP RMS, medio-lateral", "mm", 1),
     ("cop.ap_rms_mm", "COP RMS, antero-posterior", "mm", 1),
     ("cop.ellipse95_area_mm2", "95 % prediction ellipse area", "mm²", 0),
-    ("body_weight_n", "Body weight (baseline)", "N", 0),
-    ("duration_s", "Analysed duration", "s", 1),
-    ("n_samples", "Samples analysed", "count", 0),
+    ("duration_s", "Whole recording, duration", "s", 1),
+    ("n_samples", "Whole recording, samples", "count", 0),
     ("sample_rate_hz", "Sample rate", "Hz", 0),
+    ("body_weight_n", "Body weight (baseline)", "N", 0),
     ("lowpass_hz", "Low-pass cut-off", "Hz", 0),
     ("hold_s", "Hold asked", "s", 0),
     # drills
@@ -98,6 +102,17 @@ METRIC_ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("level", "Level reached", "level", 0),
     ("best_streak", "Best streak", "count", 0),
     ("rounds_completed", "Rounds completed", "count", 0),
+)
+
+#: the groups of the measures table: (id, key paths); the titles say what each group covers
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("test", ("hold_time_s", "completed", "onset_s", "touchdowns", "support.time_s", "support.mean_pct_bw",
+              "support.peak_pct_bw", "support.detection_limit_pct_bw", "ml_offset_mm", "ml_offset_drift_mm_s")),
+    ("sway", ("cop_window.start_s", "cop_window.duration_s", "cop_window.n_samples", "cop.mean_velocity_mm_s",
+              "cop.path_length_mm", "cop.ml_range_mm", "cop.ap_range_mm", "cop.ml_rms_mm", "cop.ap_rms_mm",
+              "cop.ellipse95_area_mm2")),
+    ("recording", ("duration_s", "n_samples", "sample_rate_hz", "body_weight_n", "lowpass_hz", "hold_s")),
+    ("drill", ("score", "success_pct", "level", "best_streak", "rounds_completed")),
 )
 
 
@@ -112,17 +127,224 @@ def metric_value(metrics: Mapping[str, Any] | None, path: str) -> Any:
     return node
 
 
-def metric_rows(metrics: Mapping[str, Any] | None) -> list[dict[str, str]]:
+def _row(metrics: Mapping[str, Any] | None, path: str, label: str, unit: str, digits: int,
+         window: CopWindow | None = None) -> dict[str, str] | None:
+    value = metric_value(metrics, path)
+    if path.startswith("cop_window.") and window is not None and window.source == "estimated":
+        # an older trial: no stored window, the one its lift-off and hold time give
+        value = {"start_s": window.start_s, "duration_s": window.duration_s, "n_samples": window.n_samples}[
+            path.split(".", 1)[1]]
+        if path.endswith("n_samples") and value is not None:
+            label = f"{label} (estimated)"
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if path == "body_weight_n":
+        label = f"{label} ({float(value) / GRAVITY_M_S2:.1f} kg)"
+    return {"key": path, "label": label, "unit": unit, "value": fmt(value, digits)}
+
+
+def metric_rows(metrics: Mapping[str, Any] | None, *, protocol: str | None = None) -> list[dict[str, str]]:
     """Every metric present, as ``{label, value, unit, key}`` rows (the value without its unit)."""
+    window = cop_window(metrics, protocol=protocol or (metrics or {}).get("protocol") or SINGLE_LEG)
     rows = []
     for path, label, unit, digits in METRIC_ROWS:
-        value = metric_value(metrics, path)
-        if value is None or isinstance(value, (dict, list)):
-            continue
-        if path == "body_weight_n" and value is not None:
-            label = f"{label} ({float(value) / GRAVITY_M_S2:.1f} kg)"
-        rows.append({"key": path, "label": label, "unit": unit, "value": fmt(value, digits)})
+        row = _row(metrics, path, label, unit, digits, window)
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+def metric_groups(metrics: Mapping[str, Any] | None, *, protocol: str | None = None) -> list[dict[str, Any]]:
+    """The measures table in groups, each titled with what it covers:
+    ``[{id, title, rows}]`` (groups without a row left out).
+
+    The sway measures' title names their window (the hold) with its duration and samples, and the
+    whole recording's group its own, so the two are never confused.
+    """
+    protocol = protocol or (metrics or {}).get("protocol") or SINGLE_LEG
+    window = cop_window(metrics, protocol=protocol)
+    rows = {r["key"]: r for r in metric_rows(metrics, protocol=protocol)}
+    titles = {
+        "test": "The test",
+        "sway": f"Sway measures, over {window.text()}" if window else "Sway measures",
+        "recording": f"The whole recording: {recording_text(metrics)}" if recording_text(metrics)
+        else "The whole recording",
+        "drill": "The drill",
+    }
+    out = []
+    for gid, paths in _GROUPS:
+        g_rows = [rows[p] for p in paths if p in rows]
+        if g_rows:
+            out.append({"id": gid, "title": titles[gid], "rows": g_rows})
+    return out
+
+
+# -- what a number covers: the sway window, the whole recording, the trial's quality, the support limit ------
+
+
+def is_scored(metrics: Mapping[str, Any] | None) -> bool:
+    """True when the metrics have sway measures (an aborted or unscored trial has none)."""
+    cop = (metrics or {}).get("cop")
+    return isinstance(cop, Mapping) and any(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in cop.values())
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass(frozen=True)
+class CopWindow:
+    """The window the ``cop.*`` measures cover.
+
+    ``source``: ``stored`` (the metrics' ``cop_window``), ``estimated`` (an older trial scored before the
+    window was stored: from its lift-off and hold time, the sample count from the sample rate) or
+    ``whole`` (quiet stance: the whole analysed recording).
+    """
+
+    start_s: float | None
+    duration_s: float | None
+    n_samples: int | None
+    what: str
+    source: str
+
+    @property
+    def end_s(self) -> float | None:
+        if self.start_s is None or self.duration_s is None:
+            return None
+        return self.start_s + self.duration_s
+
+    def text(self) -> str:
+        """``the hold window, 5.26 s to 14.30 s (9.0 s, 723 samples)``."""
+        parts = []
+        if self.duration_s is not None:
+            parts.append(f"{fmt(self.duration_s, 1)} s")
+        if self.n_samples is not None:
+            parts.append(f"{'about ' if self.source == 'estimated' else ''}{self.n_samples} samples")
+        span = ""
+        if self.start_s is not None and self.end_s is not None:
+            span = f", {fmt(self.start_s, 2)} s to {fmt(self.end_s, 2)} s"
+        details = f" ({', '.join(parts)})" if parts else ""
+        return f"the {self.what}{span}{details}"
+
+    def note(self) -> str:
+        """What a reader needs to know about where the window comes from ('' when it was stored)."""
+        if self.source == "estimated":
+            return ("This trial was scored before the station stored the window of its sway measures: it is "
+                    "taken from the lift-off and the hold time, and the number of samples is estimated.")
+        return ""
+
+
+def cop_window(metrics: Mapping[str, Any] | None, *, protocol: str = SINGLE_LEG) -> CopWindow | None:
+    """The window the sway measures cover, or None when the trial has no sway measures (or no known window)."""
+    m = metrics or {}
+    if not is_scored(m):
+        return None
+    stored = m.get("cop_window")
+    if isinstance(stored, Mapping):
+        n = _number(stored.get("n_samples"))
+        return CopWindow(start_s=_number(stored.get("start_s")), duration_s=_number(stored.get("duration_s")),
+                         n_samples=None if n is None else int(round(n)),
+                         what="hold window" if protocol == SINGLE_LEG else "analysed window", source="stored")
+    if protocol == SINGLE_LEG:
+        onset, hold = _number(m.get("onset_s")), _number(m.get("hold_time_s"))
+        if onset is None or hold is None:
+            return None
+        fs = _number(m.get("sample_rate_hz"))
+        return CopWindow(start_s=onset, duration_s=hold, n_samples=int(round(hold * fs)) if fs else None,
+                         what="hold window", source="estimated")
+    n = _number(m.get("n_samples"))
+    return CopWindow(start_s=None, duration_s=_number(m.get("duration_s")),
+                     n_samples=None if n is None else int(round(n)), what="whole recording", source="whole")
+
+
+def recording_text(metrics: Mapping[str, Any] | None) -> str:
+    """The whole analysed recording: ``37.6 s, 3008 samples at 80 Hz`` ('' when unknown)."""
+    m = metrics or {}
+    duration, n, fs = _number(m.get("duration_s")), _number(m.get("n_samples")), _number(m.get("sample_rate_hz"))
+    parts = []
+    if duration is not None:
+        parts.append(f"{fmt(duration, 1)} s")
+    if n is not None:
+        parts.append(f"{int(round(n))} samples" + (f" at {fmt(fs, 0)} Hz" if fs else ""))
+    return ", ".join(parts)
+
+
+def quality_concerns(metrics: Mapping[str, Any] | None) -> list[dict[str, str]] | None:
+    """The trial's quality concerns as ``[{name, message}]`` ([] when none), or None when the trial was
+    scored before the station judged quality (no ``quality`` field)."""
+    q = (metrics or {}).get("quality")
+    if q is None:
+        return None
+    if isinstance(q, Mapping):  # tolerate a single concern
+        q = [q]
+    if not isinstance(q, (list, tuple)):
+        return None
+    out = []
+    for item in q:
+        if isinstance(item, Mapping):
+            name = str(item.get("name") or "").strip()
+            message = str(item.get("message") or "").strip()
+        else:
+            name, message = "", str(item).strip()
+        if name or message:
+            out.append({"name": name, "label": name.replace("_", " ").replace("-", " "),
+                        "message": message or name.replace("_", " ")})
+    return out
+
+
+def support_text(metrics: Mapping[str, Any] | None) -> str:
+    """Hand support in one line, with the trial's detection limit:
+    ``Hand support: none detected (detection limit 1.2 % BW)`` ('' for a trial without support data)."""
+    m = metrics or {}
+    support = m.get("support")
+    if not isinstance(support, Mapping):
+        return ""
+    time_s = _number(support.get("time_s"))
+    if "detection_limit_pct_bw" in support:
+        limit = _number(support.get("detection_limit_pct_bw"))
+        limit_txt = (f"detection limit {fmt(limit, 1)} % BW" if limit is not None
+                     else "detection limit not known for this trial")
+    else:
+        limit_txt = "detection limit not recorded: the trial was scored before the station reported it"
+    if not time_s:
+        return f"Hand support: none detected ({limit_txt})"
+    mean, peak = _number(support.get("mean_pct_bw")), _number(support.get("peak_pct_bw"))
+    what = f"{fmt(time_s, 1)} s"
+    if mean is not None:
+        what += f", mean {fmt(mean, 1)} % BW"
+    if peak is not None:
+        what += f", peak {fmt(peak, 1)} % BW"
+    return f"Hand support: {what} ({limit_txt})"
+
+
+def trial_numbers(metrics: Mapping[str, Any] | None, protocol: str | None = None) -> dict[str, Any]:
+    """What a trial's numbers cover, for the trial page and the reports: ``{scored, groups, window,
+    window_text, window_note, recording_text, quality, support_text}`` (``window`` None and
+    ``window_text`` '' when the trial has no sway measures; ``quality`` None when not judged)."""
+    protocol = protocol or (metrics or {}).get("protocol") or SINGLE_LEG
+    window = cop_window(metrics, protocol=protocol)
+    return {
+        "scored": window is not None, "groups": metric_groups(metrics, protocol=protocol), "window": window,
+        "window_text": window.text() if window else "", "window_note": window.note() if window else "",
+        "recording_text": recording_text(metrics), "quality": quality_concerns(metrics),
+        "support_text": support_text(metrics),
+    }
+
+
+def is_simulated(trials: Iterable[Any]) -> bool:
+    """True when any of the trials comes from the simulated plate (or a replay): not a measurement."""
+    return any(getattr(t, "plate_source", None) in SYNTHETIC_SOURCES for t in trials)
+
+
+#: plate sources whose data are not a measurement of a person
+SYNTHETIC_SOURCES = ("simulated", "replay")
 
 
 # -- one trial's charts -----------------------------------------------------------------------------------
@@ -135,41 +357,51 @@ class TrialCharts:
     force: str = ""
     cop: str = ""
     problem: str = ""
+    window: CopWindow | None = None
 
 
-def _hold_window(metrics: Mapping[str, Any] | None, t_end: float) -> tuple[float, float] | None:
-    if not metrics:
-        return None
-    onset, hold = metrics.get("onset_s"), metrics.get("hold_time_s")
-    if onset is None or hold is None:
-        return None
-    return float(onset), float(onset) + float(hold)
+@dataclass
+class _TrialCop:
+    """A trial's signals as the analysis takes them, and the COP of the window its sway measures cover."""
+
+    t: np.ndarray
+    fz: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    window: CopWindow | None
+    span: tuple[float, float] | None
+    hx: np.ndarray
+    hy: np.ndarray
+    problem: str = ""
 
 
-def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol: str,
-                 stance_side: str | None, uid: str = "t", sk_width: float = 480) -> TrialCharts:
-    """The trial page's charts from its recording and metrics.
-
-    The COP is taken as the analysis takes it: resampled onto the nominal rate,
-    the analysed window low-passed on its own at the metrics' ``lowpass_hz``, so
-    the ellipse drawn is the one whose area the metrics give.
-    """
+def _trial_cop(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol: str) -> _TrialCop:
+    """The COP is taken as the analysis takes it: resampled onto the nominal rate, the analysed window
+    low-passed on its own at the metrics' ``lowpass_hz``, so the ellipse drawn is the one whose area the
+    metrics give. No sway measures (aborted, unscored): no window."""
     from station.analysis import AnalysisError, prepare_trial
     from station.filters import lowpass_zero_phase, min_samples_zero_phase
 
-    out = TrialCharts()
+    problem = ""
     try:
         trial = prepare_trial(rec)
         t, forces, fs = trial.t_s, trial.forces_n, trial.fs_hz
     except (AnalysisError, ValueError) as exc:
-        out.problem = f"the recording cannot be resampled: {exc}"
+        problem = f"the recording cannot be resampled: {exc}"
         t, forces, fs = rec.t_s, rec.forces_n, rec.sample_rate_hz
     g = rec.geometry
     fz, x, y = centre_of_pressure(forces, ml_mm=g.ml_mm, ap_mm=g.ap_mm)
-    t_end = float(t[-1]) if t.size else 0.0
-    window = _hold_window(metrics, t_end) if protocol == SINGLE_LEG else None
-    if window is not None:
-        idx = np.flatnonzero((t >= window[0] - 1e-9) & (t < window[1] - 1e-9))
+    window = cop_window(metrics, protocol=protocol)
+    span: tuple[float, float] | None = None
+    if window is None:
+        idx = np.arange(0)
+    elif window.start_s is not None and window.end_s is not None:
+        span = (window.start_s, window.end_s)
+        first = int(np.searchsorted(t, window.start_s - 1e-6))
+        if window.source == "stored" and window.n_samples:
+            idx = np.arange(first, min(t.size, first + window.n_samples))
+        else:
+            idx = np.flatnonzero((t >= window.start_s - 1e-9) & (t < window.end_s - 1e-9))
     else:
         idx = np.arange(t.size)
     hx, hy = x[idx], y[idx]
@@ -180,15 +412,54 @@ def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol:
     if lowpass and hx.size >= min_samples_zero_phase() and lowpass < fs / 2:
         hx = lowpass_zero_phase(hx, fs_hz=fs, cutoff_hz=float(lowpass))
         hy = lowpass_zero_phase(hy, fs_hz=fs, cutoff_hz=float(lowpass))
-    what = "hold window" if window is not None else "whole trial"
+    return _TrialCop(t=t, fz=fz, x=x, y=y, window=window, span=span, hx=hx, hy=hy, problem=problem)
+
+
+def _window_label(window: CopWindow | None) -> str:
+    """The legend's words for the window: ``COP, hold window: 30.0 s, 2400 samples`` (short: the chart is narrow)."""
+    if window is None:
+        return "COP, whole recording (not scored: no sway window)"
+    parts = []
+    if window.duration_s is not None:
+        parts.append(f"{fmt(window.duration_s, 1)} s")
+    if window.n_samples is not None:
+        parts.append(f"{'about ' if window.source == 'estimated' else ''}{window.n_samples} samples")
+    return f"COP, {window.what}" + (f": {', '.join(parts)}" if parts else "")
+
+
+def _zoom_chart(rec: Recording, tc: _TrialCop, *, stance_side: str | None, uid: str, width: float,
+                span_mm: float | None = None, title: str = "") -> str:
+    """The enlarged statokinesigram of the sway window ('' without one: nothing to enlarge)."""
+    if tc.window is None:
+        return ""
+    g = rec.geometry
+    return charts.statokinesigram(
+        cop_ml_mm=tc.hx, cop_ap_mm=tc.hy, plate_ml_mm=g.ml_mm, plate_ap_mm=g.ap_mm, feet_ml_mm=g.feet_ml_mm,
+        stance_side=stance_side, zoom=True, title=title or f"COP over the {tc.window.what}, enlarged",
+        window_label=_window_label(tc.window), width=width, uid=uid, span_mm=span_mm)
+
+
+def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol: str,
+                 stance_side: str | None, uid: str = "t", sk_width: float = 480) -> TrialCharts:
+    """The trial page's charts from its recording and metrics (the COP as :func:`_trial_cop` takes it).
+
+    A trial without sway measures (aborted, unscored) draws its whole COP trace, labelled as not scored,
+    with no analysed window, no ellipse and no enlarged view.
+    """
+    tc = _trial_cop(rec, metrics, protocol=protocol)
+    out = TrialCharts(problem=tc.problem, window=tc.window)
+    t, fz, x, y = tc.t, tc.fz, tc.x, tc.y
+    g = rec.geometry
+    t_end = float(t[-1]) if t.size else 0.0
+    scored = tc.window is not None
+    windowed = scored and tc.span is not None
     out.statokinesigram = charts.statokinesigram(
-        cop_ml_mm=x, cop_ap_mm=y, hold_ml_mm=hx if window is not None else None,
-        hold_ap_mm=hy if window is not None else None, plate_ml_mm=g.ml_mm, plate_ap_mm=g.ap_mm,
-        feet_ml_mm=g.feet_ml_mm, stance_side=stance_side, title="COP on the plate, seen from above",
-        width=sk_width, uid=f"{uid}-sk")
-    out.statokinesigram_zoom = charts.statokinesigram(
-        cop_ml_mm=hx, cop_ap_mm=hy, plate_ml_mm=g.ml_mm, plate_ap_mm=g.ap_mm, feet_ml_mm=g.feet_ml_mm,
-        stance_side=stance_side, zoom=True, title=f"COP, {what}, enlarged", width=sk_width, uid=f"{uid}-skz")
+        cop_ml_mm=x, cop_ap_mm=y, hold_ml_mm=tc.hx if windowed else None, hold_ap_mm=tc.hy if windowed else None,
+        plate_ml_mm=g.ml_mm, plate_ap_mm=g.ap_mm, feet_ml_mm=g.feet_ml_mm, stance_side=stance_side,
+        title="COP on the plate, seen from above", width=sk_width, uid=f"{uid}-sk", scored=scored,
+        window_label=_window_label(tc.window),
+        rest_label="COP, rest of the recording" if scored else "COP, whole recording (not scored)")
+    out.statokinesigram_zoom = _zoom_chart(rec, tc, stance_side=stance_side, uid=f"{uid}-skz", width=sk_width)
     bands = []
     vlines: list[tuple[float, str]] = []
     m = metrics or {}
@@ -202,9 +473,9 @@ def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol:
         start = float(ep.get("t_s") or 0.0)
         bands.append(Band(start=start, end=start + float(ep.get("duration_s") or 0.0), kind="support",
                           label=f"hand support {fmt(ep.get('mean_pct_bw'), 1)} % BW, {start:.1f} s"))
-    if window is not None:
-        vlines.append((window[0], "lift-off"))
-        vlines.append((window[1], f"end of hold ({window[1] - window[0]:.1f} s)"))
+    if protocol == SINGLE_LEG and tc.span is not None:
+        vlines.append((tc.span[0], "lift-off"))
+        vlines.append((tc.span[1], f"end of hold ({tc.span[1] - tc.span[0]:.1f} s)"))
     bw = m.get("body_weight_n")
     hlines = [(float(bw), f"body weight {float(bw):.0f} N")] if bw else []
     out.force = charts.time_chart(
@@ -217,6 +488,27 @@ def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol:
                        width=1.4)],
         y_label="COP", y_unit="mm", bands=bands, vlines=vlines, title="Centre of pressure against time",
         uid=f"{uid}-cop")
+    return out
+
+
+def report_statokinesigrams(best: Mapping[str, tuple[Any, Recording]], *, width: float = 380,
+                            uid: str = "r") -> dict[str, dict[str, Any]]:
+    """The report's enlarged statokinesigram of each side's best trial, all on one scale.
+
+    ``best``: ``{side: (trial, recording)}``. Returns ``{side: {trial, svg, window, span_mm}}``: each chart
+    frames its own COP, with the same millimetres per pixel as the other side's, so that comparing them by
+    eye is fair.
+    """
+    prepared = {side: (trial, rec, _trial_cop(rec, trial.metrics, protocol=trial.protocol))
+                for side, (trial, rec) in best.items()}
+    spans = [charts.zoom_span_mm(tc.hx, tc.hy) for _, _, tc in prepared.values() if tc.window is not None]
+    span = max(spans) if spans else None
+    out = {}
+    for side, (trial, rec, tc) in prepared.items():
+        svg = _zoom_chart(rec, tc, stance_side=side, uid=f"{uid}{trial.id}-skz", width=width, span_mm=span,
+                          title=f"{side.capitalize()} leg: COP over the {tc.window.what if tc.window else 'trial'}")
+        if svg:
+            out[side] = {"trial": trial, "svg": svg, "window": tc.window, "span_mm": span}
     return out
 
 
