@@ -56,6 +56,16 @@ FORMAT_VERSION = 2
 FORMAT_VERSION_PER_CELL = 1
 #: What the matrix's rows give, in order.
 MATRIX_ROWS: tuple[str, str, str] = ("fz_n", "mx_nmm", "my_nmm")
+#: the magnitude a cell's gain can have, N per count. An HX711 at gain 128 spans about +-20 mV over
+#: 2**23 counts; load cells from 5 kg to 2 t, 0.5 to 3 mV/V, 2.6 to 5 V excitation give 8e-6 to 0.035
+#: N per count: a factor of ten beyond either end is room enough, and 1e300 is refused
+GAIN_RANGE_N_PER_COUNT = (1e-7, 0.5)
+#: an HX711 reads -2**23 .. 2**23 - 1: an offset (tare) outside that range is not a reading
+OFFSET_LIMIT_COUNTS = float(2**23)
+#: a calibration file is a few kB; anything much larger is not one
+MAX_FILE_BYTES = 1 << 20
+#: the largest magnitude of a matrix entry: Fz row N per count, moment rows N mm per count (5 m lever arm)
+_MATRIX_LIMITS = (GAIN_RANGE_N_PER_COUNT[1], GAIN_RANGE_N_PER_COUNT[1] * 5000.0, GAIN_RANGE_N_PER_COUNT[1] * 5000.0)
 
 
 class CalibrationError(ValueError):
@@ -117,6 +127,14 @@ class Calibration:
                 raise CalibrationError(f"{name} must be 4 finite numbers (fl, fr, bl, br), got {values!r}")
         if any(g == 0 for g in self.gains_n_per_count):
             raise CalibrationError("gains_n_per_count must not contain 0")
+        for i, g in enumerate(self.gains_n_per_count):
+            if not GAIN_RANGE_N_PER_COUNT[0] <= abs(g) <= GAIN_RANGE_N_PER_COUNT[1]:
+                raise CalibrationError(
+                    f"gains_n_per_count[{i}] ({CELLS[i]}) is {g:g} N per count: no load cell on an HX711 gives that "
+                    f"(possible: {GAIN_RANGE_N_PER_COUNT[0]:g} to {GAIN_RANGE_N_PER_COUNT[1]:g} in magnitude)")
+        for i, o in enumerate(self.offsets_counts):
+            if not -OFFSET_LIMIT_COUNTS <= o <= OFFSET_LIMIT_COUNTS:
+                raise CalibrationError(f"offsets_counts[{i}] ({CELLS[i]}) is {o:g}: outside the HX711's 24-bit range")
         if self.created_at.tzinfo is None:
             raise CalibrationError("created_at must carry a time zone")
         for name in ("plate_ml_mm", "plate_ap_mm"):
@@ -272,15 +290,24 @@ class Calibration:
     def load(cls, path: Path) -> Calibration:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             raise CalibrationError(f"{path}: no such calibration file") from None
         except OSError as exc:
             raise CalibrationError(f"{path}: cannot read ({exc.strerror})") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise CalibrationError(f"{path}: not a calibration file (larger than {MAX_FILE_BYTES // 1024} kB)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CalibrationError(f"{path}: not a calibration file (byte {exc.start} is not UTF-8 text)") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CalibrationError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise CalibrationError(f"{path}: not a calibration file (nested too deeply)") from None
         return cls.from_dict(doc, source=str(path))
 
 
@@ -293,6 +320,9 @@ def _check_matrix(matrix: Any) -> tuple[tuple[float, ...], ...]:
         raise CalibrationError(f"matrix must be 3 rows of 4 finite numbers (Fz, Mx, My), got {matrix!r}")
     if np.linalg.matrix_rank(m) < 3:
         raise CalibrationError("matrix must have rank 3 (it cannot give Fz and both COP coordinates)")
+    for row, limit in zip(m, _MATRIX_LIMITS, strict=True):
+        if np.any(np.abs(row) > limit):
+            raise CalibrationError(f"matrix has an entry beyond what a load cell on an HX711 gives (|value| > {limit:g})")
     return tuple(tuple(float(v) for v in row) for row in m)
 
 
