@@ -161,7 +161,7 @@ def open_station_database(settings: StationSettings) -> Any:
     from station.storage import StorageError, open_database
 
     try:
-        return open_database(settings.database_url, data_dir=settings.data_dir)
+        return open_database(settings.database_url, data_dir=settings.data_dir, check_integrity=True)
     except StorageError as exc:
         raise UserError(str(exc)) from None
 

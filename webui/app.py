@@ -34,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -44,7 +44,7 @@ from station import __version__
 from station.clinic import TrialBusy
 from station.config import StationSettings
 from station.live import LiveStation
-from station.storage.db import Database, StorageError, open_database
+from station.storage.db import RESTORE_HINT, Database, StorageError, open_database
 from station.storage.trials import Conflict, InvalidValue, NotFound
 from webui.auth import LoginRequired
 from webui.deps import get_page_user, write_sessions
@@ -132,6 +132,12 @@ def _add_exception_handlers(app: FastAPI) -> None:
         if "locked" in text or "busy" in text:
             return _busy_answer(request)
         return _problem(503, f"the database cannot be used: {text.splitlines()[0][:200]}")
+
+    @app.exception_handler(DatabaseError)
+    async def _damaged(request: Request, exc: DatabaseError) -> Response:
+        text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:200]
+        log.error("%s %s: database: %s", request.method, request.url.path, text)
+        return _problem(503, f"the station's database cannot be read ({text}): {RESTORE_HINT}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

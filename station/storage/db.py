@@ -65,6 +65,9 @@ __all__ = [
     "create_db_engine",
     "create_session_factory",
     "default_database_url",
+    "RESTORE_HINT",
+    "check_sqlite_file",
+    "integrity_check",
     "open_database",
     "write_session",
 ]
@@ -231,7 +234,7 @@ class Database:
 
 
 def open_database(url: str | URL | None = None, *, data_dir: str | Path | None = None, echo: bool = False,
-                  upgrade: bool = True) -> Database:
+                  upgrade: bool = True, check_integrity: bool = False) -> Database:
     """Open the station's database, creating it or upgrading its schema as needed.
 
     Parameters
@@ -246,12 +249,17 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         which backs the file up first). With False, the database is opened as
         it is and :func:`~station.storage.schema.check_schema` only verifies
         its version.
+    check_integrity : bool
+        Run SQLite's quick check first (:func:`integrity_check`; the station
+        does at start).
 
     Raises
     ------
     StorageError
         Bad URL, unusable folder, a database this program cannot use (a newer
-        schema, not a station database), a failed upgrade.
+        schema, not a station database), a failed upgrade; a damaged file, an
+        empty (0-byte) one or one that is not SQLite at all, in one line with
+        :data:`RESTORE_HINT`: an existing file is never made a new database.
 
     Notes
     -----
@@ -259,6 +267,8 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     :func:`station.storage.trials.recover_interrupted` once at start-up
     (other commands may run while the station records a trial).
     """
+    from sqlalchemy.exc import DatabaseError
+
     from station.storage import schema
 
     if url is None:
@@ -268,12 +278,72 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     engine = create_db_engine(url, echo=echo)
     db = Database(engine=engine, sessions=create_session_factory(engine))
     try:
+        if db.path is not None:
+            check_sqlite_file(db.path)
+        if check_integrity and db.is_sqlite:
+            integrity_check(db)
         if upgrade:
             schema.ensure_schema(engine)
         else:
             schema.check_schema(engine)
+    except DatabaseError as exc:
+        engine.dispose()
+        raise StorageError(f"{db.name}: the database cannot be read ({_first_line(exc)}): {RESTORE_HINT}") from None
     except Exception:
         engine.dispose()
         raise
     return db
+
+
+#: what to do about a damaged database, at the end of its one-line message
+RESTORE_HINT = ("restore the newest backup with 'balance-station restore BACKUP_FILE', or move the file away "
+                "to start with an empty database; it was left as it is")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return (text.splitlines() or ["unknown error"])[0][:200]
+
+
+def check_sqlite_file(path: Path) -> None:
+    """StorageError (one line, with the restore hint) for an existing file that is not a SQLite database.
+
+    A 0-byte file is refused too: making it a new empty database would hide the loss of every account,
+    patient and trial; a missing file is fine (a new station).
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the database ({exc.strerror})") from None
+    if size == 0:
+        raise StorageError(f"{path}: the database file is empty (0 bytes): {RESTORE_HINT}")
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the database ({exc.strerror})") from None
+    if header != _SQLITE_HEADER:
+        raise StorageError(f"{path}: not a SQLite database (damaged, or another file): {RESTORE_HINT}")
+
+
+def integrity_check(db: Database) -> None:
+    """SQLite's ``PRAGMA quick_check`` (every page and index, without cross-checking index content).
+
+    StorageError, one line with the restore hint, when it finds damage. About a second per 100 MB on a Pi.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        with db.engine.connect() as connection:
+            rows = [str(r[0]) for r in connection.execute(text("PRAGMA quick_check(5)"))]
+    except DatabaseError as exc:
+        raise StorageError(f"{db.name}: the database is damaged ({_first_line(exc)}): {RESTORE_HINT}") from None
+    if rows != ["ok"]:
+        first = " ".join(rows[0].split())[:160] if rows else "no answer"
+        raise StorageError(f"{db.name}: the database is damaged ({first}): {RESTORE_HINT}")
 
