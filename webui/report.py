@@ -87,10 +87,11 @@ def _svg_size(svg: str) -> tuple[float, float]:
     return (float(m.group(1)), float(m.group(2))) if m else (760.0, 260.0)
 
 
-def _charts_row(pdf: FPDF, svgs: list[str], *, gap: float = 4.0, reserve: float = 0.0) -> None:
-    """Charts side by side across the page, each at its own aspect ratio, kept whole on one page
-    (with ``reserve`` mm under them for their caption)."""
-    full = pdf.w - pdf.l_margin - pdf.r_margin
+def _charts_row(pdf: FPDF, svgs: list[str], *, gap: float = 4.0, reserve: float = 0.0, share: float = 1.0) -> None:
+    """Charts side by side across ``share`` of the page's width (centred), each at its own aspect ratio,
+    kept whole on one page (with ``reserve`` mm under them for their caption)."""
+    full = (pdf.w - pdf.l_margin - pdf.r_margin) * share
+    left = pdf.l_margin + (pdf.w - pdf.l_margin - pdf.r_margin - full) / 2
     w = (full - gap * (len(svgs) - 1)) / len(svgs)
     heights = [w * _svg_size(svg)[1] / _svg_size(svg)[0] for svg in svgs]
     h = max(heights)
@@ -98,11 +99,13 @@ def _charts_row(pdf: FPDF, svgs: list[str], *, gap: float = 4.0, reserve: float 
         pdf.add_page()
     y = pdf.get_y()
     for k, svg in enumerate(svgs):
-        pdf.image(io.BytesIO(_drawable(svg)), x=pdf.l_margin + k * (w + gap), y=y, w=w, h=heights[k])
+        pdf.image(io.BytesIO(_drawable(svg)), x=left + k * (w + gap), y=y, w=w, h=heights[k])
     pdf.set_y(y + h + 2)
 
 
 def _heading(pdf: FPDF, text: str) -> None:
+    if pdf.will_page_break(3 + 7 + 1.5 + 15):
+        pdf.add_page()  # a heading never alone at the foot of a page: with at least three lines of its text
     pdf.ln(3)
     pdf.set_font("helvetica", "B", 12.5)
     pdf.set_text_color(0, 0, 0)
@@ -274,7 +277,8 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
             caption = latin1(f"Statokinesigrams with the 95 % ellipse ({caption}).")
             pdf.set_font("helvetica", "", 8.5)
             lines = len(pdf.multi_cell(0, 4.5, caption, dry_run=True, output="LINES"))
-            _charts_row(pdf, [best[s]["svg"] for s in sides], reserve=4.5 * lines + 1)
+            # a little narrower than the page: the pair then fits on one page with the two trends
+            _charts_row(pdf, [best[s]["svg"] for s in sides], reserve=4.5 * lines + 1, share=0.86)
             pdf.set_font("helvetica", "", 8.5)
             pdf.multi_cell(0, 4.5, caption, new_x="LMARGIN", new_y="NEXT")
 

@@ -200,13 +200,15 @@ def test_trial_page_names_the_window_beside_the_recording(client, stored):
     m = re.search(r'<dd id="sway-window">([^<]+)</dd>', html)
     assert m and f"({w['duration_s']:.1f} s, {w['n_samples']} samples)" in m.group(1)
     assert m.group(1).startswith(f"the hold window, {w['start_s']:.2f} s to")
-    assert re.search(r'<dd id="recording-covered">37\.3 s, 2984 samples at 80 Hz</dd>', html)
-    assert "Sway measures, over the hold window" in html and "The whole recording: 37.3 s, 2984 samples" in html
+    whole = f"{metrics['duration_s']:.1f} s, {metrics['n_samples']} samples"
+    assert f'<dd id="recording-covered">{whole} at 80 Hz</dd>' in html
+    assert "Sway measures, over the hold window" in html and f"The whole recording: {whole}" in html
     assert "Analysed duration" not in html and "Samples analysed" not in html
     # the quality concerns, a calm list; the support line with its limit
     assert 'id="quality"' in html and html.count('<li data-name="') == 2 and "drifted by 9 N" in html
-    assert re.search(r'id="support-line">Hand support: 3\.0 s, mean 5\.0 % BW, peak [\d.]+ % BW '
-                     r'\(detection limit 1\.2 % BW\)\.</p>', html)
+    sup = metrics["support"]
+    assert (f'id="support-line">Hand support: {sup["time_s"]:.1f} s, mean {sup["mean_pct_bw"]:.1f} % BW, '
+            f'peak {sup["peak_pct_bw"]:.1f} % BW (detection limit 1.2 % BW).</p>') in html
     assert 'id="window-note"' not in html and 'id="quality-unknown"' not in html
 
 
@@ -220,7 +222,7 @@ def test_no_concern_shows_nothing(client, stored):
 def test_an_older_trial_page_says_what_is_estimated_or_unknown(client, stored):
     old = stored[3]
     html = client.get(f"/trials/{old['right']}").text
-    assert re.search(r'<dd id="sway-window">the hold window, [\d.]+ s to [\d.]+ s \(18\.0 s, about \d+ samples\)</dd>',
+    assert re.search(r'<dd id="sway-window">the hold window, [\d.]+ s to [\d.]+ s \(\d+\.\d s, about \d+ samples\)</dd>',
                      html)
     assert 'id="window-note"' in html and 'id="quality-unknown"' in html and 'id="quality"' not in html
     assert "detection limit not recorded" in html
@@ -281,7 +283,8 @@ def test_pdf_says_simulated_and_carries_the_numbers_and_charts(client, stored):
     text = pdf_strings(_report_pdf(client, new["visit"]))
     assert SIMULATED_BAND in text and "come from the simulated plate" in text
     assert "What each trial's numbers cover" in text and "Sway measures cover the hold window" in text
-    assert "Whole recording: 37.3 s, 2984 samples at 80 Hz" in text
+    metrics = client.get(f"/api/v1/trials/{new['left']}").json()["metrics"]
+    assert f"Whole recording: {metrics['duration_s']:.1f} s, {metrics['n_samples']} samples at 80 Hz" in text
     assert "detection limit 1.2 % BW" in text and "Points to check" in text and "Not scored" in text
     for title in ("Single-leg hold time, best trial per visit", "COP mean velocity over the hold, best trial per visit",
                   "Left leg: COP over the hold window", "Right leg: COP over the hold window",
