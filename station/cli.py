@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drill", parents=[common], help="play one drill with the simulated person and print JSON")
     _drill_arguments(p)
 
+    from station.storage.backup import add_backup_arguments, add_restore_arguments
+
+    p = sub.add_parser("backup", parents=[common], help="copy the database (while the station runs)")
+    add_backup_arguments(p)
+    p = sub.add_parser("restore", parents=[common], help="put a backup in place of the database (station stopped)")
+    add_restore_arguments(p)
+
     from station.users import add_arguments as _user_arguments
 
     p = sub.add_parser("user", parents=[common], help="therapist accounts of the web page: add, list, passwd, disable")
@@ -122,8 +129,20 @@ def cmd_user(args: argparse.Namespace) -> int:
     return user_command(args)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from station.storage.backup import backup_command
+
+    return backup_command(args)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from station.storage.backup import restore_command
+
+    return restore_command(args)
+
+
 COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record, "drill": cmd_drill,
-            "user": cmd_user}
+            "user": cmd_user, "backup": cmd_backup, "restore": cmd_restore}
 
 
 def main(argv: list[str] | None = None) -> int:
