@@ -843,11 +843,10 @@ def trend_chart(*, series: Sequence[TrendSeries], y_label: str, y_unit: str,
     ystep = yt[1] - yt[0] if len(yt) > 1 else 1.0
     # nothing to measure (no point, no reference, no y_max): no made-up scale of 0 to 1
     scaled = bool(all_y) or y_max is not None
-    for v in yt:
+    for v in yt if scaled else ():
         out.append(f'<line x1="{_num(ml_l)}" y1="{_num(py(v))}" x2="{_num(ml_l + pw)}" y2="{_num(py(v))}" '
                    f'stroke="{GRID}" stroke-width="1"/>')
-        if scaled:
-            out.append(_text(ml_l - 6, py(v) + 4, _fmt_tick(v, ystep), size=11, anchor="end"))
+        out.append(_text(ml_l - 6, py(v) + 4, _fmt_tick(v, ystep), size=11, anchor="end"))
     if all_x:
         if dates:
             ticks, fmt = _date_ticks(min(all_x), max(all_x)) if max(all_x) > min(all_x) else ([all_x[0]], "%d %b %Y")

@@ -101,6 +101,7 @@ def test_an_empty_trend_chart_has_no_made_up_scale():
     words = texts(root).split()
     assert "no data yet" in texts(root)
     assert not any(w in words for w in ("0.0", "0.2", "0.5", "0.8", "1.0")), words
+    assert not [e for e in root.iter(f"{NS}line") if e.get("stroke") == charts.GRID]  # no grid of a made-up scale
 
 
 def test_ellipse_area_is_the_contract_metric():

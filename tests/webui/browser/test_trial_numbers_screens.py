@@ -129,3 +129,18 @@ def test_report_screens_and_print(served, artifacts):
         assert driver.find_element("id", "synthetic").is_displayed()
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
+def test_empty_trend_charts_show_no_made_up_scale(served, artifacts):
+    """A patient with no test yet: the trend charts say so, with no 0 to 1 scale on their axis."""
+    base, driver, _, _ = served
+
+    driver.get(f"{base}/patients")
+    driver.find_element("id", "code").send_keys("E-001")
+    driver.find_element("id", "add-button").click()
+    wait(driver, lambda d: d.current_url.endswith("/patients/E-001"), timeout_s=10, what="the new patient's page")
+    screenshot(driver, artifacts / "web-numbers-patient-empty.png", width=1280)
+    labels = driver.execute_script("""
+        return Array.from(document.querySelectorAll("svg.trend-chart text")).map(t => t.textContent);""")
+    assert "no data yet" in labels
+    assert not {"0.0", "0.2", "0.5", "0.8", "1.0"} & set(labels), labels
