@@ -238,6 +238,8 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                 if n["window_note"]:
                     cover += " (estimated: the trial was scored before the window was stored)"
                 lines.append(cover + ".")
+            elif not n["test"]:
+                lines.append("A drill: no sway measures.")
             else:
                 lines.append("Not scored: no sway measures.")
             if n["recording_text"]:

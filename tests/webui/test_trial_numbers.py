@@ -344,3 +344,24 @@ def test_pdf_every_page_says_simulated_and_is_rendered_for_a_person(client, stor
     # in black and white: render grey, and the band's text is still there (its contrast survives)
     subprocess.run([pdftoppm, "-png", "-gray", "-r", "80", "-f", "1", "-l", "1", str(pdf),
                     str(artifacts / "pdf-report-gray")], check=True)
+
+
+def test_a_drill_in_the_report_is_not_called_unscored(client, stored):
+    _, db, *_ = stored
+    import datetime as dt
+
+    from tests.station.single_leg_trials import GEOMETRY
+
+    with db.sessions() as s:
+        visit_id = open_visit(s, "C-001", started_at=dt.datetime.now(dt.timezone.utc)).id
+    writer = TrialWriter.start(db.sessions, session_id=visit_id, protocol="drill-reach", sample_rate_hz=80.0,
+                               geometry=GEOMETRY, plate_source="simulated")
+    writer.add_many([(0.0, (175.0,) * 4), (0.0125, (175.0,) * 4), (0.025, (175.0,) * 4)])
+    writer.finish("complete", {"drill": "reach", "score": 12, "success_pct": 80.0, "level": 2})
+    html = client.get(f"/sessions/{visit_id}/report").text
+    table = html[html.index('id="report-windows"'):]
+    assert "a drill: no sway measures" in table and "not scored" not in table and "not judged" not in table
+    text = pdf_strings(_report_pdf(client, visit_id))
+    assert "A drill: no sway measures." in text and "Not scored" not in text
+    page = client.get(f"/trials/{writer.trial_id}").text
+    assert 'id="sway-window"' not in page and "Drill score" in page

@@ -325,13 +325,15 @@ def support_text(metrics: Mapping[str, Any] | None) -> str:
 
 
 def trial_numbers(metrics: Mapping[str, Any] | None, protocol: str | None = None) -> dict[str, Any]:
-    """What a trial's numbers cover, for the trial page and the reports: ``{scored, groups, window,
+    """What a trial's numbers cover, for the trial page and the reports: ``{test, scored, groups, window,
     window_text, window_note, recording_text, quality, support_text}`` (``window`` None and
-    ``window_text`` '' when the trial has no sway measures; ``quality`` None when not judged)."""
+    ``window_text`` '' when the trial has no sway measures; ``quality`` None when not judged; ``test``
+    False for a drill, which has no sway measures by design)."""
     protocol = protocol or (metrics or {}).get("protocol") or SINGLE_LEG
     window = cop_window(metrics, protocol=protocol)
     return {
-        "scored": window is not None, "groups": metric_groups(metrics, protocol=protocol), "window": window,
+        "test": protocol in TESTS, "scored": window is not None, "groups": metric_groups(metrics, protocol=protocol),
+        "window": window,
         "window_text": window.text() if window else "", "window_note": window.note() if window else "",
         "recording_text": recording_text(metrics), "quality": quality_concerns(metrics),
         "support_text": support_text(metrics),
