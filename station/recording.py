@@ -52,7 +52,11 @@ from station.geometry import PlateGeometry
 __all__ = [
     "FORMAT_LINE",
     "FORCE_COLUMNS",
+    "MAX_FILE_BYTES",
+    "MAX_FORCE_N",
     "MAX_RATE_HZ",
+    "MAX_SAMPLES",
+    "MAX_T_S",
     "MIN_RATE_HZ",
     "Recording",
     "RecordingError",
@@ -73,6 +77,15 @@ MIN_RATE_HZ = 10.0
 MAX_RATE_HZ = 1000.0
 #: A recording needs at least this many samples to have a time base at all.
 MIN_SAMPLES = 2
+#: The most samples a recording may hold (83 minutes at 80 Hz, 6.7 at 1000 Hz): bounds the reader's memory
+#: (about 300 MB at the limit). The resampled signal (its span at the nominal rate) is held to the same.
+MAX_SAMPLES = 400_000
+#: The largest recording file read, bytes (16 MiB; 400,000 samples at 40 bytes a line)
+MAX_FILE_BYTES = 16 << 20
+#: The largest force a corner may carry, N (10 t): beyond it a value is not a reading, whatever the plate
+MAX_FORCE_N = 1e5
+#: The largest time stamp, s (a day)
+MAX_T_S = 86_400.0
 
 T_DECIMALS = 6
 FORCE_DECIMALS = 4
@@ -188,13 +201,17 @@ def read_recording(path: str | Path) -> Recording:
     name = str(path)
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:  # at most MAX_FILE_BYTES + 1: /dev/zero or a huge file is refused, not read
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise RecordingError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise RecordingError(f"{name}: is a directory, not a recording file") from None
     except OSError as exc:
         raise RecordingError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RecordingError(f"{name}: too large: a recording file is at most {MAX_FILE_BYTES >> 20} MB "
+                             f"({MAX_SAMPLES:,} samples)")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -222,7 +239,9 @@ def _split_lines(text_or_lines: str | Iterable[str]) -> list[str]:
 
 
 def _parse_number(value: str) -> float | None:
-    """A finite float from ``value``, or None."""
+    """A finite float from ``value``, or None. Python's digit separators (``6_0.1``) are not a number here."""
+    if "_" in value:
+        return None
     try:
         v = float(value)
     except ValueError:
@@ -232,6 +251,8 @@ def _parse_number(value: str) -> float | None:
 
 def _parse_number_any(value: str) -> bool:
     """True when ``value`` parses as a float at all (NaN and inf included)."""
+    if "_" in value:
+        return False
     try:
         float(value)
     except ValueError:
@@ -374,6 +395,8 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
             )
         rows.append(fields)
         line_numbers.append(index + 1)
+        if len(rows) > MAX_SAMPLES:
+            raise RecordingError(f"{name}:{index + 1}: too many samples: at most {MAX_SAMPLES:,}")
     if len(rows) < MIN_SAMPLES:
         last = line_numbers[-1] if line_numbers else header_line
         found = "no samples" if not rows else f"only {len(rows)} sample"
@@ -383,16 +406,21 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
         """The column's values, or the index of its first bad row and the problem."""
         j = columns.index(col)
         raw = [r[j] for r in rows]
+        limit = MAX_T_S if col == TIME_COLUMN else MAX_FORCE_N
         try:
             values = np.array(raw, dtype=np.float64)  # fast path; same syntax as float()
-            if np.all(np.isfinite(values)):
+            if np.all(np.abs(values) <= limit) and not any("_" in s for s in raw):
                 return values, None
         except ValueError:
             pass
         for k, s in enumerate(raw):  # slow path: find the first bad value
-            if _parse_number(s) is None:
+            v = _parse_number(s)
+            if v is None:
                 what = "is not a finite number" if _parse_number_any(s) else "is not a number"
                 return None, (k, f"column {col}: {_show(s.strip())} {what}")
+            if abs(v) > limit:
+                unit = "s" if col == TIME_COLUMN else "N"
+                return None, (k, f"column {col}: {_show(s.strip())} is beyond any reading (at most {limit:g} {unit})")
         return np.array([float(s) for s in raw]), None  # pragma: no cover - numpy and float() agree
 
     parsed = {col: numeric_column(col) for col in REQUIRED_COLUMNS}
@@ -409,6 +437,11 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
             f"{name}:{line_numbers[k]}: t_s {rows[k][columns.index(TIME_COLUMN)].strip()} is not after the "
             f"previous sample's {rows[k - 1][columns.index(TIME_COLUMN)].strip()} (line {line_numbers[k - 1]}); "
             "time must increase"
+        )
+    if (t[-1] - t[0]) * rate > MAX_SAMPLES:
+        raise RecordingError(
+            f"{name}:{line_numbers[-1]}: the samples span {t[-1] - t[0]:g} s: at most {MAX_SAMPLES / rate:g} s "
+            f"at {rate:g} Hz ({MAX_SAMPLES:,} samples once resampled)"
         )
 
     extra: dict[str, np.ndarray] = {}

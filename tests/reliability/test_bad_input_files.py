@@ -49,3 +49,79 @@ def test_the_built_in_and_reversed_cells_still_load(tmp_path):
     Calibration.load(_calibration_file(tmp_path, gains_n_per_count=[-2.3e-4, 2.3e-4, 2.3e-4, 2.3e-4]))
 
 
+
+
+# -- finding 11: analyze ----------------------------------------------------------------------------------
+
+HEADER = ("# balance-station recording v1\n# sample_rate_hz: 80\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n"
+          "t_s,fl_n,fr_n,bl_n,br_n\n")
+
+
+def _quiet_rows(n: int, *, override: dict[int, str] | None = None) -> str:
+    lines = []
+    for i in range(n):
+        lines.append(override.get(i) if override and i in override else
+                     f"{i / 80:.4f},{171.2 + (i % 5) * 0.1:.1f},168.9,170.4,172.0")
+    return "\n".join(lines) + "\n"
+
+
+def _analyze(path: Path, *, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "station.cli", "analyze", str(path), "--protocol", "quiet-stance",
+                           "--json"], capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ("1.0000,1e308,168.9,170.4,172.0", "fl_n"),
+    ("1.0000,171.0,1e30,170.4,172.0", "fr_n"),
+    ("1.0000,6_0.1,168.9,170.4,172.0", "fl_n"),
+    ("1e300,171.0,168.9,170.4,172.0", "t_s"),
+])
+def test_analyze_refuses_absurd_values_in_one_line(tmp_path, bad, expected):
+    p = tmp_path / "rec.csv"
+    p.write_text(HEADER + _quiet_rows(2400, override={80: bad}))
+    done = _analyze(p)
+    print(f"\n{done.stderr.strip()}")
+    assert done.returncode != 0 and done.stdout == ""
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert f"{p}:{HEADER.count(chr(10)) + 81}" in done.stderr and expected in done.stderr
+
+
+def test_analyze_of_dev_zero_is_one_line_and_bounded(tmp_path):
+    done = _analyze(Path("/dev/zero"), timeout_s=30)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "too large" in done.stderr
+
+
+def test_a_huge_recording_is_refused_before_it_is_parsed(tmp_path):
+    import resource
+
+    from station.recording import MAX_FILE_BYTES, RecordingError, read_recording
+
+    p = tmp_path / "huge.csv"
+    row = "0.0000,171.2,168.9,170.4,172.0\n"
+    with p.open("w") as f:
+        f.write(HEADER)
+        f.write(row * (MAX_FILE_BYTES // len(row) + 10))
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(RecordingError, match="too large"):
+        read_recording(p)
+    grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_kb) / 1024
+    assert grew_mb < 2 * MAX_FILE_BYTES / (1 << 20) + 10
+
+
+def test_a_recording_at_the_sample_limit_stays_within_its_stated_memory(tmp_path):
+    """400,000 samples (the limit) read in a child process: peak memory well under the 1.7 GB the issue saw."""
+    from station.recording import MAX_SAMPLES
+
+    p = tmp_path / "long.csv"
+    with p.open("w") as f:
+        f.write(HEADER.replace("sample_rate_hz: 80", "sample_rate_hz: 1000"))
+        for i in range(MAX_SAMPLES):
+            f.write(f"{i / 1000:.3f},171.2,168.9,170.4,172.0\n")
+    code = ("import resource, sys; from station.recording import read_recording; r = read_recording(sys.argv[1]); "
+            "print(r.n_samples, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    done = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    n, peak_mb = map(int, done.stdout.split())
+    print(f"\n{n} samples read, peak RSS {peak_mb} MB")
+    assert n == MAX_SAMPLES and peak_mb < 500
