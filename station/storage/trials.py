@@ -23,6 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import resource
+import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -55,7 +58,9 @@ from station.storage.models import (
 
 __all__ = [
     "FLUSH_PERIOD_S",
+    "LOW_DISK_BYTES",
     "MAX_BLOCK_FRAMES",
+    "MIN_FREE_BYTES",
     "Conflict",
     "InvalidValue",
     "NotFound",
@@ -63,7 +68,10 @@ __all__ = [
     "SCORE_ROW_FIELDS",
     "TrialWriter",
     "calibration_summary",
+    "check_free_space",
     "create_patient",
+    "disk_warning",
+    "free_bytes",
     "get_patient",
     "get_trial",
     "iter_trial_scores",
@@ -79,6 +87,7 @@ __all__ = [
     "trial_recording",
     "trial_summary",
     "update_patient",
+    "unstored_trials",
     "update_trial",
     "validate_patient_code",
     "write_trial_recording",
@@ -93,6 +102,72 @@ MAX_BLOCK_FRAMES = 4000
 
 INTERRUPTED_DETAIL = ("interrupted: the station stopped while the trial was running; "
                       "kept with the frames stored up to then")
+#: a trial is not started with less free space than this where the database lives, bytes (a trial takes
+#: about 200 kB a minute; the rest is room for the database's journal, the other data and the system)
+MIN_FREE_BYTES = 50_000_000
+#: below this much free space the station warns on its status page, bytes
+LOW_DISK_BYTES = 500_000_000
+
+#: trials whose end could not be stored (a full disk...): trial id -> the cause; they are shown as
+#: ``incomplete`` with that cause rather than ``running`` (until the station restarts and recovers them)
+_UNSTORED: dict[int, str] = {}
+_UNSTORED_LOCK = threading.Lock()
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes a file in ``folder`` may still grow by: the free disk space, or less under a file-size limit."""
+    free = shutil.disk_usage(folder).free
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (OSError, ValueError):  # pragma: no cover - no such limit here
+        limit = resource.RLIM_INFINITY
+    if limit != resource.RLIM_INFINITY:
+        largest = max((f.stat().st_size for f in folder.iterdir() if f.name.startswith(("station.db",))), default=0)
+        free = min(free, max(0, int(limit) - largest))
+    return int(free)
+
+
+def _database_folder(sessions: sessionmaker[Session]) -> Path | None:
+    bind = sessions.kw.get("bind")
+    url = getattr(bind, "url", None)
+    if url is None or url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    return Path(url.database).parent
+
+
+def check_free_space(sessions: sessionmaker[Session], *, needed_bytes: int = MIN_FREE_BYTES) -> None:
+    """StorageError (one line, how much is free and where) when a trial could not be stored whole."""
+    folder = _database_folder(sessions)
+    if folder is None:
+        return
+    try:
+        free = free_bytes(folder)
+    except OSError as exc:
+        raise StorageError(f"{folder}: cannot tell the free disk space ({exc.strerror})") from None
+    if free < needed_bytes:
+        raise StorageError(f"not enough free disk space to store a trial: {free / 1e6:.0f} MB free in {folder}, "
+                           f"a trial needs {needed_bytes / 1e6:.0f} MB: free some space first")
+
+
+def disk_warning(folder: Path, *, low_bytes: int = LOW_DISK_BYTES) -> str:
+    """A warning for the status page when the data folder runs short of space; "" when there is enough."""
+    try:
+        free = free_bytes(Path(folder))
+    except OSError as exc:
+        return f"Cannot tell the free disk space in {folder} ({exc.strerror})."
+    if free < MIN_FREE_BYTES:
+        return (f"The disk is full: {free / 1e6:.0f} MB free in {folder}. No test can be stored until space is "
+                "freed.")
+    if free < low_bytes:
+        return f"The disk is nearly full: {free / 1e6:.0f} MB free in {folder}. Free some space soon."
+    return ""
+
+
+def unstored_trials() -> dict[int, str]:
+    """Trials whose end could not be stored, and why (see :data:`_UNSTORED`)."""
+    with _UNSTORED_LOCK:
+        return dict(_UNSTORED)
 
 _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _PROTOCOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -434,15 +509,20 @@ def update_trial(session: Session, trial_id: int, *, grade: Grade | str | None =
 
 
 def trial_summary(trial: Trial) -> dict[str, Any]:
-    """A trial as plain data (the HTTP API's trial objects): ids, state, protocol, times, grade, metrics."""
+    """A trial as plain data (the HTTP API's trial objects): ids, state, protocol, times, grade, metrics.
+
+    A trial still ``running`` in the database whose end could not be stored is ``incomplete``, its
+    ``state_detail`` the cause (:func:`unstored_trials`).
+    """
+    unstored = _UNSTORED.get(trial.id) if trial.state is TrialState.RUNNING else None
     return {
         "trial_id": trial.id,
         "patient": trial.session.patient.code,
         "session_id": trial.session_id,
         "protocol": trial.protocol,
         "stance_side": trial.stance_side.value if trial.stance_side else None,
-        "state": trial.state.value,
-        "state_detail": trial.state_detail,
+        "state": TrialState.INCOMPLETE.value if unstored else trial.state.value,
+        "state_detail": unstored or trial.state_detail,
         "started_at": trial.started_at.isoformat(),
         "ended_at": trial.ended_at.isoformat() if trial.ended_at else None,
         "duration_s": trial.duration_s,
@@ -645,6 +725,7 @@ class TrialWriter:
             raise InvalidValue(f"sample_rate_hz {sample_rate_hz!r} is outside {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz")
         if not isinstance(geometry, PlateGeometry):
             raise InvalidValue(f"geometry must be a PlateGeometry, got {type(geometry).__name__}")
+        check_free_space(sessions)
         side = _as_enum(StanceSide, stance_side, "stance_side")
         plain_settings = plain_json(dict(settings or {}), what="settings")
         calib = calibration_summary(calibration)
@@ -767,15 +848,30 @@ class TrialWriter:
         if self.finished:
             raise ValueError(f"trial {self.trial_id} is already finished ({self.finished_state.value})")  # type: ignore[union-attr]
         plain_metrics = None if metrics is None else plain_json(metrics, what="metrics")
-        self.flush()
-        with write_session(self._sessions) as session:
-            result = session.execute(
-                update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
-                .values(state=end, ended_at=utc_now(), metrics=plain_metrics, state_detail=str(detail or ""),
-                        frames_dropped=Trial.frames_dropped + int(frames_dropped), updated_at=utc_now())
-                .execution_options(synchronize_session=False))
-            if result.rowcount != 1:
-                raise Conflict(f"trial {self.trial_id} is no longer running; it was not marked {end.value}")
+        try:
+            self.flush()
+            try:
+                with write_session(self._sessions) as session:
+                    result = session.execute(
+                        update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
+                        .values(state=end, ended_at=utc_now(), metrics=plain_metrics, state_detail=str(detail or ""),
+                                frames_dropped=Trial.frames_dropped + int(frames_dropped), updated_at=utc_now())
+                        .execution_options(synchronize_session=False))
+                    if result.rowcount != 1:
+                        raise Conflict(f"trial {self.trial_id} is no longer running; it was not marked {end.value}")
+            except StorageError:
+                raise
+            except Exception as exc:  # a database error (a full disk): said as a StorageError
+                raise StorageError(f"trial {self.trial_id}: cannot store its end ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        except StorageError as exc:
+            if not isinstance(exc, Conflict):
+                kept = f"{self.frames_written} frames ({self.last_written_t_s or 0.0:.1f} s) kept"
+                with _UNSTORED_LOCK:
+                    _UNSTORED[self.trial_id] = f"could not be stored: {exc}; {kept}"
+            raise
+        with _UNSTORED_LOCK:
+            _UNSTORED.pop(self.trial_id, None)
         self.finished_state = end
 
     def __enter__(self) -> TrialWriter:

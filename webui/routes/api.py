@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from station.storage.trials import disk_warning
 from webui.deps import LiveDep, SettingsDep, get_current_user
 from webui.models import Health, PlateStatus, Problem
 from webui.routes import auth, export, live_tests, patients, trials
@@ -33,9 +34,15 @@ station = APIRouter(tags=["station"])
 @station.get("/status", response_model=PlateStatus, summary="The plate's live state",
              responses={503: {"model": Problem, "description": "the plate is not running"}})
 def status(live: LiveDep, settings: SettingsDep) -> Any:
-    """Plate source, sample rate achieved, dropped and glitch frames, Fz, COP, calibration date."""
-    return {**live.status(calibration_max_age_days=settings.calibration_max_age_days),
-            "station_id": settings.station_id}
+    """Plate source, sample rate achieved, dropped and glitch frames, Fz, COP, calibration date.
+
+    ``warnings`` also says when the disk is nearly full (no test can be stored below 50 MB free).
+    """
+    status = live.status(calibration_max_age_days=settings.calibration_max_age_days)
+    disk = disk_warning(settings.data_dir)  # a full disk is said before a test fails to be stored
+    if disk:
+        status["warnings"] = [*status.get("warnings", []), disk]
+    return {**status, "station_id": settings.station_id}
 
 
 @station.get("/openapi.json", include_in_schema=False)

@@ -51,6 +51,7 @@ from station.storage.trials import (
     InvalidValue,
     NotFound,
     create_patient,
+    disk_warning,
     get_patient,
     get_trial,
     set_grade,
@@ -130,6 +131,9 @@ def station_page(request: Request, settings: SettingsDep, user: PageUser) -> HTM
         db_size = db.path.stat().st_size / 1e6
     disk = _disk(Path(settings.data_dir))
     warnings = list(status["warnings"]) if status else []
+    disk_low = disk_warning(Path(settings.data_dir))
+    if disk_low:
+        warnings.append(disk_low)
     return _render(request, "station.html", {"active": "station", "status": status, "plate": settings.plate,
                                              "disk": disk, "db_size_mb": db_size, "warnings": warnings})
 
