@@ -503,7 +503,7 @@ def statokinesigram(*, cop_ml_mm: Sequence[float] | np.ndarray, cop_ap_mm: Seque
     if ell is not None:
         desc += f" 95 % prediction ellipse area {ell.area_mm2:.0f} mm squared."
     if not scored:
-        desc += " Not scored: no analysed window and no ellipse."
+        desc += " No sway measures: no analysed window and no ellipse."
     if zoom:
         desc += f" Enlarged: {xmax - xmin:.0f} mm by {ymax - ymin:.0f} mm of the plate."
     out = _open_svg(width=width, height=height, title=title, desc=desc, uid=uid, css_class="statokinesigram")

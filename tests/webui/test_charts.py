@@ -237,7 +237,7 @@ def test_statokinesigram_of_an_unscored_trial_has_no_window_and_no_ellipse():
     assert by_class(root, "cop-trace-unscored")
     words = texts(root)
     assert "COP, whole recording (not scored)" in words and "ellipse" not in words and "analysed window" not in words
-    assert "Not scored" in root.find(f"{NS}desc").text
+    assert "No sway measures" in root.find(f"{NS}desc").text
 
 
 def test_enlarged_statokinesigram_is_enlarged_and_shows_the_whole_plate_in_its_locator():

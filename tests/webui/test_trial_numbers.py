@@ -365,3 +365,16 @@ def test_a_drill_in_the_report_is_not_called_unscored(client, stored):
     assert "A drill: no sway measures." in text and "Not scored" not in text
     page = client.get(f"/trials/{writer.trial_id}").text
     assert 'id="sway-window"' not in page and "Drill score" in page
+
+
+def test_a_complete_trial_without_sway_measures_is_not_called_aborted(client, stored):
+    from tests.webui.helpers import add_recorded_trial
+
+    _, db, *_ = stored
+    trial_id = add_recorded_trial(db, "C-001", n_frames=400, metrics={
+        "protocol": "single-leg", "hold_time_s": 0.0, "onset_s": None, "cop": None, "completed": False,
+        "duration_s": 5.0, "n_samples": 400, "sample_rate_hz": 80.0})
+    html = client.get(f"/trials/{trial_id}").text
+    assert "none: this trial has no hold to measure" in html and "this trial has no sway measures" in html
+    assert "ellipse95" not in html and "not scored" not in html.lower()
+    assert "COP, whole recording (no sway measures)" in html

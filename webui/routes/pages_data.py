@@ -460,7 +460,8 @@ def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol:
         plate_ml_mm=g.ml_mm, plate_ap_mm=g.ap_mm, feet_ml_mm=g.feet_ml_mm, stance_side=stance_side,
         title="COP on the plate, seen from above", width=sk_width, uid=f"{uid}-sk", scored=scored,
         window_label=_window_label(tc.window),
-        rest_label="COP, rest of the recording" if scored else "COP, whole recording (not scored)")
+        rest_label="COP, rest of the recording" if scored else (
+            "COP, whole recording (no sway measures)" if metrics else "COP, whole recording (not scored)"))
     out.statokinesigram_zoom = _zoom_chart(rec, tc, stance_side=stance_side, uid=f"{uid}-skz", width=sk_width)
     bands = []
     vlines: list[tuple[float, str]] = []
