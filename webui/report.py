@@ -240,8 +240,10 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                 lines.append(cover + ".")
             elif not n["test"]:
                 lines.append("A drill: no sway measures.")
-            else:
+            elif t.state.value != "complete":
                 lines.append("Not scored: no sway measures.")
+            else:
+                lines.append("No sway measures: this trial has no hold to measure.")
             if n["recording_text"]:
                 lines.append(f"Whole recording: {n['recording_text']}.")
             if n["support_text"]:
