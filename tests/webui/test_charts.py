@@ -53,8 +53,9 @@ def _is_125(step: float) -> bool:
     return any(abs(mantissa - m) < 1e-9 for m in (1.0, 2.0, 5.0))
 
 
-@pytest.mark.parametrize("lo, hi, n", [(0, 15, 8), (0, 37.6, 8), (0, 1, 4), (0, 1, 5), (-0.3, 0.7, 5), (0.001, 0.007, 6),
-                                       (12.3, 12.9, 4), (-212.5, 212.5, 6), (0, 2984, 4), (3.7, 9.1, 3), (0, 0.05, 4)])
+@pytest.mark.parametrize("lo, hi, n", [(0, 15, 8), (0, 37.6, 8), (0, 1, 4), (0, 1, 5), (-0.3, 0.7, 5),
+                                       (0.001, 0.007, 6), (12.3, 12.9, 4), (-212.5, 212.5, 6), (0, 2984, 4),
+                                       (3.7, 9.1, 3), (0, 0.05, 4)])
 def test_ticks_are_1_2_5_steps_and_their_labels_are_exact(lo, hi, n):
     """Steps of 1, 2 or 5 times a power of ten (never 2.5), each label the tick exactly, no two alike."""
     ticks = charts.nice_ticks(lo, hi, n=n)
@@ -254,7 +255,8 @@ def test_enlarged_statokinesigram_is_enlarged_and_shows_the_whole_plate_in_its_l
     assert factor >= 4
     # the ellipse drawn is that many times larger than in the whole-plate view
     def width_of(r):
-        xs = [float(v.split(",")[0]) for v in re.findall(r"[ML](-?[\d.]+,-?[\d.]+)", by_class(r, "ellipse95")[0].get("d"))]
+        d = by_class(r, "ellipse95")[0].get("d")
+        xs = [float(v.split(",")[0]) for v in re.findall(r"[ML](-?[\d.]+,-?[\d.]+)", d)]
         return max(xs) - min(xs)
     assert width_of(root) / width_of(whole) == pytest.approx(factor, rel=0.05)
     assert "COP, hold window: 30.0 s" in texts(root)

@@ -222,8 +222,8 @@ def test_no_concern_shows_nothing(client, stored):
 def test_an_older_trial_page_says_what_is_estimated_or_unknown(client, stored):
     old = stored[3]
     html = client.get(f"/trials/{old['right']}").text
-    assert re.search(r'<dd id="sway-window">the hold window, [\d.]+ s to [\d.]+ s \(\d+\.\d s, about \d+ samples\)</dd>',
-                     html)
+    assert re.search(r'<dd id="sway-window">the hold window, [\d.]+ s to [\d.]+ s '
+                     r'\(\d+\.\d s, about \d+ samples\)</dd>', html)
     assert 'id="window-note"' in html and 'id="quality-unknown"' in html and 'id="quality"' not in html
     assert "detection limit not recorded" in html
     assert "Sway window, samples (estimated)" in html

@@ -24,7 +24,8 @@ from station.storage.trials import NotFound, TrialWriter, create_patient, get_pa
 from tests.station.single_leg_trials import synthetic_trial
 
 QUALITY = [
-    {"name": "drift_during_hold", "message": "The force drifted by 9 N during the hold: the plate may need re-zeroing."},
+    {"name": "drift_during_hold",
+     "message": "The force drifted by 9 N during the hold: the plate may need re-zeroing."},
     {"name": "support_near_limit", "message": "Hand support was close to what this trial can detect."},
 ]
 DETECTION_LIMIT = 1.2

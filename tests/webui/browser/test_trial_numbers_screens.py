@@ -118,7 +118,8 @@ def test_report_screens_and_print(served, artifacts):
     body = driver.find_element("tag name", "body").text
     assert "Simulated plate" in body and "What each trial's numbers cover" in body
     sizes = driver.execute_script("""
-        return Array.from(document.querySelectorAll(".sk-pair svg.chart")).map(s => s.querySelector("desc").textContent);""")
+        return Array.from(document.querySelectorAll(".sk-pair svg.chart"))
+          .map(s => s.querySelector("desc").textContent);""")
     assert len(sizes) == 2
     frame = [d.split("Enlarged:")[1] for d in sizes]
     assert frame[0] == frame[1], frame  # one scale for both sides
