@@ -125,3 +125,29 @@ def test_a_recording_at_the_sample_limit_stays_within_its_stated_memory(tmp_path
     n, peak_mb = map(int, done.stdout.split())
     print(f"\n{n} samples read, peak RSS {peak_mb} MB")
     assert n == MAX_SAMPLES and peak_mb < 500
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "gains"])
+def test_the_station_refuses_a_bad_calibration_file_in_one_line(tmp_path, content):
+    """Binary garbage or gains of 1e300: the station says so in one line instead of a traceback or 3e306 N."""
+    from tests.reliability.served import free_port
+
+    data = tmp_path / "data"
+    data.mkdir()
+    if content == "gains":
+        doc = json.loads(SIM.read_text())
+        doc["gains_n_per_count"] = [1e300, 1e300, 1e300, 1e300]
+        doc["backend"] = "hx711"
+        (data / "calibration.json").write_text(json.dumps(doc))
+    else:
+        (data / "calibration.json").write_bytes(content)
+    config = tmp_path / "station.toml"
+    config.write_text('[hx711]\nbackend = "lgpio"\n', encoding="utf-8")  # a configured (absent) real plate
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    done = subprocess.run([sys.executable, "-m", "station.cli", "--data-dir", str(data), "--config", str(config),
+                           "--no-screen", "--port", str(free_port())], capture_output=True, text=True, timeout=60,
+                          env=env)
+    err = done.stderr
+    print(f"\n{err.strip().splitlines()[-1] if err.strip() else ''}")
+    assert "Traceback" not in err
+    assert done.returncode != 0 and "calibration.json" in err.strip().splitlines()[-1]
