@@ -361,10 +361,16 @@ class _Throttle:
                 table.pop(next(iter(table)))
 
     def locked_until(self, name: str, client: str, policy: LoginPolicy, now: dt.datetime, *,
-                     known_here: bool) -> tuple[dt.datetime, str] | None:
-        """(until when, why) when this pair may not try now; ``known_here``: the name logged in from here before."""
+                     known_here: bool, unlocked_at: dt.datetime | None = None) -> tuple[dt.datetime, str] | None:
+        """(until when, why) when this pair may not try now.
+
+        ``known_here``: the name logged in from here before; ``unlocked_at``: failures before it do not count
+        (``balance-station user enable`` or ``passwd`` unlocks, even from another process).
+        """
         with self._lock:
             times = self._recent(self._pairs, self._key(name, client), policy, now)
+            if unlocked_at is not None:
+                times = [t for t in times if t > unlocked_at]
             if len(times) >= policy.max_failures:
                 return times[-1] + policy.lockout, "too many failures for this name from this address"
             if not known_here:
@@ -396,6 +402,16 @@ class _Throttle:
 _THROTTLE = _Throttle()
 #: the former name (tests clear it between apps)
 _UNKNOWN_NAMES = _THROTTLE
+
+
+def _unlocked_at(session: Session, user: User | None) -> dt.datetime | None:
+    """When the account was last unlocked by hand: its password set, or ``user enable``."""
+    if user is None:
+        return None
+    enabled = session.scalar(select(func.max(AuditEntry.at)).where(
+        AuditEntry.action == "user_enable", func.lower(AuditEntry.username) == user.username.lower()))
+    times = [t for t in (user.password_changed_at, enabled) if t is not None]
+    return max(times) if times else None
 
 
 def _known_here(session: Session, user: User | None, client: str) -> bool:
@@ -441,6 +457,7 @@ def check_login(session: Session, username: str, password: str, *, client: str =
     try:
         user = _find_user(session, name) if name else None
         known = _known_here(session, user, client)
+        unlocked_at = _unlocked_at(session, user)
         if user is not None:
             session.expunge(user)  # detached, its values kept: nothing reloads it during the check
     finally:
@@ -451,7 +468,7 @@ def check_login(session: Session, username: str, password: str, *, client: str =
         exc.audit = (action, audit_name, detail)
         return exc
 
-    locked = _THROTTLE.locked_until(raw_name, client, policy, now, known_here=known)
+    locked = _THROTTLE.locked_until(raw_name, client, policy, now, known_here=known, unlocked_at=unlocked_at)
     if locked is not None:
         until, why = locked
         raise fail(LockedOut(until, now), "login_refused", why)

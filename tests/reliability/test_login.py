@@ -198,3 +198,20 @@ def test_a_login_flood_gets_no_5xx(app, monkeypatch):
         close_app(app2)
     print(f"\nlogin flood: {sorted(statuses)}")
     assert len(statuses) == 20 and all(s < 500 for s in statuses), statuses
+
+
+@pytest.mark.parametrize("how", ["enable", "passwd"])
+def test_user_enable_or_passwd_unlocks_at_once_even_from_another_process(app, how):
+    from station.users import set_disabled, set_password
+
+    desk = _From(app, "10.0.0.5")
+    for _ in range(5):
+        desk.login("therapist", "wrong password")
+    assert desk.login("therapist", PASSWORD).status_code == 429
+    time.sleep(0.01)
+    with app.state.db.write() as session:  # what `balance-station user enable|passwd` does, in its own process
+        if how == "enable":
+            set_disabled(session, "therapist", False)
+        else:
+            set_password(session, "therapist", PASSWORD)
+    assert desk.login("therapist", PASSWORD).status_code == 200
