@@ -56,7 +56,6 @@ __all__ = [
     "MAX_FORCE_N",
     "MAX_RATE_HZ",
     "MAX_SAMPLES",
-    "MAX_T_S",
     "MIN_RATE_HZ",
     "Recording",
     "RecordingError",
@@ -78,14 +77,12 @@ MAX_RATE_HZ = 1000.0
 #: A recording needs at least this many samples to have a time base at all.
 MIN_SAMPLES = 2
 #: The most samples a recording may hold (83 minutes at 80 Hz, 6.7 at 1000 Hz): bounds the reader's memory
-#: (about 300 MB at the limit). The resampled signal (its span at the nominal rate) is held to the same.
+#: (about 300 MB at the limit).
 MAX_SAMPLES = 400_000
 #: The largest recording file read, bytes (16 MiB; 400,000 samples at 40 bytes a line)
 MAX_FILE_BYTES = 16 << 20
 #: The largest force a corner may carry, N (10 t): beyond it a value is not a reading, whatever the plate
 MAX_FORCE_N = 1e5
-#: The largest time stamp, s (a day)
-MAX_T_S = 86_400.0
 
 T_DECIMALS = 6
 FORCE_DECIMALS = 4
@@ -406,7 +403,7 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
         """The column's values, or the index of its first bad row and the problem."""
         j = columns.index(col)
         raw = [r[j] for r in rows]
-        limit = MAX_T_S if col == TIME_COLUMN else MAX_FORCE_N
+        limit = math.inf if col == TIME_COLUMN else MAX_FORCE_N  # time: the analysis judges its scale
         try:
             values = np.array(raw, dtype=np.float64)  # fast path; same syntax as float()
             if np.all(np.abs(values) <= limit) and not any("_" in s for s in raw):
@@ -419,8 +416,7 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
                 what = "is not a finite number" if _parse_number_any(s) else "is not a number"
                 return None, (k, f"column {col}: {_show(s.strip())} {what}")
             if abs(v) > limit:
-                unit = "s" if col == TIME_COLUMN else "N"
-                return None, (k, f"column {col}: {_show(s.strip())} is beyond any reading (at most {limit:g} {unit})")
+                return None, (k, f"column {col}: {_show(s.strip())} is beyond any reading (at most {limit:g} N)")
         return np.array([float(s) for s in raw]), None  # pragma: no cover - numpy and float() agree
 
     parsed = {col: numeric_column(col) for col in REQUIRED_COLUMNS}
@@ -437,11 +433,6 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
             f"{name}:{line_numbers[k]}: t_s {rows[k][columns.index(TIME_COLUMN)].strip()} is not after the "
             f"previous sample's {rows[k - 1][columns.index(TIME_COLUMN)].strip()} (line {line_numbers[k - 1]}); "
             "time must increase"
-        )
-    if (t[-1] - t[0]) * rate > MAX_SAMPLES:
-        raise RecordingError(
-            f"{name}:{line_numbers[-1]}: the samples span {t[-1] - t[0]:g} s: at most {MAX_SAMPLES / rate:g} s "
-            f"at {rate:g} Hz ({MAX_SAMPLES:,} samples once resampled)"
         )
 
     extra: dict[str, np.ndarray] = {}

@@ -74,7 +74,7 @@ def _analyze(path: Path, *, timeout_s: float = 60.0) -> subprocess.CompletedProc
     ("1.0000,1e308,168.9,170.4,172.0", "fl_n"),
     ("1.0000,171.0,1e30,170.4,172.0", "fr_n"),
     ("1.0000,6_0.1,168.9,170.4,172.0", "fl_n"),
-    ("1e300,171.0,168.9,170.4,172.0", "t_s"),
+    ("1.0000,171.0,168.9,-1e300,172.0", "bl_n"),
 ])
 def test_analyze_refuses_absurd_values_in_one_line(tmp_path, bad, expected):
     p = tmp_path / "rec.csv"
@@ -84,6 +84,15 @@ def test_analyze_refuses_absurd_values_in_one_line(tmp_path, bad, expected):
     assert done.returncode != 0 and done.stdout == ""
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert f"{p}:{HEADER.count(chr(10)) + 81}" in done.stderr and expected in done.stderr
+
+
+@pytest.mark.parametrize("last_t", ["1e300", "1e9"])
+def test_analyze_of_an_absurd_time_span_is_one_line_and_bounded(tmp_path, last_t):
+    p = tmp_path / "rec.csv"
+    p.write_text(HEADER + _quiet_rows(2400, override={2399: f"{last_t},171.0,168.9,170.4,172.0"}))
+    done = _analyze(p, timeout_s=60)
+    print(f"\n{done.stderr.strip()}")
+    assert done.returncode != 0 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_analyze_of_dev_zero_is_one_line_and_bounded(tmp_path):
