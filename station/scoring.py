@@ -80,6 +80,7 @@ from station.metrics import COP_KEYS, cop_metrics
 from station.norms import norm_reference
 from station.protocols.quiet_stance import QuietStanceOutcome
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegOutcome, SingleLegRunner
+from station.protocols.support import detect_support
 from station.protocols.trial import frames_from_recording
 from station.recording import Recording
 
@@ -97,6 +98,8 @@ __all__ = [
 ASYMMETRY_FLAG_PCT = 16.0
 #: Window of the contract's peak support (the largest 0.5 s average).
 PEAK_WINDOW_S = 0.5
+#: Support is not looked for this close to a touchdown off the plate (its own Fz drop and recovery), in s.
+FLOOR_MARGIN_S = 0.3
 #: Shortest hold for which a lateral drift is reported.
 MIN_DRIFT_WINDOW_S = 1.0
 
@@ -196,11 +199,19 @@ def score_single_leg(rec: Recording, outcome: SingleLegOutcome, *, lowpass_hz: f
     # -- touchdowns and support ----------------------------------------------------------------
     touchdowns = [{"t_s": td.t_s, "duration_s": td.duration_s, "where": td.where} for td in outcome.touchdowns]
     n_peak = max(1, int(round(PEAK_WINDOW_S * fs)))
+    test = _window(t, onset, outcome.end_s + 0.5 / fs)
+    allowed = np.ones(test.size, dtype=bool)
+    for td in outcome.touchdowns:
+        if td.where == "floor":  # the foot's own load leaves the plate: no support can be told there
+            td_end = td.end_s if td.end_s is not None else math.inf
+            allowed &= ~((t[test] >= td.t_s - FLOOR_MARGIN_S) & (t[test] < td_end + FLOOR_MARGIN_S))
+    finding = detect_support(t_s=t[test], fz_n=fz[test], body_weight_n=body_weight_n, fs_hz=fs, mask=allowed)
     pooled: list[np.ndarray] = []
     episodes = []
     peak = 0.0
-    for sup in outcome.supports:
-        w = 100.0 * (body_weight_n - smooth(fz[_window(t, sup.t_s, sup.end_s)])) / body_weight_n
+    for run in finding.runs:
+        w = 100.0 * (body_weight_n - fz[_window(t, run.start_s, run.end_s)]) / body_weight_n
+        w = w[np.isfinite(w)]
         if w.size == 0:
             continue
         pooled.append(w)
@@ -209,11 +220,12 @@ def score_single_leg(rec: Recording, outcome: SingleLegOutcome, *, lowpass_hz: f
             peak = max(peak, float(moving.max()))
         else:
             peak = max(peak, float(w.mean()))
-        episodes.append({"t_s": sup.t_s, "duration_s": sup.end_s - sup.t_s, "mean_pct_bw": float(w.mean())})
+        episodes.append({"t_s": run.start_s, "duration_s": run.duration_s, "mean_pct_bw": float(w.mean())})
     support = {
         "mean_pct_bw": float(np.concatenate(pooled).mean()) if pooled else 0.0,
         "peak_pct_bw": peak,
-        "time_s": float(sum(s.end_s - s.t_s for s in outcome.supports)),
+        "time_s": float(sum(run.duration_s for run in finding.runs)),
+        "detection_limit_pct_bw": finding.detection_limit_pct_bw,
         "episodes": episodes,
     }
 
@@ -241,6 +253,9 @@ def score_single_leg(rec: Recording, outcome: SingleLegOutcome, *, lowpass_hz: f
         "ml_offset_mm": ml_offset,
         "ml_offset_drift_mm_s": drift,
         "cop": cop,
+        "cop_window": {"start_s": onset, "duration_s": idx.size / fs, "n_samples": int(idx.size)},
+        "quality": quality_concerns(outcome=outcome, finding=finding, t_s=t[test], fz_n=fz[test], allowed=allowed,
+                                    body_weight_n=body_weight_n, fs_hz=fs),
         "hold_s": hold_s,
         "end_on_failure": outcome.config.end_on_failure,
         "end_reason": outcome.end_reason,
@@ -251,6 +266,69 @@ def score_single_leg(rec: Recording, outcome: SingleLegOutcome, *, lowpass_hz: f
     age = _age_from_metadata(rec)
     if age is not None:
         out["norm"] = norm_reference(age, hold_s=hold_s)
+    return out
+
+
+#: Concerns of a trial's quality verdict (the ``quality`` field), in the order they are checked.
+QUALITY_CONCERNS = ("unsteady_baseline", "onset_uncertain", "high_fluctuation", "support_near_limit",
+                    "load_drift", "data_ended_early", "low_sample_rate")
+
+
+def quality_concerns(*, outcome: SingleLegOutcome, finding: Any, t_s: np.ndarray, fz_n: np.ndarray,
+                     allowed: np.ndarray, body_weight_n: float, fs_hz: float) -> list[dict[str, str]]:
+    """The trial's quality verdict: named concerns, each with a plain-language message (empty when none).
+
+    ``unsteady_baseline``: the two-foot baseline's Fz varied by more than 1 %
+    (its standard deviation), so the body weight every % BW refers to is less
+    certain. ``onset_uncertain``: the weight transfer did not fit a smooth
+    transfer well (RMS residual over 12 mm) or took over 2.5 s. ``high_fluctuation``:
+    the patient's own force fluctuation puts the support detection limit above
+    2.5 % BW. ``support_near_limit``: a support episode's mean is less than 1.5
+    times the limit for its length. ``load_drift``: outside support and
+    touchdowns, the load at the end of the test differs from its start by more
+    than 1 % BW (creep or drift of the load cells, or a support too steady to
+    tell). ``data_ended_early``, ``low_sample_rate`` (below 50 Hz, ISPGR).
+    """
+    out: list[dict[str, str]] = []
+    base = outcome.baseline
+    if base is not None and base.fz_cv_pct > 1.0:
+        out.append({"name": "unsteady_baseline",
+                    "message": f"The two-foot baseline was unsteady (Fz varied by {base.fz_cv_pct:.1f} %): the body "
+                               "weight, and every % of body weight, is less certain."})
+    fit = outcome.transfer
+    if fit is None or fit.rms_residual_mm > 12.0 or fit.duration_s > 2.5:
+        out.append({"name": "onset_uncertain",
+                    "message": "The weight transfer onto the stance leg was irregular: the onset, and so the hold "
+                               "time, may be off by a few tenths of a second."})
+    limit = finding.detection_limit_pct_bw
+    if limit is not None and limit > 2.5:
+        out.append({"name": "high_fluctuation",
+                    "message": f"The patient's own force fluctuation was large: hand support lighter than "
+                               f"{limit:.1f} % of body weight cannot be seen in this trial."})
+    weak = [r for r in finding.runs if r.mean_pct_bw < 1.5 * finding.limit_for(r.duration_s)]
+    if weak:
+        out.append({"name": "support_near_limit",
+                    "message": f"{len(weak)} hand-support episode(s) were close to the detection limit: light "
+                               "support, or the patient's own unsteadiness; check the video or repeat."})
+    u = 100.0 * (body_weight_n - fz_n) / body_weight_n
+    keep = allowed.copy()
+    for r in finding.runs:
+        keep &= ~((t_s >= r.start_s - 0.5) & (t_s < r.end_s + 0.5))
+    n3 = int(3.0 * fs_hz)
+    idx = np.flatnonzero(keep & np.isfinite(u))
+    if idx.size >= 2 * n3 and t_s[idx[-1]] - t_s[idx[0]] >= 10.0:
+        change = float(np.median(u[idx[-n3:]]) - np.median(u[idx[:n3]]))
+        if abs(change) > 1.0:
+            out.append({"name": "load_drift",
+                        "message": f"The load changed by {abs(change):.1f} % of body weight between the start and "
+                                   "the end of the test with no touchdown or support pattern: check the plate's "
+                                   "zero (load-cell creep or drift)."})
+    if outcome.end_reason == SingleLegRunner.REASON_DATA_ENDED:
+        out.append({"name": "data_ended_early",
+                    "message": "The recording ends before the end of the hold: the hold time is a lower bound."})
+    if fs_hz < 50.0:
+        out.append({"name": "low_sample_rate",
+                    "message": f"Sampled at {fs_hz:g} Hz, below the 50 Hz that posturography asks for."})
     return out
 
 

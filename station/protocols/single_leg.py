@@ -19,16 +19,17 @@ and ``aborted`` from anywhere (:meth:`SingleLegRunner.abort`).
    the runner stays in ``waiting`` and says why (an :class:`Instruction`).
 2. **countdown**: ``countdown_s`` seconds (3, 2, 1), then the instruction to lift.
 3. **await_lift**: watched from the end of the baseline (a patient who lifts
-   during the countdown is not refused). The lift-off is the moment the
-   weight has moved under the stance foot: the lever-rule share on the stance
-   foot (DESIGN.md section 3) reaches ``lift_share_pct`` (85 %: the COP is
-   within 30 mm of the stance footprint centre on 200 mm footprints) and stays
-   above ``lift_hold_share_pct`` (70 %) for ``lift_confirm_s`` (0.5 s). The
-   onset is then placed where the COP first came within ``onset_margin_mm``
-   (10 mm) of its single-leg position (the median over the confirmation
-   window): the end of the weight transfer, when the other foot leaves the
-   ground. A lift on the other side is refused (:class:`WrongSide`) and the
-   runner waits until both feet are down again.
+   during the countdown is not refused). A lift is confirmed when the
+   lever-rule share on the stance foot (DESIGN.md section 3) reaches
+   ``lift_share_pct`` (85 %) and stays above ``lift_hold_share_pct`` (70 %)
+   for ``lift_confirm_s`` (0.5 s). The onset is the end of the weight
+   transfer, when the lifted foot carries nothing: the runner waits until
+   1.5 s after the crossing, fits the whole transfer (the 2.5 s before the
+   crossing to then) with a smooth profile and places the onset at the
+   fitted end (:mod:`station.protocols.onset`, which says why a "close
+   enough to the final position" rule always finds it early). A lift on the
+   other side is refused (:class:`WrongSide`) and the runner waits until both
+   feet are down again.
 4. **hold** for ``hold_s`` (30 s, Hardcastle & Nade 1985), from the onset:
 
    - **touchdown on the plate**: the COP moves toward the lifted foot's
@@ -83,10 +84,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from station.geometry import PlateGeometry
 from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
+from station.protocols.onset import fit_transfer
 from station.protocols.events import (
     Aborted,
     Finished,
@@ -114,12 +118,16 @@ __all__ = [
 SIDES = ("left", "right")
 METADATA_PREFIX = "single_leg"
 
-#: frames kept for looking back (onset, touchdown starts), in s
-_BUFFER_S = 3.0
-#: how far back the onset may lie before the frame that crossed the lift threshold, in s
-_ONSET_SEARCH_S = 0.5
+#: frames kept for looking back (the weight transfer, touchdown starts), in s
+_BUFFER_S = 5.0
+#: the weight transfer is fitted from this long before the lift threshold was crossed, in s
+_ONSET_FIT_BEFORE_S = 2.5
+#: ... to this long after it: the end of the transfer and some single-leg stance, in s
+_ONSET_LOOKAHEAD_S = 1.5
 #: how far back a touchdown's start is looked for, in s
-_BACKTRACK_S = 0.25
+_BACKTRACK_S = 0.6
+#: how much further back than the level crossing the foot of a touchdown's rise may lie, in s
+_FOOT_S = 0.15
 #: support runs look this far back for where the unloading began, in s
 _SUPPORT_HISTORY_S = 1.0
 
@@ -214,7 +222,7 @@ class SingleLegConfig:
     plate_touchdown_mm: float = 40.0
     floor_drop_pct: float = 12.0
     floor_rise_s: float = 0.25
-    touchdown_confirm_s: float = 0.03
+    touchdown_confirm_s: float = 0.08
     touchdown_end_s: float = 0.05
     support_on_pct: float = 1.5
     support_off_pct: float = 0.75
@@ -304,6 +312,8 @@ class SingleLegOutcome:
     wrong_side_s: tuple[float, ...] = ()
     problem: str | None = None
     skipped_frames: int = 0
+    #: the fitted weight transfer (:class:`station.protocols.onset.TransferFit`), None when not fitted
+    transfer: Any = None
 
     @property
     def first_failure_s(self) -> float | None:
@@ -335,7 +345,7 @@ class _Hold:
     """Touchdowns and hand support during the hold (the runner's ``hold`` state)."""
 
     def __init__(self, cfg: SingleLegConfig, *, stance_side: str, body_weight_n: float, onset_s: float,
-                 ref_ml_mm: float) -> None:
+                 ref_ml_mm: float, lifted_x_mm: float | None = None) -> None:
         self.cfg = cfg
         self.stance_side = stance_side
         self.lifted_side = "right" if stance_side == "left" else "left"
@@ -347,12 +357,17 @@ class _Hold:
         self.supports: list[SupportEpisode] = []
         # current touchdown: where, start, detected, pre-drop unloading (floor)
         self._td: tuple[str, float, float, float] | None = None
+        self._td_threshold = cfg.plate_touchdown_mm
         self._end_since: float | None = None
         self._above_since: float | None = None
         self._history: collections.deque[tuple[float, float, float]] = collections.deque()  # t, u, d
         self._pending: collections.deque[tuple[float, float]] = collections.deque()
         self._window: collections.deque[tuple[float, float]] = collections.deque()
         self._window_sum = 0.0
+        self._window_sq = 0.0
+        #: distance from the stance reference to the lifted footprint's centre, mm
+        self.reach_mm = abs(self.ref0 - (lifted_x_mm if lifted_x_mm is not None else self.ref0 + 200.0 *
+                                         self.toward_lifted))
         self._support_from_s = onset_s  # support may not start before this (onset, end of a floor touchdown)
         self._last_end_s = onset_s  # a touchdown may not start before this (onset, end of the last one)
         self._run: list[tuple[float, float]] | None = None
@@ -367,6 +382,23 @@ class _Hold:
         if len(w) >= 5 and w[-1][0] - w[0][0] >= 0.5:
             return self._window_sum / len(w)
         return self.ref0
+
+    def plate_threshold_mm(self) -> float:
+        """COP shift toward the lifted footprint that is a touchdown on the plate.
+
+        ``plate_touchdown_mm`` on 200 mm footprints, scaled to this plate's
+        distance from the stance position to the lifted footprint (a share of
+        the weight on the lifted foot, about 20 %), lowered to 18 % of that
+        distance for a steady patient, never below 4.5 times the ML sway's
+        standard deviation over the reference window.
+        """
+        share = self.cfg.plate_touchdown_mm / 200.0
+        w = self._window
+        if len(w) >= 20 and w[-1][0] - w[0][0] >= 2.0:
+            mean = self._window_sum / len(w)
+            sd = math.sqrt(max(self._window_sq / len(w) - mean * mean, 0.0))
+            return min(share * self.reach_mm, max(0.18 * self.reach_mm, 4.5 * sd))
+        return share * self.reach_mm
 
     @property
     def in_touchdown(self) -> str | None:
@@ -408,16 +440,29 @@ class _Hold:
         return [TouchdownEnd(t_s=end_s, where=where, start_s=start_s, duration_s=end_s - start_s,
                              message=f"The {self.lifted_side} foot is up again after {end_s - start_s:.2f} s.")]
 
-    def _find_start(self, t_s: float, value_index: int, level: float) -> float:
-        """Time of the first frame after the last one (within the look-back) whose value is at most ``level``."""
+    def _find_start(self, t_s: float, value_index: int, level: float, floor: float) -> float:
+        """Where the rise that crossed the threshold at ``t_s`` began.
+
+        Back from ``t_s`` (within the look-back) to the last frame whose value
+        is at most ``level``, then on back while the value keeps falling and
+        is above ``floor`` (at most 0.15 s more): toward the foot of the rise,
+        where the lifted foot's load began (a touchdown's load rises over up
+        to 0.3 s, so the crossing alone is late; sway beyond the foot must not
+        be followed).
+        """
         start = t_s
-        for t, *values in reversed(self._history):
-            if t < t_s - _BACKTRACK_S:
-                break
-            v = values[value_index - 1]
-            if not math.isnan(v) and v <= level:
-                break
-            start = t
+        frames = [(t, values[value_index - 1]) for t, *values in self._history if t >= t_s - _BACKTRACK_S]
+        i = len(frames) - 1
+        while i >= 0 and (math.isnan(frames[i][1]) or frames[i][1] > level):
+            start = frames[i][0]
+            i -= 1
+        if i >= 0:  # frames[i] is the last at or below the level: follow the rise down to its foot
+            start = frames[i][0]
+            t_level = start
+            while (i > 0 and not math.isnan(frames[i - 1][1]) and frames[i - 1][1] < frames[i][1]
+                   and frames[i][1] > floor and t_level - frames[i - 1][0] <= _FOOT_S):
+                i -= 1
+                start = frames[i][0]
         return max(start, self._last_end_s)
 
     # -- hand support -------------------------------------------------------------------------
@@ -488,13 +533,14 @@ class _Hold:
         if self._td is None:
             u_min = min(uu for t, uu, _ in self._history if t >= t_s - c.floor_rise_s)
             if u - u_min >= c.floor_drop_pct:
-                start = self._find_start(t_s, 1, u_min + 0.25 * (u - u_min))
+                start = self._find_start(t_s, 1, u_min + 0.25 * (u - u_min), u_min + 0.05 * (u - u_min))
                 events += self._begin_touchdown("floor", start, t_s, u_min)
-            elif not math.isnan(d) and d >= c.plate_touchdown_mm:
+            elif not math.isnan(d) and d >= self.plate_threshold_mm():
                 if self._above_since is None:
                     self._above_since = t_s
                 if t_s - self._above_since >= c.touchdown_confirm_s:
-                    start = self._find_start(t_s, 2, c.plate_touchdown_mm / 2)
+                    self._td_threshold = self.plate_threshold_mm()
+                    start = self._find_start(t_s, 2, 0.5 * self._td_threshold, 0.1 * self._td_threshold)
                     events += self._begin_touchdown("plate", start, t_s, 0.0)
             else:
                 self._above_since = None
@@ -503,7 +549,7 @@ class _Hold:
             if where == "floor":
                 back = u <= pre + c.floor_drop_pct / 2
             else:
-                back = not math.isnan(d) and d <= c.plate_touchdown_mm / 2
+                back = not math.isnan(d) and d <= self._td_threshold / 2
             if back:
                 if self._end_since is None:
                     self._end_since = t_s
@@ -519,8 +565,11 @@ class _Hold:
             item = self._pending.popleft()
             self._window.append(item)
             self._window_sum += item[1]
+            self._window_sq += item[1] * item[1]
         while self._window and self._window[0][0] < t_s - c.reference_window_s:
-            self._window_sum -= self._window.popleft()[1]
+            old = self._window.popleft()[1]
+            self._window_sum -= old
+            self._window_sq -= old * old
         return events
 
     def close(self, end_s: float) -> list[ProtocolEvent]:
@@ -595,10 +644,12 @@ class SingleLegRunner(RunnerBase):
         self._countdown_t0 = 0.0
         self._countdown_left: int | None = None
         self._candidate: tuple[str, float] | None = None
+        self._lift_pending_s: float | None = None  # a confirmed lift's crossing time, waiting for the transfer's end
         self._wrong_active = False
         self._wrong_side_s: list[float] = []
         self._empty_since: float | None = None
         self._onset_s: float | None = None
+        self._transfer = None  # the fitted weight transfer (station.protocols.onset.TransferFit)
         self._end_s: float | None = None
         self._hold: _Hold | None = None
 
@@ -697,6 +748,13 @@ class SingleLegRunner(RunnerBase):
         if self.finished:
             return []
         t = self._last_t if self._last_t is not None else 0.0
+        if self._lift_pending_s is not None and self.state is State.AWAIT_LIFT:
+            pending: list[ProtocolEvent] = []
+            self._start_hold(self._lift_pending_s, t, pending)
+            self.events.extend(pending)
+            if self.finished:
+                return pending
+            return pending + self.finish()
         if self.state is State.HOLD:
             events: list[ProtocolEvent] = []
             self._close_hold(t, self.REASON_DATA_ENDED, events)
@@ -720,6 +778,7 @@ class SingleLegRunner(RunnerBase):
             wrong_side_s=tuple(self._wrong_side_s),
             problem=None if self._onset_s is not None else self._why_not_started(),
             skipped_frames=self.skipped_frames,
+            transfer=self._transfer,
         )
 
     # -- states ----------------------------------------------------------------------------------
@@ -770,6 +829,10 @@ class SingleLegRunner(RunnerBase):
             self._set_state(State.AWAIT_LIFT, t, events)
             self._instruct(t, "lift", f"Lift your {self.lifted_side} foot now and stand on your "
                            f"{self.stance_side} leg.", events)
+        if self._lift_pending_s is not None:
+            if t - self._lift_pending_s >= _ONSET_LOOKAHEAD_S:
+                self._start_hold(self._lift_pending_s, t, events)
+            return
         share = {s: foot_share_pct(x, side=s, geometry=self.geometry) for s in SIDES}
         if self._wrong_active:
             if min(share.values()) >= c.baseline.min_foot_share_pct:
@@ -795,26 +858,34 @@ class SingleLegRunner(RunnerBase):
                                             f"{self.stance_side} foot down, then lift the {self.lifted_side} foot."))
             self._instruct(t, "put_down", f"Put both feet down, then stand on your {self.stance_side} leg.", events)
             return
-        self._start_hold(t_cross, t, events)
+        # the onset is the end of the weight transfer: wait until it can be seen whole
+        self._lift_pending_s = t_cross
+        if t - t_cross >= _ONSET_LOOKAHEAD_S:
+            self._start_hold(t_cross, t, events)
 
     def _start_hold(self, t_cross: float, t: float, events: list[ProtocolEvent]) -> None:
+        """The lift confirmed at ``t_cross``: fit the weight transfer, place the onset at its end, start the hold."""
         c = self.config
         assert self._baseline is not None
+        self._lift_pending_s = None
         sign = -1.0 if self.stance_side == "left" else 1.0  # x toward the stance footprint
-        confirm = [sign * x for tt, _, x in self._buffer if tt >= t_cross and math.isfinite(x)]
-        ref_pos = statistics.median(confirm)
+        lo = max(t_cross - _ONSET_FIT_BEFORE_S, self._baseline.end_s)
+        pts = [(tt, sign * x) for tt, _, x in self._buffer if tt >= lo and math.isfinite(x)]
         onset = t_cross
-        lo = max(t_cross - _ONSET_SEARCH_S, self._baseline.end_s)
-        for tt, _, x in self._buffer:
-            if tt < lo or not math.isfinite(x):
-                continue
-            if sign * x >= ref_pos - c.onset_margin_mm:
-                onset = tt
-                break
+        try:
+            fit = fit_transfer(t_s=np.array([p[0] for p in pts]), toward_mm=np.array([p[1] for p in pts]),
+                               cross_s=t_cross)
+            onset = min(max(fit.end_s, lo), t)
+            self._transfer = fit
+        except ValueError:
+            self._transfer = None
+        after = [sign * x for tt, _, x in self._buffer if tt >= onset and math.isfinite(x)]
+        ref_pos = statistics.median(after) if after else sign * self._buffer[-1][2]
         self._onset_s = onset
         self._empty_since = None
+        lifted_x = self.geometry.right_foot_x_mm if self.stance_side == "left" else self.geometry.left_foot_x_mm
         self._hold = _Hold(c, stance_side=self.stance_side, body_weight_n=self._baseline.body_weight_n,
-                           onset_s=onset, ref_ml_mm=sign * ref_pos)
+                           onset_s=onset, ref_ml_mm=sign * ref_pos, lifted_x_mm=lifted_x)
         self._set_state(State.HOLD, t, events)
         events.append(LiftOff(t_s=onset, detected_s=t, stance_side=self.stance_side,
                               message=f"Lift-off: standing on the {self.stance_side} leg."))

@@ -19,6 +19,7 @@ from station.scoring import (
     score_single_leg_recording,
     session_summary,
 )
+from station.protocols.support import FLOOR_PCT
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
 CONTRACT_FIELDS = ["protocol", "stance_side", "sample_rate_hz", "duration_s", "n_samples", "body_weight_n",
@@ -54,10 +55,10 @@ def test_every_contract_field_with_known_values(side):
     assert tds[1]["t_s"] == pytest.approx(onset + 20.0, abs=0.02)
     assert tds[1]["duration_s"] == pytest.approx(0.6, abs=0.03)
     sup = out["support"]
-    assert sup["time_s"] == pytest.approx(3.0, abs=0.03)
+    assert sup["time_s"] == pytest.approx(3.0, abs=0.15)  # a sudden step: its ends are found within 0.1 s
     assert sup["mean_pct_bw"] == pytest.approx(5.0, abs=0.2)
     assert 5.0 - 0.2 <= sup["peak_pct_bw"] <= 5.0 + 0.4
-    assert len(sup["episodes"]) == 1 and sup["episodes"][0]["t_s"] == pytest.approx(onset + 14.0, abs=0.02)
+    assert len(sup["episodes"]) == 1 and sup["episodes"][0]["t_s"] == pytest.approx(onset + 14.0, abs=0.1)
     assert out["ml_offset_mm"] == pytest.approx(6.0, abs=0.5)  # lateral = positive, either side
     assert set(out["cop"]) == set(COP_KEYS)
     assert out["hold_s"] == 30.0 and out["end_on_failure"] is False and out["end_reason"] == "hold time reached"
@@ -93,7 +94,10 @@ def test_medial_offset_is_negative_and_drift_is_its_slope():
 
 def test_no_support_reports_zeros():
     out = score(synthetic_trial()[0])
-    assert out["support"] == {"mean_pct_bw": 0.0, "peak_pct_bw": 0.0, "time_s": 0.0, "episodes": []}
+    sup = out["support"]
+    assert {k: sup[k] for k in ("mean_pct_bw", "peak_pct_bw", "time_s", "episodes")} == {
+        "mean_pct_bw": 0.0, "peak_pct_bw": 0.0, "time_s": 0.0, "episodes": []}
+    assert sup["detection_limit_pct_bw"] == pytest.approx(FLOOR_PCT)  # a steady synthetic load: the floor
     assert out["touchdowns"] == [] and out["completed"] is True
 
 
@@ -260,6 +264,7 @@ def test_a_touchdown_at_once_gives_a_short_hold_and_json_ready_output():
     rec, onset = synthetic_trial(floor=((0.05, 0.3, 40.0),))
     out = score(rec, lowpass_hz=10.0)
     assert out["hold_time_s"] < 0.2 and out["touchdowns"][0]["where"] == "floor" and out["completed"] is False
-    assert all(isinstance(v, float) for v in out["cop"].values())  # a few samples: measured, unfiltered
+    # a few samples or none: measured unfiltered, or null when fewer than 3
+    assert all(v is None or isinstance(v, float) for v in out["cop"].values())
     text = json.dumps(out, allow_nan=False)
     assert "NaN" not in text

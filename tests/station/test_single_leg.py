@@ -83,7 +83,8 @@ def test_a_clean_hold_goes_through_every_state():
     assert [i.code for i in of(events, Instruction)] == ["baseline", "get_ready", "lift", "hold"]
     (lift,) = of(events, LiftOff)
     assert lift.t_s == pytest.approx(onset, abs=0.1) and lift.stance_side == "right"
-    assert 0.3 <= lift.detected_s - lift.t_s <= 0.6  # confirmed lift_confirm_s after the threshold crossing
+    # the onset is placed once the whole transfer can be seen: 1.5 s after the threshold crossing
+    assert 1.3 <= lift.detected_s - lift.t_s <= 1.9
     (fin,) = of(events, Finished)
     assert fin.completed and fin.hold_time_s == 30.0 and fin.reason == "hold time reached"
     assert fin.t_s == pytest.approx(lift.t_s + 30.0)
@@ -98,7 +99,9 @@ def test_a_lift_during_the_countdown_is_accepted():
     rec, onset = synthetic_trial(quiet_s=4.5)  # baseline done at 3 s, lift at 4.5 s: before "lift now"
     runner = SingleLegRunner(stance_side="left", geometry=GEOMETRY)
     events = run(runner, frames_from_recording(rec))
-    assert [e.state for e in of(events, StateChanged)] == ["baseline", "countdown", "hold", "done"]
+    # the lift is taken (not refused) and dated when it happened, during the countdown
+    assert [e.state for e in of(events, StateChanged)] == ["baseline", "countdown", "await_lift", "hold", "done"]
+    assert of(events, LiftOff)[0].t_s < 6.0
     assert of(events, LiftOff)[0].t_s == pytest.approx(onset, abs=0.1) and runner.outcome().completed
 
 
@@ -252,7 +255,8 @@ def test_touchdowns_and_support_are_events_with_their_start_times():
     runner = SingleLegRunner(stance_side="left", geometry=GEOMETRY)
     events = run(runner, frames_from_recording(rec))
     starts, ends = of(events, TouchdownStart), of(events, TouchdownEnd)
-    assert [(s.where, round(s.t_s - onset, 2)) for s in starts] == [("plate", 6.0), ("floor", 18.0)]
+    assert [s.where for s in starts] == ["plate", "floor"]
+    assert [s.t_s - onset for s in starts] == pytest.approx([6.0, 18.0], abs=0.02)  # a frame or so
     assert [round(e.duration_s, 2) for e in ends] == pytest.approx([0.5, 0.8], abs=0.03)
     for s in starts:
         assert 0.0 <= s.detected_s - s.t_s <= 0.1  # found within a few frames
