@@ -10,7 +10,7 @@ It scores the acceptance corpus (``tests/station/population_trials.py``:
 ``balance-station analyze``'s own code, then writes for each measure the bias
 and the 95 % limits of agreement against the truth (Bland & Altman 1986), the
 touchdown confusion table, the false-support rate, the sway measures on the
-four real BDS trials (when ``../shared/data/bds`` is there), and the limits of
+four real BDS trials (``tests/data/bds``), and the limits of
 the instrument in plain words. The output depends only on the seed, so the
 committed file can be checked by rerunning it.
 
@@ -46,7 +46,7 @@ from tests.station.population_trials import (  # noqa: E402
 
 DOC = ROOT / "docs" / "validation.md"
 PLOT = ROOT / "docs" / "validation-hold-time.svg"
-BDS_DIR = ROOT.parent / "shared" / "data" / "bds"
+BDS_DIR = ROOT / "tests" / "data" / "bds"
 
 
 def _agreement(diff: np.ndarray) -> tuple[float, float, float]:
@@ -254,7 +254,7 @@ def _bds_section() -> list[str]:
     ref_path = BDS_DIR / "reference.json"
     out = ["## Sway measures on real recordings (BDS)", ""]
     if not ref_path.exists():
-        return out + ["The BDS trials were not found beside the repository; this section is empty.", ""]
+        return out + ["The BDS trials are missing from tests/data/bds; this section is empty.", ""]
     ref = json.loads(ref_path.read_text(encoding="utf-8"))
     out += ["`analyze --protocol quiet-stance --lowpass-hz off` on the four real trials of Santos & Duarte "
             "(2016) against the authors' published values:", "",

@@ -33,12 +33,12 @@ def _no_user_config(monkeypatch, tmp_path):
         if key.startswith("BALANCE_STATION_"):
             monkeypatch.delenv(key)
 
-#: the published trials (Santos & Duarte 2016) beside the repository, as CI provides them
-BDS_DIR = REPO.parent / "shared" / "data" / "bds"
+#: the published trials (Santos & Duarte 2016, CC BY 4.0), kept in the repository
+BDS_DIR = REPO / "tests" / "data" / "bds"
 
 
 def pytest_sessionstart(session):
-    """Under CI the published-value checks must run, not skip: no shared data is a failure."""
-    if os.environ.get("CI") and not (BDS_DIR / "reference.json").is_file():
-        pytest.exit(f"CI: the reference trials are missing ({BDS_DIR}); the published-value tests cannot run",
+    """The published-value checks must run, never skip: missing reference trials are a failure."""
+    if not (BDS_DIR / "reference.json").is_file():
+        pytest.exit(f"the reference trials are missing ({BDS_DIR}); the published-value tests cannot run",
                     returncode=1)
