@@ -232,6 +232,8 @@ class TrialController:
         ValueError
             A bad protocol, side or parameter (the message names it).
         """
+        with self.db.sessions() as session:
+            get_patient(session, patient_code)  # an unknown patient is said so first, even while a trial runs
         params = dict(params or {})
         if protocol.startswith(("drill:", "drill-")) and "limits" not in params:
             limits = self.patient_limits(patient_code)

@@ -272,7 +272,7 @@ class LiveStation:
         warnings = []
         if calib.is_builtin and not self.synthetic:
             warnings.append("The plate is not calibrated: run 'balance-station calibrate'.")
-        elif age_days > calibration_max_age_days:
+        elif not calib.is_builtin and age_days > calibration_max_age_days:
             warnings.append(f"The calibration is {age_days:.0f} days old: recalibrate (limit {calibration_max_age_days:.0f} days).")
         drift = self.drift_since_calibration_n()
         if drift is not None and (abs(sum(drift)) > self.drift_warn_n or max(map(abs, drift)) > self.drift_warn_n / 2):
@@ -316,8 +316,9 @@ class LiveStation:
             "last_rezero_at": self.rezeros[-1]["at"] if self.rezeros else None,
             "calibration_max_cop_error_mm": (calib.verification or {}).get("max_cop_error_mm"),
             "calibration_max_force_error_pct": (calib.verification or {}).get("max_force_error_pct"),
-            "calibration_date": calib.created_at.isoformat(),
-            "calibration_age_days": round(age_days, 1),
+            # a built-in calibration (the simulator's, or nominal gains) was never made on a date: no made-up age
+            "calibration_date": None if calib.is_builtin else calib.created_at.isoformat(),
+            "calibration_age_days": None if calib.is_builtin else round(age_days, 1),
             "calibration_source": calib.source,
             "calibration_note": calib.note,
             "warnings": warnings,

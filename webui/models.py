@@ -127,8 +127,9 @@ class PlateStatus(BaseModel):
     last_rezero_at: str | None
     calibration_max_cop_error_mm: float | None
     calibration_max_force_error_pct: float | None
-    calibration_date: str
-    calibration_age_days: float
+    calibration_date: str | None = Field(description="when the calibration was made; null for a built-in one "
+                                          "(the simulator's, or nominal gains on an uncalibrated plate)")
+    calibration_age_days: float | None
     calibration_source: str
     calibration_note: str
     warnings: list[str]

@@ -187,7 +187,8 @@ class LiveMode(Mode):
             f"{rate:.1f} Hz" if rate else "– Hz",
             f"dropped {status['dropped_frames']}",
             f"glitches {status['glitch_frames']}",
-            f"calibration {status['calibration_date'][:10]}",
+            f"calibration {status['calibration_date'][:10]}" if status["calibration_date"]
+            else ("built-in calibration" if status["synthetic"] else "not calibrated"),
         ]
         view.text(surface, "   ·   ".join(parts), (w // 40, h - h // 40), size_px=size_px,
                   colour=view.MUTED, anchor="bottomleft")

@@ -14,8 +14,12 @@ asked to play, so tests can check that the right cues were sounded.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -99,6 +103,27 @@ def _to_sound(wave: np.ndarray, fmt: tuple[int, int, int]) -> pygame.mixer.Sound
     return pygame.mixer.Sound(buffer=np.ascontiguousarray(frames).tobytes())
 
 
+@contextlib.contextmanager
+def _c_stderr_kept(into: list[str]) -> Iterator[None]:
+    """Keep what C libraries write on file descriptor 2 meanwhile (ALSA prints eight lines on a
+    machine without a sound card) and append it to ``into`` instead of the console."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr: nothing to keep quiet
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            into.append(kept.read(8192).decode("utf-8", "replace"))
+
+
 class Sounds:
     """The game's cues, played through pygame.mixer when there is one; always counted.
 
@@ -124,9 +149,11 @@ class Sounds:
             self._open()
 
     def _open(self) -> None:
+        noise: list[str] = []
         try:
             if not pygame.mixer.get_init():
-                pygame.mixer.init(frequency=RATE_HZ, size=-16, channels=1, buffer=BUFFER)
+                with _c_stderr_kept(noise):
+                    pygame.mixer.init(frequency=RATE_HZ, size=-16, channels=1, buffer=BUFFER)
             fmt = pygame.mixer.get_init()
             if not fmt:
                 raise pygame.error("the mixer did not open")
@@ -136,6 +163,8 @@ class Sounds:
             self.reason = str(exc) or type(exc).__name__
             self._sounds = {}
             log.info("game sounds off: %s", self.reason)
+        if "".join(noise).strip():
+            log.debug("the sound library said: %s", "".join(noise).strip())
 
     def play(self, cue: str | None) -> None:
         """Play ``cue`` (one of the drill cues); unknown cues and ``None`` are ignored."""

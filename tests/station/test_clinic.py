@@ -99,6 +99,8 @@ def test_a_second_start_is_refused_and_an_abort_is_stored(db):
         trial_id = controller.start(patient_code="P-001", protocol="single-leg", stance_side="left")
         with pytest.raises(TrialBusy, match=f"trial {trial_id} is running"):
             controller.start(patient_code="P-001", protocol="single-leg", stance_side="right")
+        with pytest.raises(NotFound):  # an unknown patient is said so (404), not "a trial is running" (409)
+            controller.start(patient_code="NOPE-1", protocol="single-leg", stance_side="right")
         assert controller.abort("patient felt dizzy")
         assert controller.wait(10.0)
         assert not controller.abort()

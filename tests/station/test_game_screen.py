@@ -6,8 +6,10 @@ simulated plate (fast: plate time, not wall time) through GameMode, at
 test-artifacts/game-<drill>-<moment>-<size>.png.
 """
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -513,3 +515,18 @@ def test_sounds_play_through_the_mixer_when_there_is_one():
         assert pygame.mixer.get_init()
     else:
         assert sounds.reason
+
+
+def test_no_sound_card_prints_no_alsa_lines(tmp_path):
+    """Without a sound card the mixer fails quietly: ALSA's eight C-library lines stay off the console."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SDL_AUDIODRIVER"}
+    code = ("import sys; from station.screen.sounds import Sounds; s = Sounds(); "
+            "print('available', s.available); print('stderr works', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert "ALSA" not in proc.stderr and "snd_" not in proc.stderr, proc.stderr
+    assert "stderr works" in proc.stderr  # the console's stderr is given back

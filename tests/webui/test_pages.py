@@ -413,6 +413,8 @@ def test_station_page(live_app):
     for text in ("Simulated plate", "Dropped frames", "Sample rate", "Calibration", "Zero drift", "Free disk space",
                  "Database"):
         assert text in html, text
+    # the simulator's built-in calibration was never made on a date: no made-up date or age
+    assert "built into the simulator (no date)" in html and 'id="calibration_age_days"' not in html
 
 
 def test_station_page_without_a_plate(client):
