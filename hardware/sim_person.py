@@ -65,8 +65,11 @@ given (see :meth:`SimPerson.set_scenario`). The names and their parameters
 ``static_load`` (mass_kg, x_mm [0], y_mm [0])
     Replaces the person by a dead mass at (x, y), with no sway and no
     fluctuation (for calibration and accuracy checks). ``mass_kg=0`` empties.
-``person`` (mass_kg [unchanged], skill [unchanged])
-    Changes the body mass or the skill.
+``person`` (mass_kg [unchanged], skill [unchanged], traits [unchanged])
+    Changes the body mass or the skill; ``traits`` (a dict of
+    :class:`hardware.population.PersonTraits`) makes the person one drawn
+    from the population: their own sway, force fluctuation and lean replace
+    the tables below.
 
 Ground truth
 ------------
@@ -88,6 +91,7 @@ from typing import Any
 
 import numpy as np
 
+from hardware.population import PersonTraits
 from station.cop import GRAVITY_M_S2
 from station.geometry import PlateGeometry
 
@@ -237,6 +241,17 @@ def _choice(*options: str | None) -> _Check:
     return check
 
 
+def _check_traits(where: str, value: Any) -> dict[str, Any] | None:
+    """A person drawn from the population (:func:`hardware.population.draw_person`), as a plain dict."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be a dict of a person's traits, got {value!r}")
+    try:
+        return PersonTraits(**dict(value)).to_dict()
+    except TypeError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
 #: name -> parameter -> (default or _REQUIRED, check)
 _BEHAVIOURS: dict[str, dict[str, tuple[Any, _Check]]] = {
     "empty": {},
@@ -264,8 +279,10 @@ _BEHAVIOURS: dict[str, dict[str, tuple[Any, _Check]]] = {
         "x_mm": (0.0, _number(-1e4, 1e4)),
         "y_mm": (0.0, _number(-1e4, 1e4)),
     },
-    "person": {"mass_kg": (None, _number(10.0, 300.0, none_ok=True)), "skill": (None, _choice(None, *SKILLS))},
+    "person": {"mass_kg": (None, _number(10.0, 300.0, none_ok=True)), "skill": (None, _choice(None, *SKILLS)),
+               "traits": (None, _check_traits)},
 }
+
 
 BEHAVIOURS: tuple[str, ...] = tuple(_BEHAVIOURS)
 
@@ -449,6 +466,8 @@ class SimPerson:
         self.events: list[SimEvent] = []
         self._rng = rng
         self._tick = 0
+        #: a person drawn from the population; None: the fixed tables of this module
+        self._traits: PersonTraits | None = None
 
         g = self.geometry
         half_feet = g.feet_ml_mm / 2
@@ -578,7 +597,8 @@ class SimPerson:
         x = self._foot_x(side)
         if kind == "stance":
             outward = -1.0 if side == "left" else 1.0
-            x += outward * LATERAL_OFFSET_MM[self._stance_skill]
+            lean = self._traits.lean_mm if self._traits is not None else LATERAL_OFFSET_MM[self._stance_skill]
+            x += outward * lean
         return x, 0.0
 
     def _base_now(self, t: float) -> tuple[float, float]:
@@ -633,6 +653,8 @@ class SimPerson:
                 self._static = None
                 self._posture, self._stance = "empty", "none"
         elif name == "person":
+            if p["traits"] is not None:
+                self._traits = PersonTraits(**p["traits"])
             if p["mass_kg"] is not None:
                 self.mass_kg = p["mass_kg"]
             if p["skill"] is not None:
@@ -771,6 +793,18 @@ class SimPerson:
             x = y = math.nan
         return PersonSample(t, fz, x, y, self._posture, self._stance, True, where, support_n, tx, ty, bw)
 
+    def _sway(self, single: bool) -> SwayParams:
+        """The sway now: the drawn person's, else the table's for the stance and skill."""
+        tr = self._traits
+        if tr is None:
+            return SWAY[("single", self._stance_skill) if single else ("both", self.skill)]
+        table = SWAY[("single" if single else "both", "normal")]
+        if single:
+            return SwayParams(tr.sway_one_ml_rms_mm, tr.sway_one_ap_rms_mm, tr.sway_one_freq_hz,
+                              0.85 * tr.sway_one_freq_hz, 0.5, table.drift_rms_mm, table.drift_tau_s)
+        return SwayParams(tr.sway_two_ml_rms_mm, tr.sway_two_ap_rms_mm, tr.sway_two_freq_hz,
+                          0.8 * tr.sway_two_freq_hz, 0.55, table.drift_rms_mm, table.drift_tau_s)
+
     def _next_noise(self) -> np.ndarray:
         if self._noise_i >= len(self._noise):
             self._noise = self._rng.standard_normal((_NOISE_BLOCK, _N_NOISE))
@@ -783,7 +817,7 @@ class SimPerson:
         dt = self.dt_s
         sqdt = math.sqrt(dt)
         single = self._stance in SIDES
-        p = SWAY[("single", self._stance_skill) if single else ("both", self.skill)]
+        p = self._sway(single)
         # oscillators: x'' = -w^2 x - 2 zeta w x' + sigma xi, sigma = rms sqrt(4 zeta w^3)
         for i, (rms, f_hz) in enumerate(((p.ml_rms_mm, p.ml_freq_hz), (p.ap_rms_mm, p.ap_freq_hz))):
             w = 2 * math.pi * f_hz
@@ -798,8 +832,13 @@ class SimPerson:
         for i in (0, 1):
             self._drift_ou[i] = a * self._drift_ou[i] + b * z[2 + i]
             self._drift[i] += lag * (self._drift_ou[i] - self._drift[i])
-        a = math.exp(-dt / _VERTICAL_TAU_S)
-        self._vertical = a * self._vertical + _VERTICAL_SD * math.sqrt(1 - a * a) * z[4]
+        vertical_sd, vertical_tau_s = _VERTICAL_SD, _VERTICAL_TAU_S
+        tr = self._traits
+        if tr is not None:  # the person's own Fz fluctuation: level by stance, corner as a first-order lag
+            vertical_sd = (tr.fz_one_sd_pct if single else tr.fz_two_sd_pct) / 100.0
+            vertical_tau_s = 1.0 / (2 * math.pi * tr.fz_lowpass_hz)
+        a = math.exp(-dt / vertical_tau_s)
+        self._vertical = a * self._vertical + vertical_sd * math.sqrt(1 - a * a) * z[4]
         a = math.exp(-dt / _SUPPORT_TAU_S)
         self._support_var = a * self._support_var + _SUPPORT_SD * math.sqrt(1 - a * a) * z[5]
         # lean tracker: critically damped approach of the target

@@ -7,16 +7,21 @@ answers with the commands the simulated plate should be given
 Randomness comes only from the injected generator, so a seeded station
 repeats a demonstration exactly.
 
+Each test is done by a new person drawn from the simulated population
+(:func:`hardware.population.draw_person`: sway, force fluctuation, weight
+transfer and lean from their literature ranges), so demonstrations show
+varied, realistic people.
+
 Profiles
 --------
 ``healthy``
-    Lifts the foot 0.5 to 1.2 s after the instruction and holds the full
-    30 s without a touchdown or hand support (the simulator's ``normal`` skill).
+    A healthy person of any age group. Lifts the foot 0.5 to 1.2 s after the
+    instruction and holds the full 30 s without a touchdown or hand support.
 ``weak_abductors``
-    More sway (the simulator's ``weak_abductors`` skill), leans on the table
-    with 2 to 6 % of body weight for a few seconds, and puts the lifted foot
-    down once or twice, on the plate or beside it: the pattern of a patient
-    with a Trendelenburg sign.
+    A person with weak hip abductors (more sway, a lateral lean), who leans
+    on the table with 1 to 8 % of body weight for a few seconds, and puts the
+    lifted foot down once or twice, on the plate or beside it: the pattern of
+    a patient with a Trendelenburg sign.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from hardware.population import RANGES, PersonTraits, draw_person
 
 __all__ = ["PROFILES", "Command", "SimulatedPatient"]
 
@@ -48,6 +55,8 @@ class SimulatedPatient:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
         self.profile = profile
         self.rng = rng if rng is not None else np.random.default_rng()
+        #: the person doing the current test (drawn at each start)
+        self.person: PersonTraits | None = None
 
     @property
     def skill(self) -> str:
@@ -55,7 +64,11 @@ class SimulatedPatient:
 
     def on_start(self, *, plate_occupied: bool) -> list[Command]:
         """A test starts: the person is on the plate, standing quietly on both feet."""
-        commands: list[Command] = [("behaviour", {"name": "person", "skill": self.skill})]
+        condition = "healthy" if self.profile == "healthy" else "weak_abductors"
+        self.person = draw_person(self.rng, condition=condition)
+        # the plate's configured mass is kept (a known patient's weight); the rest is the drawn person's
+        commands: list[Command] = [("behaviour", {"name": "person", "skill": self.skill,
+                                                  "traits": self.person.to_dict()})]
         commands.append(("behaviour", {"name": "quiet"} if plate_occupied else {"name": "step_on"}))
         return commands
 
@@ -72,15 +85,16 @@ class SimulatedPatient:
             raise ValueError(f"hold_s must be positive, got {hold_s!r}")
         rng = self.rng
         lift_s = float(rng.uniform(0.5, 1.2))
-        transition_s = float(rng.uniform(0.3, 0.6))
+        transition_s = self.person.transfer_s if self.person is not None else float(rng.uniform(0.5, 1.5))
         steps: list[dict[str, Any]] = [
             {"t_s": lift_s, "behaviour": "single_leg", "stance_side": stance_side, "transition_s": transition_s},
         ]
         onset = lift_s + transition_s
         if self.profile == "weak_abductors":
             support_at = onset + float(rng.uniform(0.2, 0.45)) * hold_s
-            steps.append({"t_s": support_at, "behaviour": "hand_support", "pct_bw": float(rng.uniform(2.0, 6.0)),
-                          "duration_s": float(rng.uniform(2.0, 5.0))})
+            level = RANGES["support_pct"]
+            steps.append({"t_s": support_at, "behaviour": "hand_support",
+                          "pct_bw": float(rng.uniform(level.lo, level.hi)), "duration_s": float(rng.uniform(2.0, 5.0))})
             n_touchdowns = int(rng.integers(1, 3))
             for k in range(n_touchdowns):
                 at = onset + float(rng.uniform(0.55 + 0.2 * k, 0.7 + 0.2 * k)) * hold_s

@@ -13,7 +13,9 @@ How it plays, by skill (:data:`PROFILES`):
 
 - reach / limits: reacts to a new active target after a skill-dependent
   delay, aims with a direction error and an undershoot, then corrects toward
-  the target (with an aiming error); returns to the centre when asked; in the
+  the target (with an aiming error), except that a poor player often stops
+  well short and does not correct (40 % of targets; average 10 %), and so
+  really misses; returns to the centre when asked; in the
   limits drill leans a skill-dependent fraction of the way to the plate's edge;
 - symmetry: shifts its weight to the target split with an error that it
   re-draws every few seconds;
@@ -59,12 +61,15 @@ class Profile:
     rhythm_lead_s: float
     hold_skill: str
     touchdown_every_s: float | None
+    #: chance that the first, undershooting lean toward a target is corrected (a poor patient often stops short)
+    correct_prob: float = 1.0
 
 
 PROFILES: dict[str, Profile] = {
-    "good": Profile(0.35, 0.05, 3.0, 1.0, 2.0, 0.7, 1.0, 1.5, 5.0, 1.0, 1.0, 1.0, 0.08, "normal", None),
-    "average": Profile(0.6, 0.1, 12.0, 0.85, 6.0, 1.2, 0.8, 5.0, 3.0, 0.85, 1.08, 6.0, 0.0, "normal", 12.0),
-    "poor": Profile(1.0, 0.2, 25.0, 0.7, 12.0, 2.0, 0.6, 11.0, 2.0, 0.6, 1.25, 15.0, -0.1, "weak_abductors", 5.0),
+    "good": Profile(0.35, 0.05, 3.0, 1.0, 2.0, 0.7, 1.0, 1.5, 5.0, 1.0, 1.0, 1.0, 0.08, "normal", None, 1.0),
+    "average": Profile(0.6, 0.1, 12.0, 0.85, 6.0, 1.2, 0.8, 5.0, 3.0, 0.85, 1.08, 6.0, 0.0, "normal", 12.0, 0.9),
+    "poor": Profile(1.0, 0.2, 25.0, 0.7, 16.0, 2.0, 0.6, 11.0, 2.0, 0.6, 1.25, 15.0, -0.1, "weak_abductors", 5.0,
+                    0.6),
 }
 
 
@@ -167,11 +172,14 @@ class AutoPlayer:
             self._pending.append((start, self._lean(tg.x_mm, tg.y_mm, 0.6)))  # back to the centre
             return
         ang = math.atan2(tg.x_mm, tg.y_mm) + math.radians(float(self.rng.normal(0.0, p.angle_sd_deg)))
-        reach = dist * p.undershoot
+        corrects = self.rng.random() < p.correct_prob
+        # one who will not correct stops well short: the target's ring is half its distance wide
+        reach = dist * p.undershoot * (1.0 if corrects else 0.6)
         first = (reach * math.sin(ang), reach * math.cos(ang))
         self._pending.append((start, self._lean(first[0], first[1], p.approach_s)))
         ex, ey = self.rng.normal(0.0, p.aim_sd_mm, size=2)
-        self._pending.append((start + 1.1 * p.approach_s, self._lean(tg.x_mm + ex, tg.y_mm + ey, p.approach_s)))
+        if corrects:
+            self._pending.append((start + 1.1 * p.approach_s, self._lean(tg.x_mm + ex, tg.y_mm + ey, p.approach_s)))
 
     def _play_symmetry(self, view: DrillView, t: float) -> None:
         bars = view.bars

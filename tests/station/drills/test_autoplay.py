@@ -32,6 +32,7 @@ def test_good_scores_better_than_poor(name, side, seed):
         assert g["reaction_time_s"] < p["reaction_time_s"]
         assert g["movement_velocity_mm_s"] > p["movement_velocity_mm_s"]
         assert g["hits"] == g["targets_shown"] == 8
+        assert p["misses"] >= 1  # a poor player really misses targets, not only slowly
     elif name == "limits":
         assert g["forward_mm"] > p["forward_mm"] and g["left_mm"] > p["left_mm"]
     elif name == "symmetry":
