@@ -69,6 +69,9 @@ FORMAT_LINE = "# balance-station recording v1"
 TIME_COLUMN = "t_s"
 FORCE_COLUMNS: tuple[str, str, str, str] = ("fl_n", "fr_n", "bl_n", "br_n")
 REQUIRED_COLUMNS = (TIME_COLUMN, *FORCE_COLUMNS)
+#: The optional pelvis sensor column (DESIGN.md section 4): degrees, positive = the patient's right side higher;
+#: an empty cell is a sample without a sensor value (NaN).
+PELVIS_COLUMN = "pelvis_obliquity_deg"
 REQUIRED_KEYS = ("sample_rate_hz", "plate_ml_mm", "plate_ap_mm")
 _TYPED_KEYS = (*REQUIRED_KEYS, "feet_ml_mm")
 DEFAULT_FEET_ML_MM = 200.0
@@ -257,6 +260,20 @@ def _parse_number_any(value: str) -> bool:
     return True
 
 
+def _optional_numeric_column(raw: list[str], *, col: str, name: str, line_numbers: list[int]) -> np.ndarray:
+    """An optional numeric extra column: numbers, with empty cells (and ``nan``) as NaN; anything else refused."""
+    out = np.full(len(raw), np.nan)
+    for k, s in enumerate(raw):
+        if s == "" or s.lower() == "nan":
+            continue
+        v = _parse_number(s)
+        if v is None:
+            raise RecordingError(f"{name}:{line_numbers[k]}: column {col}: {_show(s)} is not a number "
+                                 "(leave the cell empty where there is no value)")
+        out[k] = v
+    return out
+
+
 def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recording>") -> Recording:
     """Parse the text of a recording file.
 
@@ -440,6 +457,9 @@ def parse_recording(text_or_lines: str | Iterable[str], *, name: str = "<recordi
         if col in REQUIRED_COLUMNS:
             continue
         raw = [r[j].strip() for r in rows]
+        if col == PELVIS_COLUMN:  # optional numeric column: an empty cell is "no sensor value"
+            extra[col] = _optional_numeric_column(raw, col=col, name=name, line_numbers=line_numbers)
+            continue
         try:
             extra[col] = np.array(raw, dtype=np.float64)
         except ValueError:
@@ -478,6 +498,11 @@ def _format_extra(value: Any) -> str:
     if any(ch in text for ch in ",\r\n"):
         raise ValueError(f"extra value {text!r} contains a comma or a line break")
     return text
+
+
+def _no_value(value: Any) -> bool:
+    """None or a non-finite number: an empty cell in an optional numeric column."""
+    return value is None or (isinstance(value, (float, np.floating)) and not math.isfinite(value))
 
 
 class RecordingWriter:
@@ -601,7 +626,8 @@ class RecordingWriter:
             raise ValueError(f"unknown extra column(s) {sorted(unknown)}; declared: {list(self.extra_columns)}")
         fields = [f"{t:.{T_DECIMALS}f}"]
         fields += [f"{v:.{FORCE_DECIMALS}f}" for v in f.tolist()]
-        fields += [_format_extra(extra[c]) if c in extra else "" for c in self.extra_columns]
+        fields += [_format_extra(extra[c]) if c in extra and not (c == PELVIS_COLUMN and _no_value(extra[c])) else ""
+                   for c in self.extra_columns]
         self._file.write(",".join(fields) + "\n")
         self._last_t = t
         self.rows_written += 1

@@ -48,6 +48,11 @@ Single-leg fields
     :func:`station.metrics.cop_metrics` over the hold window (onset to onset
     + hold time), the mean removed; nulls when the window holds fewer than
     3 samples.
+``pelvis``
+    With the recording's ``pelvis_obliquity_deg`` column: the lifted side's
+    pelvic drop against its two-foot baseline level over the hold window and
+    the measured Trendelenburg sign (:func:`station.protocols.pelvis.pelvis_scores`);
+    null without the column or without a sensor value in the windows.
 Also ``hold_s``, ``end_on_failure``, ``end_reason``, ``wrong_side_lifts_s``,
 ``lowpass_hz``, ``warnings``, and ``norm`` (:func:`station.norms.norm_reference`)
 when the recording's metadata carries ``age_years``.
@@ -78,6 +83,7 @@ from station.cop import centre_of_pressure
 from station.filters import lowpass_zero_phase, min_samples_zero_phase
 from station.metrics import COP_KEYS, cop_metrics
 from station.norms import norm_reference
+from station.protocols.pelvis import PELVIS_COLUMN, obliquity_values, pelvis_scores, resample_with_gaps
 from station.protocols.quiet_stance import QuietStanceOutcome
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegOutcome, SingleLegRunner
 from station.protocols.support import detect_support
@@ -266,7 +272,27 @@ def score_single_leg(rec: Recording, outcome: SingleLegOutcome, *, lowpass_hz: f
     age = _age_from_metadata(rec)
     if age is not None:
         out["norm"] = norm_reference(age, hold_s=hold_s)
+    out["pelvis"] = _pelvis(rec, outcome, t_s=t, fs_hz=fs, ml_offset_mm=ml_offset)
     return out
+
+
+def _pelvis(rec: Recording, outcome: SingleLegOutcome, *, t_s: np.ndarray, fs_hz: float,
+            ml_offset_mm: float | None) -> dict[str, Any] | None:
+    """The ``pelvis`` object (:func:`station.protocols.pelvis.pelvis_scores`); None without the sensor's column."""
+    if PELVIS_COLUMN not in rec.extra:
+        return None
+    try:
+        values = obliquity_values(rec.extra[PELVIS_COLUMN])
+    except ValueError as exc:
+        raise AnalysisError(f"{rec.name}: {exc}") from None
+    t_u, o_u = resample_with_gaps(t_s=rec.t_s, values=values, fs_hz=fs_hz)
+    if t_u.shape != t_s.shape:  # the same grid as the forces by construction
+        raise AssertionError("the pelvis column's grid differs from the forces'")
+    assert outcome.baseline is not None and outcome.onset_s is not None and outcome.hold_time_s is not None
+    return pelvis_scores(t_s=t_s, obliquity_deg=o_u, fs_hz=fs_hz, stance_side=outcome.stance_side,
+                         baseline_start_s=outcome.baseline.start_s, baseline_end_s=outcome.baseline.end_s,
+                         hold_start_s=outcome.onset_s, hold_end_s=outcome.onset_s + outcome.hold_time_s,
+                         ml_offset_mm=ml_offset_mm)
 
 
 #: Concerns of a trial's quality verdict (the ``quality`` field), in the order they are checked.
