@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import random
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -266,6 +268,70 @@ def start_controls(settings: StationSettings, live: LiveStation, *, pin_factory:
     return ButtonActions(controls, live, settings, visit=visit)
 
 
+#: the file in the data folder that says a station runs on it (one data folder, one station)
+LOCK_NAME = "station.lock"
+
+
+class DataFolderLock:
+    """One data folder, one station: an exclusive ``flock`` on ``<data dir>/station.lock``, which
+    holds the running station's process id.
+
+    Not a database lock: several stations may share one clinic database (``database_url``), but two
+    on one data folder would mix recordings and calibration files, and the second's start-up recovery
+    would mark the first one's running trial as interrupted. The kernel drops the lock when the
+    process ends, however it ends, so a crash leaves no stale lock behind.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_NAME
+        self._file: Any = None
+
+    def acquire(self) -> DataFolderLock:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the station's life
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot create the data folder's lock file: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read(200).strip().splitlines()
+            f.close()
+            who = holder[0] if holder else "a process that has not written its id yet"
+            raise UserError(f"another station already runs on the data folder {self.path.parent} ({who}): "
+                            "stop it first, or give this one another --data-dir") from None
+        f.seek(0)
+        f.truncate()
+        started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        f.write(f"process {os.getpid()}, started {started}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock; the file stays (removing it would race a newcomer)
+            self._file = None
+
+
+class _BindFailure(logging.Filter):
+    """Keeps uvicorn's raw ``[Errno 98] ...`` line off the console: the station says it in its own words."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError):
+            # "error while attempting to bind on address ('127.0.0.1', 8000): address already in use"
+            self.error = str(record.msg.strerror or record.msg).rsplit(": ", 1)[-1]
+            return False
+        return True
+
+
 class WebServer:
     """uvicorn in a thread (it leaves signal handling to the main thread there)."""
 
@@ -277,6 +343,8 @@ class WebServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self.failed = False
+        self.bind_failure = _BindFailure()
+        logging.getLogger("uvicorn.error").addFilter(self.bind_failure)
 
     def _serve(self) -> None:
         try:
@@ -294,6 +362,7 @@ class WebServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(3.0)
+        logging.getLogger("uvicorn.error").removeFilter(self.bind_failure)
 
 
 def run_station(args: argparse.Namespace) -> int:
@@ -306,19 +375,27 @@ def run_station(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UserError(f"--host/--port: {exc.errors()[0]['msg']}") from None
     stop = threading.Event()
+    signals: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
+        signals.append(signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    db = open_station_database(settings)  # one database for the whole run: recovery, trials, the web page
+    folder_lock = DataFolderLock(settings.data_dir).acquire()  # before the recovery touches any trial
+    try:
+        db = open_station_database(settings)  # one database for the whole run: recovery, trials, the web page
+    except BaseException:
+        folder_lock.release()
+        raise
     try:
         recover_trials(settings, db=db)
         acq = start_plate(settings)
     except BaseException:
         db.close()
+        folder_lock.release()
         raise
     live: LiveStation | None = None
     web: WebServer | None = None
@@ -344,9 +421,11 @@ def run_station(args: argparse.Namespace) -> int:
         web = WebServer(create_app(settings, live, db=db, trials=controller), host=settings.web.host,
                         port=settings.web.port)
         if not web.start():
-            raise UserError(f"cannot serve the web page on {settings.web.host}:{settings.web.port} "
+            cause = f": {web.bind_failure.error.lower()}" if web.bind_failure.error else ""
+            raise UserError(f"cannot serve the web page on {settings.web.host}:{settings.web.port}{cause} "
                             "(is another station running? use --port)")
-        say(f"web: http://{settings.web.host}:{settings.web.port}/ (status: /api/v1/status)")
+        say(f"web: http://{settings.web.host}:{settings.web.port}/ (log in as a therapist; "
+            "/api/v1/health answers without a login)")
         from station.users import list_users
 
         with db.sessions() as session:
@@ -397,7 +476,9 @@ def run_station(args: argparse.Namespace) -> int:
         if controller is not None:
             controller.close()  # a test still running is stored as aborted
         if screen is not None:
-            screen.close()
+            names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+            how = names.get(signals[0], f"signal {signals[0]}") if signals else ""
+            screen.close(f"the station was stopped ({how})" if how else "the station was stopped")
         if web is not None:
             web.stop()
         if buttons is not None:
@@ -406,3 +487,4 @@ def run_station(args: argparse.Namespace) -> int:
             live.stop()
         db.close()
         acq.stop()
+        folder_lock.release()

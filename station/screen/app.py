@@ -341,12 +341,13 @@ class ScreenApp(Window):
         while not stop.is_set() and not self.quit_requested:
             self.tick()
 
-    def close(self) -> None:
-        """Leave a game still being played (it is stored as stopped), then close the display."""
+    def close(self, reason: str = "the station was stopped") -> None:
+        """Leave a game still being played (stored as stopped, with ``reason``: the station's stop, not
+        the patient's), then close the display."""
         leave = getattr(self.mode, "leave", None)
         if callable(leave) and not getattr(self.mode, "closed", True):
             try:
-                leave()
+                leave(reason)
             except Exception:  # noqa: BLE001 - closing must go on
                 log.exception("leaving the game at close")
         super().close()

@@ -467,10 +467,10 @@ class GameMode(Mode):
             self.drill.next_round()
             self.view = self.drill.view()
 
-    def leave(self) -> None:
-        """Leave the game: a drill still running is aborted, then :attr:`on_exit` is called."""
+    def leave(self, reason: str = "stopped on the screen") -> None:
+        """Leave the game: a drill still running is aborted (stored with ``reason``), then :attr:`on_exit` is called."""
         if not self.drill.finished:
-            self.drill.abort("stopped on the screen")
+            self.drill.abort(reason)
             self.view = self.drill.view()
         self.close()
         if self.on_exit is not None:

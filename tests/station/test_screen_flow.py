@@ -250,3 +250,24 @@ def test_a_drill_started_from_the_web_page_is_played_on_the_screen(station, arti
     with db.sessions() as session:
         (trial,) = list_trials(session, "P-0007")
         assert trial.id == trial_id and trial.state.value == "complete" and trial.metrics["hits"] >= 2
+
+
+def test_a_game_cut_short_by_the_station_stopping_is_not_stored_as_stopped_on_the_screen(station):
+    from station.screen.game import GameMode
+
+    app, controller, db = station("healthy", seed=14, speed=25.0)
+    app.tick()
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_RETURN)  # Balance games
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_DOWN)  # past "+ New patient" and "Play without saving"
+    key(app, pygame.K_RETURN)  # P-0007
+    key(app, pygame.K_RETURN)  # the first game
+    assert isinstance(app.mode, GameMode)
+    for _ in range(30):
+        app.tick()
+    app.close("the station was stopped (Ctrl-C)")  # what the runner does on Ctrl-C
+    with db.sessions() as session:
+        (trial,) = list_trials(session, "P-0007")
+    assert trial.state.value == "aborted"
+    assert trial.state_detail == "the station was stopped (Ctrl-C)"

@@ -106,6 +106,9 @@ def test_station_runs_serves_status_and_stops_on_sigterm(tmp_path, screen):
     assert "plate: simulated plate" in err
     assert ("screen: patient screen open" in err) if screen else ("running without the patient screen" in err)
     assert "Traceback" not in err
+    assert "/api/v1/status" not in err  # it answers 401 without a login: the console does not point at it
+    assert "/api/v1/health answers without a login" in err
+    assert "ALSA" not in err
 
 
 def test_configured_but_absent_hx711_falls_back_to_the_simulator_and_says_why(tmp_path):
@@ -144,5 +147,51 @@ def test_port_in_use_is_a_clear_message(tmp_path):
         code = proc.wait(40)
     err = proc.stderr.read()
     assert code == 2
-    assert f"cannot serve the web page on 127.0.0.1:{port}" in err
+    assert f"cannot serve the web page on 127.0.0.1:{port}: address already in use" in err
     assert "Traceback" not in err
+    assert "Errno" not in err  # uvicorn's raw line does not come before the station's own
+
+
+def test_a_second_station_on_the_same_data_folder_refuses_in_one_line(tmp_path):
+    first, base = start_station(tmp_path, "--plate", "simulated", "--no-screen")
+    try:
+        wait_for_frames(first, base)
+        assert f"process {first.pid}," in (tmp_path / "data" / "station.lock").read_text(encoding="utf-8")
+        second = subprocess.run(
+            [sys.executable, "-m", "station.cli", "--data-dir", str(tmp_path / "data"), "--plate", "simulated",
+             "--no-screen", "--port", str(free_port())],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+        assert first.poll() is None, "the first station goes on"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(10)
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith("balance-station: another station already runs on the data folder ")
+    assert f"process {first.pid}," in line
+    # once the first one stopped, the folder is free again
+    third, base = start_station(tmp_path, "--plate", "simulated", "--no-screen")
+    try:
+        wait_for_frames(third, base)
+    finally:
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(10) == 0
+
+
+def test_analyze_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    """`balance-station analyze FILE --json | head -c 1`: the reader leaves early; no BrokenPipeError."""
+    bds = Path(__file__).resolve().parents[1] / "data" / "bds" / "BDS00001.csv"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "station.cli", "analyze", str(bds), "--protocol",
+                               "quiet-stance", "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode != 0
+    shell = subprocess.run(f"'{sys.executable}' -m station.cli analyze '{bds}' --protocol quiet-stance --json "
+                           "| head -c 1", shell=True, capture_output=True, text=True, timeout=60)
+    assert shell.stdout == "{" and shell.stderr == ""
