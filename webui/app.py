@@ -67,13 +67,69 @@ def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) ->
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (not the API under /api/, not a script asking for JSON)."""
+    accept = request.headers.get("accept", "")
+    return (not request.url.path.startswith("/api/") and "text/html" in accept
+            and "application/json" not in accept.split(",")[0])
+
+
+#: an error page's title by status
+ERROR_TITLES = {400: "The request was not understood", 403: "Not allowed", 404: "Not found",
+                405: "Not possible here", 409: "Not possible right now", 413: "Too large",
+                422: "Something in the form is not right", 500: "Something went wrong on the station",
+                503: "The station cannot answer right now"}
+#: what to do next, by status
+ERROR_ADVICE = {404: "The link may be old, or the patient or trial was never stored under that name.",
+                409: "Wait for the running test to end, or abort it on the live page, then try again.",
+                500: "The station logged what happened. Try again; if it happens again, tell whoever "
+                     "looks after the station.",
+                503: "Try again in a moment."}
+
+
+def _way_back(path: str) -> tuple[str, str]:
+    """Where an error page leads back to, from the path that failed."""
+    if path.startswith("/live"):
+        return "/live", "Back to the live page"
+    if path.startswith(("/patients", "/trials", "/sessions", "/export")):
+        return "/patients", "Back to the patients"
+    return "/", "Back to the station page"
+
+
+def error_page(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    """JSON (``{"detail"}``) for the API and scripts; for a browser, a page that says what happened and
+    offers a way back."""
+    if not wants_html(request):
+        return _problem(status, detail, headers)
+    from webui.routes.pages import templates
+
+    text = detail if isinstance(detail, str) else "The request was not understood."
+    if isinstance(detail, list):  # validation errors: one line each
+        text = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'value'}: {e.get('msg', '')}"
+                         for e in detail if isinstance(e, dict)) or text
+    if status == 404 and text == "Not Found":  # no route at all
+        text = f"There is no page at {request.url.path}."
+    text = text[:1].upper() + text[1:] if text else ERROR_TITLES.get(status, "Error")
+    back_href, back_label = _way_back(request.url.path)
+    context = {"settings": request.app.state.settings, "status_code": status,
+               "title": ERROR_TITLES.get(status, "Error"), "detail": text, "advice": ERROR_ADVICE.get(status, ""),
+               "back_href": back_href, "back_label": back_label}
+    response = templates.TemplateResponse(request, "error.html", context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 BUSY_MESSAGE = "the station's database is busy: try again in a moment"
 
 
 def _busy_answer(request: Request) -> Response:
-    """503 with ``Retry-After``: JSON for the API, a plain sentence for a page."""
+    """503 with ``Retry-After``: JSON for the API, a page for a browser, else a plain sentence."""
     if request.url.path.startswith("/api/"):
         return _problem(503, BUSY_MESSAGE, {"Retry-After": "5"})
+    if wants_html(request):
+        return error_page(request, 503, BUSY_MESSAGE, {"Retry-After": "5"})
     return PlainTextResponse(BUSY_MESSAGE[0].upper() + BUSY_MESSAGE[1:] + ".\n", status_code=503,
                              headers={"Retry-After": "5"})
 
@@ -100,25 +156,25 @@ def _add_exception_handlers(app: FastAPI) -> None:
         return RedirectResponse(exc.location, status_code=303)
 
     @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _problem(404, str(exc))
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        return error_page(request, 404, str(exc))
 
     @app.exception_handler(Conflict)
-    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return _problem(409, str(exc))
+    async def _conflict(request: Request, exc: Conflict) -> Response:
+        return error_page(request, 409, str(exc))
 
     @app.exception_handler(TrialBusy)
-    async def _busy(request: Request, exc: TrialBusy) -> JSONResponse:
-        return _problem(409, str(exc) or "a trial is already running")
+    async def _busy(request: Request, exc: TrialBusy) -> Response:
+        return error_page(request, 409, str(exc) or "a trial is already running")
 
     @app.exception_handler(InvalidValue)
-    async def _invalid(request: Request, exc: InvalidValue) -> JSONResponse:
-        return _problem(422, str(exc))
+    async def _invalid(request: Request, exc: InvalidValue) -> Response:
+        return error_page(request, 422, str(exc))
 
     @app.exception_handler(StorageError)
-    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+    async def _storage(request: Request, exc: StorageError) -> Response:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return _problem(503, str(exc))
+        return error_page(request, 503, str(exc))
 
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _pool_timeout(request: Request, exc: SQLAlchemyTimeoutError) -> Response:
@@ -131,23 +187,25 @@ def _add_exception_handlers(app: FastAPI) -> None:
         log.warning("%s %s: database: %s", request.method, request.url.path, text.splitlines()[0][:200])
         if "locked" in text or "busy" in text:
             return _busy_answer(request)
-        return _problem(503, f"the database cannot be used: {text.splitlines()[0][:200]}")
+        return error_page(request, 503, f"the database cannot be used: {text.splitlines()[0][:200]}")
 
     @app.exception_handler(DatabaseError)
     async def _damaged(request: Request, exc: DatabaseError) -> Response:
         text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:200]
         log.error("%s %s: database: %s", request.method, request.url.path, text)
-        return _problem(503, f"the station's database cannot be read ({text}): {RESTORE_HINT}")
+        return error_page(request, 503, f"the station's database cannot be read ({text}): {RESTORE_HINT}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:  # Allow: every method of the path, not only those of the first route matched
             headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.url.path))}
-            return _problem(405, exc.detail, headers)
+            return error_page(request, 405, exc.detail, headers)
+        if wants_html(request) and exc.status_code >= 400:
+            return error_page(request, exc.status_code, exc.detail, dict(exc.headers or {}))
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         # as FastAPI's own, minus the rejected input: it could be a password
         errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
         for e in errors:
@@ -157,7 +215,12 @@ def _add_exception_handlers(app: FastAPI) -> None:
             ctx = original.get("ctx")
             if ctx:
                 e["ctx"] = {k: str(v) for k, v in ctx.items()}
-        return _problem(422, errors)
+        return error_page(request, 422, errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # the traceback goes to the log (Starlette logs it as it re-raises); the person gets a page or JSON
+        return error_page(request, 500, "an unexpected error stopped this request")
 
 
 def create_app(settings: StationSettings, live: LiveStation | None = None, *, db: Database | None = None,
