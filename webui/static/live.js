@@ -72,6 +72,12 @@
     ["level", "Level reached", "level", 0],
   ];
 
+  // why a test ended without a score, for the page (the controller's detail, else the outcome)
+  function endReason(t) {
+    const detail = String(t.detail || t.error || "").trim();
+    return detail || (t.outcome === "incomplete" ? "too short to score" : "stopped before its end");
+  }
+
   function showResult(t) {
     const box = $("result");
     if (!t || t.running || !t.trial_id || (!t.result && !t.outcome)) {
@@ -80,6 +86,7 @@
     }
     if (shownResultFor === t.trial_id) return;
     shownResultFor = t.trial_id;
+    const complete = t.outcome === "complete";
     const body = $("result-table").querySelector("tbody");
     body.replaceChildren();
     if (t.result) {
@@ -100,11 +107,24 @@
       });
     }
     const side = t.stance_side ? ", " + t.stance_side + " leg" : "";
-    text("result-title", "Result" + side + (t.outcome && t.outcome !== "complete" ? " (" + t.outcome + ")" : ""));
+    // a test that did not end on its own is not a result: amber, said so, no empty table, no "other leg"
+    box.classList.toggle("stopped", !complete);
+    text("result-title", complete ? "Result" + side
+      : (t.outcome === "incomplete" ? "Not scored" : "Test stopped") + side);
+    const note = $("result-note");
+    if (complete) {
+      note.classList.add("hidden");
+    } else {
+      note.textContent = "Why: " + endReason(t) + ". " + (body.children.length
+        ? "The figures cover only the part before it stopped."
+        : "Nothing was measured to score; the recording so far is kept with the trial.");
+      note.classList.remove("hidden");
+    }
+    $("result-table").classList.toggle("hidden", body.children.length === 0);
     const link = $("open-trial");
     link.href = "/trials/" + t.trial_id;
     link.dataset.trialId = t.trial_id;
-    $("other-side").classList.toggle("hidden", !t.stance_side);
+    $("other-side").classList.toggle("hidden", !(complete && t.stance_side));
     box.classList.remove("hidden");
     box.dataset.trialId = t.trial_id;
   }
@@ -121,11 +141,14 @@
       $("events").replaceChildren();
     }
     if (t.events && t.events.length) addEvents(t.events);
+    lastRunning = !!t.running;
     lastEventCount = t.event_count;
     if (t.running) {
       text("trial-state", pretty(t.state));
+    } else if (t.trial_id && t.outcome === "complete") {
+      text("trial-state", "Finished");
     } else if (t.trial_id) {
-      text("trial-state", "Finished: " + pretty(t.outcome || t.state));
+      text("trial-state", (t.outcome === "incomplete" ? "Not scored: " : "Stopped: ") + endReason(t));
     } else {
       text("trial-state", "No test running");
     }
@@ -154,24 +177,52 @@
       meter.classList.add("hidden");
       text("hold-text", t.error ? "Problem: " + t.error : "");
     }
-    if (abort) abort.disabled = !t.running;
-    if (start && root.dataset.available === "yes") start.disabled = !!t.running;
+    if (abort) abort.disabled = !t.running || offline;
+    if (start && root.dataset.available === "yes") start.disabled = !!t.running || offline;
     showFeet(t);
     showResult(t);
   }
+
+  // the station gone (stopped, network down): nothing stale may look live, nothing can be started
+  let offline = false, lastMessageAt = Date.now(), lastRunning = false;
+  const SILENCE_MS = 2500;  // the stream sends every 50 ms
+  function setOffline(on) {
+    if (on === offline) return;
+    offline = on;
+    $("offline").classList.toggle("hidden", !on);
+    document.querySelectorAll("#plate, .big-number, #trial-h ~ *").forEach((el) => el.classList.toggle("stale", on));
+    if (on) {
+      showPlate({ fz_n: null, body_weight_n: null, cop_ml_mm: null, cop_ap_mm: null });
+      text("stream-state", "not answering: reconnecting…");
+      if (lastRunning) text("trial-state", "Not known: the station stopped answering during the test");
+      text("hold-text", "");
+      $("hold-meter").classList.add("hidden");
+      const start = $("start-button"), abort = $("abort-button");
+      if (start) start.disabled = true;
+      if (abort) abort.disabled = true;
+    } else {
+      text("stream-state", "live");
+    }
+  }
+  setInterval(() => { if (Date.now() - lastMessageAt > SILENCE_MS) setOffline(true); }, 500);
 
   // the stream
   let source = null;
   function connect() {
     source = new EventSource("/live/stream");
-    source.onopen = () => text("stream-state", "live");
+    source.onopen = () => text("stream-state", offline ? "reconnected: waiting for the plate…" : "live");
     source.onmessage = (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch (err) { return; }
+      lastMessageAt = Date.now();
+      setOffline(false);
       showPlate(m);
       showTrial(m.trial);
     };
-    source.onerror = () => text("stream-state", "reconnecting… (is the station running?)");
+    source.onerror = () => {
+      if (Date.now() - lastMessageAt > 1000) setOffline(true);
+      else text("stream-state", "reconnecting…");
+    };
   }
   connect();
   window.addEventListener("pagehide", () => { if (source) source.close(); });
