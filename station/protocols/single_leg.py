@@ -678,6 +678,9 @@ class SingleLegRunner(RunnerBase):
         if self._onset_s is not None and t is not None:
             stop = self._end_s if self._end_s is not None else t
             hold_elapsed = max(0.0, min(stop - self._onset_s, self.config.hold_s))
+        elif self._lift_pending_s is not None and t is not None:
+            # the lift is confirmed and the transfer's end not yet placed: count from the crossing meanwhile
+            hold_elapsed = max(0.0, min(t - self._lift_pending_s, self.config.hold_s))
         hold = self._hold
         return {
             "protocol": self.protocol,
@@ -860,6 +863,7 @@ class SingleLegRunner(RunnerBase):
             return
         # the onset is the end of the weight transfer: wait until it can be seen whole
         self._lift_pending_s = t_cross
+        self.message = f"Standing on your {self.stance_side} leg: hold still."
         if t - t_cross >= _ONSET_LOOKAHEAD_S:
             self._start_hold(t_cross, t, events)
 

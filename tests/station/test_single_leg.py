@@ -452,3 +452,22 @@ def test_live_results_need_a_finished_trial():
     with pytest.raises(ValueError, match=r"aborted \(operator\): nothing to score"):
         capture.result()
     assert capture.n_rows == 160
+
+
+def test_while_the_transfer_is_fitted_the_screen_already_counts_the_hold():
+    rec, onset = synthetic_trial(stance_side="left", quiet_s=7.0)
+    runner = SingleLegRunner(stance_side="left", geometry=GEOMETRY)
+    seen = []
+    for frame in frames_from_recording(rec):
+        runner.update(frame)
+        status = runner.status()
+        if status["state"] == "await_lift" and status["hold_elapsed_s"] is not None:
+            seen.append((frame.t_s, status["hold_elapsed_s"], status["message"]))
+        if runner.state is State.HOLD:
+            break
+    # from the confirmed lift (0.5 s after the crossing) to the placed onset (1.5 s after it) the timer
+    # runs and the message says to hold
+    assert seen and seen[-1][0] - seen[0][0] >= 0.95
+    assert all("hold still" in m for *_, m in seen)
+    assert seen[-1][1] == pytest.approx(seen[-1][0] - seen[0][0] + seen[0][1], abs=0.05)
+    assert runner.status()["hold_elapsed_s"] == pytest.approx(runner.status()["t_s"] - runner.onset_s)
