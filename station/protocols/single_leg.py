@@ -42,7 +42,9 @@ and ``aborted`` from anywhere (:meth:`SingleLegRunner.abort`).
      RMS medio-lateral) is about 33 mm, and the COP of a person on one foot
      cannot lie much more than half a foot width (about 50 mm) medial to it;
    - **touchdown off the plate**: Fz drops by at least ``floor_drop_pct``
-     (12 %) of body weight within ``floor_rise_s`` (0.25 s). A foot landing
+     (12 %) of body weight within ``floor_rise_s`` (0.25 s) and stays down
+     that far for ``touchdown_confirm_s`` (a peak of the force fluctuation
+     on top of an unsteady hand support does not). A foot landing
      is abrupt; quiet single-leg stance changes Fz by at most about 2 % in
      0.25 s, and the light hand support this test allows stays below 10 %;
    - a touchdown ends when the shift (or the drop) is back under half its
@@ -358,6 +360,7 @@ class _Hold:
         # current touchdown: where, start, detected, pre-drop unloading (floor)
         self._td: tuple[str, float, float, float] | None = None
         self._td_threshold = cfg.plate_touchdown_mm
+        self._drop: tuple[float, float] | None = None  # a floor candidate: when, and the unloading before it
         self._end_since: float | None = None
         self._above_since: float | None = None
         self._history: collections.deque[tuple[float, float, float]] = collections.deque()  # t, u, d
@@ -532,9 +535,18 @@ class _Hold:
         events: list[ProtocolEvent] = []
         if self._td is None:
             u_min = min(uu for t, uu, _ in self._history if t >= t_s - c.floor_rise_s)
-            if u - u_min >= c.floor_drop_pct:
-                start = self._find_start(t_s, 1, u_min + 0.25 * (u - u_min), u_min + 0.05 * (u - u_min))
-                events += self._begin_touchdown("floor", start, t_s, u_min)
+            if self._drop is not None and u - self._drop[1] < c.floor_drop_pct:
+                self._drop = None  # a peak of the force fluctuation, not a foot landing
+            if self._drop is None and u - u_min >= c.floor_drop_pct:
+                self._drop = (t_s, u_min)
+            if self._drop is not None and t_s - self._drop[0] >= c.touchdown_confirm_s:
+                pre = self._drop[1]
+                self._drop = None
+                self._above_since = None
+                start = self._find_start(t_s, 1, pre + 0.25 * (u - pre), pre + 0.05 * (u - pre))
+                events += self._begin_touchdown("floor", start, t_s, pre)
+            elif self._drop is not None:
+                pass
             elif not math.isnan(d) and d >= self.plate_threshold_mm():
                 if self._above_since is None:
                     self._above_since = t_s
