@@ -123,7 +123,7 @@ class SingleLegHoldDrill(Drill):
                 self._started_by_timeout = not inside
                 self._inside = inside
                 self._inside_since = t if inside else None
-                self._instruct(t, f"Hold it! {p['hold_s']:g} seconds.", events)
+                self._instruct(t, f"Hold it! {round(p['hold_s'])} seconds.", events)
             else:
                 return
         if t - self._hold_t0 >= p["hold_s"]:
@@ -193,7 +193,7 @@ class SingleLegHoldDrill(Drill):
     def _summary_lines(self, result: Mapping[str, Any]) -> list[SummaryLine]:
         pct = result["time_in_zone_pct"]
         return [
-            SummaryLine("Time in the box", f"{result['time_in_zone_s']:.1f} s of {result['hold_s']:g} s",
+            SummaryLine("Time in the box", f"{result['time_in_zone_s']:.0f} s of {round(result['hold_s'])} s",
                         pct >= 80),
             SummaryLine("Left the box", f"{result['zone_exits']} times", result["zone_exits"] == 0),
             SummaryLine("Score", str(self.score)),

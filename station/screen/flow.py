@@ -58,6 +58,10 @@ class FlowContext:
         return self.visit.controller
 
     def go_home(self) -> None:
+        """The start screen; the patient's turn is over (no badge left behind, no hidden plan for the button)."""
+        if not self.controller.running:
+            self.visit.patient = None
+            self.visit.plan = None
         self.switch(self.home() if self.home is not None else HomeMode(self))
 
     def press(self) -> str:
@@ -74,16 +78,16 @@ def _sizes(surface: pygame.Surface) -> tuple[int, int, int, int]:
     return max(60, h // 4), max(34, h // 10), max(24, h // 17), max(18, h // 28)
 
 
-def _header(surface: pygame.Surface, title: str, ctx: FlowContext, *, hint: str = "") -> None:
+def _header(surface: pygame.Surface, title: str, ctx: FlowContext, *, hint: str = "",
+            show_patient: bool = True) -> None:
     """The title, centred and shrunk to fit between the patient's pill (left) and the plate's (right)."""
     w, h = surface.get_size()
     _, big, mid, small = _sizes(surface)
     margin = w // 40
     left_w = right_w = 0
     patient = ctx.visit.patient
-    if patient is not None:
-        age = f" · {patient.age_years} y" if patient.age_years is not None else ""
-        left_w = view.pill(surface, f"Patient {patient.code}{age}", (margin, h // 40), size_px=small,
+    if patient is not None and show_patient:  # the code only: whoever stands on the plate sees the screen
+        left_w = view.pill(surface, patient.code, (margin, h // 40), size_px=small,
                            fg=view.BACKGROUND, bg=view.MUTED).width
     if ctx.live.synthetic:
         label = "SIMULATED PLATE"
@@ -104,6 +108,8 @@ class MenuMode(Mode):
 
     title = ""
     hint = "Up/Down choose · Enter select · Esc back"
+    #: the chosen patient's code in the corner (not on the start screen or the choice of patient)
+    show_patient = True
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
@@ -156,7 +162,7 @@ class MenuMode(Mode):
 
     def draw(self, surface: pygame.Surface) -> None:
         surface.fill(view.BACKGROUND)
-        _header(surface, self.title, self.ctx, hint=self.hint)
+        _header(surface, self.title, self.ctx, hint=self.hint, show_patient=self.show_patient)
         items = list(self.items())
         slots = self.layout(surface, len(items))
         first = min(max(0, self.selected - len(slots) + 1), max(0, len(items) - len(slots)))
@@ -187,6 +193,7 @@ class HomeMode(MenuMode):
 
     title = "Balance station"
     hint = "Up/Down choose · Enter or the start button select"
+    show_patient = False
 
     def items(self) -> Sequence[tuple[str, str]]:
         out = [("Single-leg test", "30 s on each leg (Trendelenburg)"),
@@ -238,6 +245,7 @@ class PatientMode(MenuMode):
     """Choose the patient (the most recently seen first) or add one."""
 
     title = "Who is being tested?"
+    show_patient = False
 
     def __init__(self, ctx: FlowContext) -> None:
         super().__init__(ctx)
@@ -248,15 +256,8 @@ class PatientMode(MenuMode):
             self.message = str(exc)
 
     def items(self) -> Sequence[tuple[str, str]]:
-        out = [("+ New patient", "type a pseudonymous code")]
-        for p in self.patients:
-            bits = [f"{p.age_years} years" if p.age_years is not None else "age not given"]
-            if p.affected_side and p.affected_side != "none":
-                bits.append(f"affected side: {p.affected_side}")
-            if p.last_visit is not None:
-                bits.append(f"last seen {p.last_visit.isoformat()}")
-            out.append((p.code, " · ".join(bits)))
-        return out
+        # codes only: whoever stands on the plate sees this list (no age, side or other data)
+        return [("+ New patient", "type a pseudonymous code")] + [(p.code, "") for p in self.patients]
 
     def choose(self, index: int) -> None:
         if index == 0:
@@ -278,7 +279,7 @@ class GamesPatientMode(PatientMode):
 
     def choose(self, index: int) -> None:
         if index == 0:
-            self.ctx.switch(NewPatientMode(self.ctx, then=GamesMenu))
+            self.ctx.switch(NewPatientMode(self.ctx, then=GamesMenu, back=GamesPatientMode))
             return
         if index == 1:
             self.ctx.visit.patient = None
@@ -343,9 +344,11 @@ class ControlledDrill:
 class NewPatientMode(Mode):
     """Type a new patient's pseudonymous code (and, optionally, the year of birth for the norms)."""
 
-    def __init__(self, ctx: FlowContext, *, then: Callable[[FlowContext], Mode] | None = None) -> None:
+    def __init__(self, ctx: FlowContext, *, then: Callable[[FlowContext], Mode] | None = None,
+                 back: Callable[[FlowContext], Mode] | None = None) -> None:
         self.ctx = ctx
         self.then = then
+        self.back = back or PatientMode
         self.fields = {"code": "", "birth_year": ""}
         self.field = "code"
         self.message = ""
@@ -354,7 +357,7 @@ class NewPatientMode(Mode):
         if event.type != pygame.KEYDOWN:
             return
         if event.key == pygame.K_ESCAPE:
-            self.ctx.switch(PatientMode(self.ctx))
+            self.ctx.switch(self.back(self.ctx))  # the games' choice of player, or the test's
         elif event.key in (pygame.K_TAB, pygame.K_DOWN, pygame.K_UP):
             self.field = "birth_year" if self.field == "code" else "code"
         elif event.key == pygame.K_BACKSPACE:
@@ -378,7 +381,7 @@ class NewPatientMode(Mode):
 
     def draw(self, surface: pygame.Surface) -> None:
         surface.fill(view.BACKGROUND)
-        _header(surface, "New patient", self.ctx, hint="Tab next field · Enter save · Esc back")
+        _header(surface, "New patient", self.ctx, hint="Tab next field · Enter save · Esc back", show_patient=False)
         w, h = surface.get_size()
         _, big, mid, small = _sizes(surface)
         y = int(h * 0.22)
@@ -519,7 +522,7 @@ class TrialMode(Mode):
             total = float(status.get("hold_s") or 30.0)
             view.text(surface, "Hold", (panel.centerx, panel.top + mid // 2), size_px=mid, colour=view.MUTED,
                       anchor="midtop")
-            view.text(surface, f"{held:4.1f}", (panel.centerx, panel.centery - mid // 3), size_px=huge,
+            view.text(surface, f"{int(held)}", (panel.centerx, panel.centery - mid // 3), size_px=huge,
                       anchor="center", bold=True)
             view.text(surface, f"of {total:.0f} s", (panel.centerx, panel.centery + huge // 2), size_px=mid,
                       colour=view.MUTED, anchor="midtop")
@@ -563,6 +566,16 @@ class TrialMode(Mode):
         if snap.get("error"):
             view.text(surface, snap["error"][:120], (w // 2, h - h // 40 - small - 4), size_px=small,
                       colour=view.WARN, anchor="midbottom", bold=True)
+
+
+def _left_paragraph(surface: pygame.Surface, message: str, top_left: tuple[int, int], *, size_px: int,
+                    width_px: int, colour: tuple[int, int, int] = view.TEXT, bold: bool = False) -> int:
+    """Wrapped text from ``top_left`` down; returns the y below the last line."""
+    x, y = top_left
+    for line in view.wrap(message, size_px=size_px, width_px=width_px, bold=bold):
+        rect = view.text(surface, line, (x, y), size_px=size_px, colour=colour, bold=bold)
+        y = rect.bottom + size_px // 6
+    return y
 
 
 class ResultMode(MenuMode):
@@ -616,50 +629,39 @@ class ResultMode(MenuMode):
         if snap.get("protocol") == "single-leg":
             view.text(surface, f"{(side or '').capitalize()} leg", (left_x, y), size_px=mid, colour=view.MUTED)
             y += mid + 4
-        if result is None:
-            view.text(surface, "Not scored", (left_x, y), size_px=big, bold=True, colour=view.WARN)
-            view.paragraph(surface, str(snap.get("detail") or snap.get("error") or "the test was stopped"),
-                           (w // 3, y + big + mid), size_px=mid, width_px=int(w * 0.55), colour=view.MUTED)
+        if result is None:  # stopped, or too short to score: said kindly, no blame
+            view.text(surface, "Stopped", (left_x, y), size_px=big, bold=True, colour=view.WARN)
+            y += big + mid // 2
+            y = _left_paragraph(surface, "That is all right: we can try again whenever you are ready.",
+                                (left_x, y), size_px=mid, width_px=int(w * 0.55))
+            reason = str(snap.get("detail") or snap.get("error") or "")
+            if reason:
+                _left_paragraph(surface, f"({reason})", (left_x, y + small // 2), size_px=small,
+                                width_px=int(w * 0.55), colour=view.MUTED)
             return
+        # the result as the patient needs it: the seconds held and a kind word; the clinical measures
+        # (sway, hand support in % of body weight, the norm, the asymmetry) are on the therapist's page
         if snap.get("protocol") == "single-leg":
             held = result.get("hold_time_s")
             ok = bool(result.get("completed"))
             colour = view.GOOD if ok else view.WARN
-            view.text(surface, f"{held:.1f} s" if held is not None else "–", (left_x, y), size_px=huge, bold=True,
-                      colour=colour)
-            y += huge
-            view.text(surface, "Held the full 30 s" if ok else "Foot down before 30 s", (left_x, y), size_px=mid,
-                      colour=colour, bold=True)
-            y += mid + mid // 2
-            touchdowns = result.get("touchdowns") or []
-            support = result.get("support") or {}
-            cop = result.get("cop") or {}
-            lines = [
-                ("Foot down", f"{len(touchdowns)}×" + (f", first at {touchdowns[0]['t_s'] - result['onset_s']:.1f} s"
-                                                       if touchdowns and result.get("onset_s") is not None else "")),
-                ("Hand support", f"{support.get('time_s') or 0:.1f} s, mean {support.get('mean_pct_bw') or 0:.1f} % BW"),
-                ("Sway velocity", f"{cop['mean_velocity_mm_s']:.1f} mm/s" if cop.get("mean_velocity_mm_s") else "–"),
-            ]
-            norm = result.get("norm")
-            if isinstance(norm, dict) and norm.get("norm_hold_s") is not None:
-                lines.append(("Norm for age", f"{norm['expected_hold_s']:.0f} s ({norm['age_group']} y)"))
+            shown = f"{int(held)} seconds" if held is not None else "–"  # floor: 29.6 s is not 30
+            size = huge
+            while size > big and view.font(size, True).size(shown)[0] > int(w * 0.58):
+                size -= 4
+            view.text(surface, shown, (left_x, y), size_px=size, bold=True, colour=colour)
+            y += size + mid // 3
+            words = "Well done!" if ok else "Good effort. Every try makes you stronger."
+            y = _left_paragraph(surface, words, (left_x, y), size_px=big, width_px=int(w * 0.58), bold=True,
+                                colour=colour)
         else:
-            cop = result.get("cop") or {}
-            lines = [("Sway velocity", f"{cop.get('mean_velocity_mm_s') or 0:.1f} mm/s"),
-                     ("Ellipse 95 %", f"{cop.get('ellipse95_area_mm2') or 0:.0f} mm²")]
-        for label, value in lines:
-            view.text(surface, label, (left_x, y), size_px=small, colour=view.MUTED)
-            view.text(surface, value, (left_x + int(w * 0.22), y), size_px=small, bold=True)
-            y += small + small // 2
+            view.text(surface, "Well done!", (left_x, y), size_px=huge, bold=True, colour=view.GOOD)
+            y += huge + mid // 3
+            y = _left_paragraph(surface, "You stood still to the end.", (left_x, y), size_px=big,
+                                width_px=int(w * 0.58), bold=True)
         summary = self.ctx.visit.summary()
         comparison = (summary or {}).get("comparison")
         if comparison:
-            y += small // 2
             hold = comparison["hold_time"]
-            text = (f"Left {hold['left_s']:.1f} s · Right {hold['right_s']:.1f} s · "
-                    f"difference {hold['difference_pct'] or 0:.0f} %")
-            view.text(surface, text, (left_x, y), size_px=small, bold=True)
-            y += small + 6
-            if comparison["flagged"]:
-                view.text(surface, f"Asymmetry of {comparison['flag_pct']:.0f} % or more", (left_x, y),
-                          size_px=small, colour=view.WARN, bold=True)
+            text = f"Left leg {int(hold['left_s'])} s  ·  Right leg {int(hold['right_s'])} s"
+            view.text(surface, text, (left_x, y + mid // 2), size_px=mid, colour=view.MUTED, bold=True)

@@ -46,7 +46,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame  # noqa: E402
 
-from station.drills.view import DrillView, Metronome, ShareBars, Target, Zone  # noqa: E402
+from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Target, Zone  # noqa: E402
 
 from station.drills.base import MAX_ROUNDS  # noqa: E402  (the most rounds a drill plays: a timed drill asks for that many)
 from station.geometry import PlateGeometry  # noqa: E402
@@ -77,35 +77,9 @@ TOAST_CUES = {"hit": GOOD, "miss": AMBER, "lost_balance": AMBER, "streak": ACTIV
 # -- text and shapes --------------------------------------------------------------------------------------
 
 
-#: the game's typeface, best first: DejaVu Sans (standard on Raspberry Pi OS) and Liberation Sans have real
-#: bold faces, which read better from afar than the default font made bold
-FACES = ("dejavusans", "liberationsans", "freesans", "arial")
-
-
-@functools.lru_cache(maxsize=4)
-def _face_path(bold: bool) -> str | None:
-    for name in FACES:
-        try:
-            path = pygame.font.match_font(name, bold=bold)
-        except Exception:  # noqa: BLE001 - no fontconfig: use the bundled font
-            return None
-        if path:
-            return path
-    return None
-
-
-@functools.lru_cache(maxsize=64)
 def font(size_px: int, bold: bool = False) -> pygame.font.Font:
-    """The game's font at ``size_px`` (about the height of a capital plus descender), bold or not."""
-    if not pygame.font.get_init():
-        pygame.font.init()
-    path = _face_path(bold)
-    if path is not None:
-        try:
-            return pygame.font.Font(path, size_px)
-        except (OSError, pygame.error):
-            pass
-    return view.font(round(size_px * 1.45), bold)  # the bundled font is drawn smaller for its size
+    """The game's font at ``size_px``: the station's one typeface (:func:`station.screen.view.face`)."""
+    return view.face(size_px, bold)
 
 
 @functools.lru_cache(maxsize=512)
@@ -277,6 +251,22 @@ SELECT_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER, pygame.K_SPACE)
 STEER_KEYS = {pygame.K_LEFT: (-1, 0), pygame.K_RIGHT: (1, 0), pygame.K_UP: (0, 1), pygame.K_DOWN: (0, -1)}
 STEER_STEP_MM = 10.0
 BACK_KEYS = (pygame.K_ESCAPE, pygame.K_BACKSPACE)
+
+
+# -- what the patient is told at the end ---------------------------------------------------------------
+
+#: the drills' summary lines a patient reads (plain counts and seconds); the clinical measures (reaction
+#: time, directional control, tempo error, sway size, limits in mm...) are on the therapist's page
+PATIENT_SUMMARY = ("Targets hit", "Time in the box", "Left the box", "Good cycles", "Time on target")
+
+
+def patient_summary(v: DrillView) -> list[SummaryLine]:
+    """The end-of-round card for the patient: what they did, the best streak, the level reached."""
+    lines = [line for line in v.summary if line.label in PATIENT_SUMMARY]
+    if v.best_streak >= 2:
+        lines.append(SummaryLine("Best streak", f"{v.best_streak} in a row", True))
+    lines.append(SummaryLine("Level reached", str(v.level)))
+    return lines
 
 
 # -- layout -----------------------------------------------------------------------------------------------
@@ -618,12 +608,32 @@ class GameMode(Mode):
             title += "   ·   simulated plate" + ("   ·   autoplay" if self.player is not None else "")
         r = text(surface, title, (x, y), size_px=lay.small, colour=view.MUTED, bold=True)
         y = r.bottom + lay.pad // 3
-        size, lines = fit_lines(v.instruction, size_px=lay.big, min_px=lay.mid, width_px=lay.header.width,
+        # one message at a time, in one place: a moment's feedback ("You reached the target!") takes the
+        # instruction's line for a moment, in its colour, then the instruction comes back; nothing covers the plate
+        message, colour = v.instruction, view.TEXT
+        toast = self._active_toast()
+        if toast is not None and not self._card(v):
+            message, colour = toast
+        size, lines = fit_lines(message, size_px=lay.big, min_px=lay.mid, width_px=lay.header.width,
                                 height_px=lay.header.bottom - y, max_lines=2, bold=True)
         step = font(size, True).get_linesize()
         for line in lines:
-            text(surface, line, (x, y), size_px=size, bold=True)
+            text(surface, line, (x, y), size_px=size, bold=True, colour=colour)
             y += step
+
+    @staticmethod
+    def _card(v: DrillView) -> bool:
+        return v.state in ("round_summary", "done", "aborted")
+
+    def _active_toast(self) -> tuple[str, tuple[int, int, int]] | None:
+        """The feedback shown now, (message, colour), or None once its moment has passed."""
+        if self._toast is None:
+            return None
+        message, colour, until = self._toast
+        if self._t_s >= until:
+            self._toast = None
+            return None
+        return message, colour
 
     def _draw_target(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout, t: Target) -> None:
         s = pv.scale_px_per_mm
@@ -805,14 +815,6 @@ class GameMode(Mode):
             banner(surface, "Step onto the plate", centre, size_px=lay.big)
         elif v.state == "ready":
             banner(surface, "Get ready", centre, size_px=lay.big, colour=ACTIVE)
-        if self._toast is not None:
-            message, colour, until = self._toast
-            if self._t_s < until:
-                size = fit_size(message, size_px=lay.big, width_px=lay.plate.width - 2 * lay.big, bold=True)
-                banner(surface, message, (lay.plate.centerx, lay.plate.bottom - size), size_px=size,
-                            colour=colour)
-            else:
-                self._toast = None
 
     def _cursor_radius(self, lay: Layout) -> int:
         """Big (a 30th of the screen's height), but smaller than the drill's targets, so that the dot can
@@ -863,7 +865,7 @@ class GameMode(Mode):
         pygame.draw.line(surface, view.PLATE_EDGE, (x, y), (inner.right, y), 2)
         y += lay.pad
         buttons_h = max(48, int(lay.mid * 2.2))
-        lines = list(v.summary) or []
+        lines = patient_summary(v)
         room = inner.bottom - buttons_h - lay.pad - y
         size = max(lay.mid, int(lay.big * 0.8))
         while size > lay.small and len(lines) * int(size * 1.35) > room:

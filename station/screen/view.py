@@ -30,11 +30,45 @@ WARN = (255, 205, 70)
 SYNTHETIC = (120, 190, 255)
 
 
-@lru_cache(maxsize=32)
-def font(size_px: int, bold: bool = False) -> pygame.font.Font:
-    f = pygame.font.Font(None, size_px)
+#: the station's one typeface, for menus and games alike, best first: DejaVu Sans (standard on Raspberry
+#: Pi OS) and Liberation Sans have real bold faces; pygame's bundled font made bold by smearing has odd
+#: letter spacing ("SIMULAT ED PLAT E"), so it is only the last resort
+FACES = ("dejavusans", "liberationsans", "freesans", "arial")
+#: pygame's bundled font is drawn this much smaller than a TrueType face of the same size
+BUNDLED_SCALE = 1.45
+
+
+@lru_cache(maxsize=4)
+def _face_path(bold: bool) -> str | None:
+    for name in FACES:
+        try:
+            path = pygame.font.match_font(name, bold=bold)
+        except Exception:  # noqa: BLE001 - no fontconfig: use the bundled font
+            return None
+        if path:
+            return path
+    return None
+
+
+@lru_cache(maxsize=64)
+def face(size_px: int, bold: bool = False) -> pygame.font.Font:
+    """The station's typeface at ``size_px`` (about the height of a capital plus descender), bold or not."""
+    if not pygame.font.get_init():
+        pygame.font.init()
+    path = _face_path(bold)
+    if path is not None:
+        try:
+            return pygame.font.Font(path, size_px)
+        except (OSError, pygame.error):
+            pass
+    f = pygame.font.Font(None, round(size_px * BUNDLED_SCALE))
     f.set_bold(bold)
     return f
+
+
+def font(size_px: int, bold: bool = False) -> pygame.font.Font:
+    """The same typeface as :func:`face`, sized as the menus were laid out (pygame's bundled font's sizes)."""
+    return face(max(6, round(size_px / BUNDLED_SCALE)), bold)
 
 
 def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,

@@ -530,3 +530,66 @@ def test_no_sound_card_prints_no_alsa_lines(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ALSA" not in proc.stderr and "snd_" not in proc.stderr, proc.stderr
     assert "stderr works" in proc.stderr  # the console's stderr is given back
+
+
+def test_the_hold_drill_says_whole_seconds():
+    """'Hold it! 14.444 seconds.' is not how a person counts: the instruction and the card round it."""
+    plate = SimulatedPlate(geometry=GEOMETRY, seed=3, realtime=False)
+    feed = InProcessFeed(plate)
+    live = LiveStation(feed, ForcePipeline(simulator_calibration(), GEOMETRY))
+    drill = make_drill("single-leg-hold", geometry=GEOMETRY, rng=np.random.default_rng(3), stance_side="left",
+                       params={"hold_s": 14.444})
+    mode = GameMode(live, GEOMETRY, drill, sounds=Sounds(enabled=False),
+                    player=AutoPlayer(skill="good", rng=np.random.default_rng(4), geometry=GEOMETRY))
+    said = set()
+    k = 0
+    while mode.view.state not in ("round_summary", "done") and k < FPS * 240:
+        k += 1
+        for raw in feed.until(k / FPS):
+            live.ingest(raw)
+        mode.update()
+        said.add(mode.view.instruction)
+    assert "Hold it! 14 seconds." in said
+    assert not any("14.4" in s for s in said)
+    card = [f"{line.label}: {line.value}" for line in game_module.patient_summary(mode.view)]
+    assert any(line.startswith("Time in the box: ") and line.endswith(" of 14 s") for line in card), card
+    mode.close()
+
+
+def test_the_patient_card_leaves_the_clinical_measures_to_the_therapist(display, artifacts):
+    surface = display((1280, 720))
+    sim = Sim("reach")
+    sim.run_until(lambda v: v.state == "done")
+    labels = [line.label for line in game_module.patient_summary(sim.mode.view)]
+    assert labels[0] == "Targets hit" and "Level reached" in labels and "Best streak" in labels
+    for clinical in ("Reaction time", "Directional control", "Maximum reach"):
+        assert clinical not in labels
+    assert [line.label for line in sim.mode.view.summary][:2] == ["Targets hit", "Reaction time"]  # still stored
+
+
+def test_the_reach_feedback_takes_the_instruction_line_not_the_plate(display, artifacts):
+    """'You reached the ... target!' replaces the top line for a moment (no contradicting 'Come back to the
+    middle' above it), and no banner covers the plate."""
+    surface = display((1280, 720))
+    sim = Sim("reach")
+    sim.run_until(lambda v: sim.mode.cues["hit"] >= 1)
+    sim.step()
+    lay = sim.mode.layout(surface)
+    sim.mode.draw(surface)
+    shot(surface, artifacts, "game-reach-target-feedback-1280x720.png")
+    message, colour = sim.mode._active_toast()
+    assert message.startswith("You reached the ") and colour == GOOD
+    # the feedback is drawn in the header, in green; the plate's lower part is not covered by a dark panel
+    header = [surface.get_at((x, y))[:3] for x in range(lay.header.left, lay.header.right, 3)
+              for y in range(lay.header.top, lay.header.bottom, 3)]
+    assert GOOD in header
+    bottom = pygame.Rect(lay.plate.left, lay.plate.bottom - lay.big * 2, lay.plate.width, lay.big * 2)
+    sim.mode._toast = None
+    sim.mode.draw(surface)
+    without = [surface.get_at((x, y))[:3] for x in range(bottom.left, bottom.right, 7)
+               for y in range(bottom.top, bottom.bottom, 7)]
+    sim.mode._toast = (message, colour, sim.mode._t_s + 1.0)
+    sim.mode.draw(surface)
+    with_toast = [surface.get_at((x, y))[:3] for x in range(bottom.left, bottom.right, 7)
+                  for y in range(bottom.top, bottom.bottom, 7)]
+    assert with_toast == without

@@ -271,3 +271,47 @@ def test_a_game_cut_short_by_the_station_stopping_is_not_stored_as_stopped_on_th
         (trial,) = list_trials(session, "P-0007")
     assert trial.state.value == "aborted"
     assert trial.state_detail == "the station was stopped (Ctrl-C)"
+
+
+def test_new_patient_from_the_games_goes_back_to_the_games_and_home_has_no_badge(station, artifacts):
+    from station.screen.flow import GamesPatientMode
+
+    app, controller, db = station("healthy", seed=15)
+    app.tick()
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_RETURN)  # Balance games
+    assert isinstance(app.mode, GamesPatientMode)
+    app.screenshot(artifacts / "flow-games-who.png")
+    # codes only: no age, affected side or last visit for whoever stands on the plate
+    assert app.mode.items()[2] == ("P-0007", "")
+    key(app, pygame.K_RETURN)  # "+ New patient"
+    assert isinstance(app.mode, NewPatientMode)
+    key(app, pygame.K_ESCAPE)
+    assert isinstance(app.mode, GamesPatientMode), "Esc goes back to the games' choice, not the test's"
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_RETURN)  # P-0007 plays
+    assert app.ctx.visit.patient.code == "P-0007"
+    key(app, pygame.K_ESCAPE)  # the games' menu -> back
+    for _ in range(3):
+        if isinstance(app.mode, HomeMode):
+            break
+        key(app, pygame.K_ESCAPE)
+    assert isinstance(app.mode, HomeMode)
+    app.tick()
+    app.screenshot(artifacts / "flow-home-after-games.png")
+    # no badge of the last patient on the start screen: its top-left corner is the background
+    assert app.surface.get_at((40, 30))[:3] == app.surface.get_at((5, 5))[:3]
+
+
+def test_the_start_screen_forgets_the_patient_after_finish(station):
+    app, controller, db = station("healthy", seed=16)
+    app.tick()
+    key(app, pygame.K_RETURN)  # single-leg test
+    key(app, pygame.K_DOWN)
+    key(app, pygame.K_RETURN)  # P-0007
+    assert isinstance(app.mode, SideMode)
+    key(app, pygame.K_ESCAPE)  # back to the patients
+    key(app, pygame.K_ESCAPE)  # home
+    assert isinstance(app.mode, HomeMode)
+    assert app.ctx.visit.patient is None
