@@ -93,3 +93,18 @@ def test_ctrl_q_quits(screen):
 def test_plate_view_round_trip():
     view_ = LiveMode(None, PlateGeometry()).plate_view(pygame.Surface((1280, 720)))
     assert view_.to_mm(view_.to_px(123.0, -45.0)) == pytest.approx((123.0, -45.0), abs=1.0)
+
+
+def test_menus_and_games_share_one_typeface():
+    """One face for the whole patient screen, with a real bold where the system has one (DejaVu Sans on
+    Raspberry Pi OS), not pygame's bundled font smeared bold ('SIMULAT ED PLAT E')."""
+    import pygame
+
+    from station.screen import game, view
+
+    pygame.font.init()
+    assert game.font(30, True) is view.face(30, True)
+    assert view.font(44, True) is view.face(round(44 / view.BUNDLED_SCALE), True)
+    path = view._face_path(True)
+    if path is not None:  # a TrueType bold face: no synthetic bold on top of it
+        assert "bold" in path.lower() and not view.face(30, True).get_bold()
