@@ -42,6 +42,8 @@ from scipy import optimize
 __all__ = ["TransferFit", "fit_transfer"]
 
 _T_MIN_S = 0.15
+#: the fit works on block means at about this rate, in Hz
+_FIT_RATE_HZ = 50.0
 _T_MAX_S = 3.0
 
 
@@ -110,6 +112,13 @@ def fit_transfer(*, t_s: np.ndarray, toward_mm: np.ndarray, cross_s: float) -> T
         raise ValueError(f"t_s: need at least 10 finite samples around the transfer, got {t.size}")
     if not (t[0] <= cross_s <= t[-1]):
         raise ValueError(f"cross_s: {cross_s:g} s is outside the samples ({t[0]:g} to {t[-1]:g} s)")
+    # the transfer lies below a few Hz: block means at about 50 Hz keep it and bound the work at any rate
+    rate = (t.size - 1) / max(t[-1] - t[0], 1e-9)
+    k = int(math.ceil(rate / _FIT_RATE_HZ))
+    if k > 1:
+        n = t.size // k * k
+        t = t[:n].reshape(-1, k).mean(axis=1)
+        z = z[:n].reshape(-1, k).mean(axis=1)
     t_rel = t - cross_s
     span_before = -t_rel[0]
     span_after = t_rel[-1]

@@ -361,6 +361,7 @@ class _Hold:
         self._td: tuple[str, float, float, float] | None = None
         self._td_threshold = cfg.plate_touchdown_mm
         self._drop: tuple[float, float] | None = None  # a floor candidate: when, and the unloading before it
+        self._recent_min: collections.deque[tuple[float, float]] = collections.deque()
         self._end_since: float | None = None
         self._above_since: float | None = None
         self._history: collections.deque[tuple[float, float, float]] = collections.deque()  # t, u, d
@@ -530,11 +531,18 @@ class _Hold:
         u = 100.0 * (self.bw - fz_n) / self.bw
         d = self.toward_lifted * (cop_ml_mm - self.reference_ml_mm()) if math.isfinite(cop_ml_mm) else math.nan
         self._history.append((t_s, u, d))
+        # the least unloading over the last floor_rise_s (a monotone queue: O(1) per frame at any rate)
+        q = self._recent_min
+        while q and q[-1][1] >= u:
+            q.pop()
+        q.append((t_s, u))
+        while q[0][0] < t_s - c.floor_rise_s:
+            q.popleft()
         while self._history[0][0] < t_s - _SUPPORT_HISTORY_S:
             self._history.popleft()
         events: list[ProtocolEvent] = []
         if self._td is None:
-            u_min = min(uu for t, uu, _ in self._history if t >= t_s - c.floor_rise_s)
+            u_min = self._recent_min[0][1]
             if self._drop is not None and u - self._drop[1] < c.floor_drop_pct:
                 self._drop = None  # a peak of the force fluctuation, not a foot landing
             if self._drop is None and u - u_min >= c.floor_drop_pct:
