@@ -94,7 +94,7 @@ def bland_altman_svg(truth: np.ndarray, measured: np.ndarray, *, title: str, uni
                      f'stroke-dasharray="{dash}"/>')
         parts.append(f'<text x="{left + 6}" y="{py(val) - 4:.1f}" fill="black" stroke="white" stroke-width="3" '
                      f'paint-order="stroke">{label} {val:+.3f} {unit}</text>')
-    for xm, yd, ok in zip(mean, diff, inside):
+    for xm, yd, ok in zip(mean, diff, inside, strict=True):
         if ok:
             parts.append(f'<circle cx="{px(xm):.1f}" cy="{py(yd):.1f}" r="2.2" fill="none" stroke="black"/>')
         else:
