@@ -142,7 +142,10 @@ class StationSettings(BaseSettings):
         env_prefix="BALANCE_STATION_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    station_id: str = "balance-station"
+    station_id: str = Field(
+        "balance-station", min_length=1, max_length=64,
+        description="this station's name, stored with every trial it records: give each station sharing a clinic "
+                    "database its own (room-a, room-b)")
     plate_source: Literal["auto", "simulated", "hx711"] = "auto"
     data_dir: Path = Field(default_factory=default_data_dir)
     calibration_file: Path | None = Field(None, description="default: calibration.json in the data folder")

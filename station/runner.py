@@ -163,7 +163,8 @@ def open_station_database(settings: StationSettings) -> Any:
     from station.storage import StorageError, open_database
 
     try:
-        return open_database(settings.database_url, data_dir=settings.data_dir, check_integrity=True)
+        return open_database(settings.database_url, data_dir=settings.data_dir, check_integrity=True,
+                             station_id=settings.station_id)
     except StorageError as exc:
         raise UserError(str(exc)) from None
 

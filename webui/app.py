@@ -242,7 +242,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     """
     own_db = db is None
     if db is None:
-        db = open_database(settings.database_url, data_dir=settings.data_dir)
+        db = open_database(settings.database_url, data_dir=settings.data_dir, station_id=settings.station_id)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -65,6 +65,7 @@ __all__ = [
     "create_db_engine",
     "create_session_factory",
     "default_database_url",
+    "session_station_id",
     "RESTORE_HINT",
     "check_sqlite_file",
     "integrity_check",
@@ -170,9 +171,20 @@ def _set_up_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if mode == "DEFERRED" else f"BEGIN {mode}")
 
 
-def create_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions bound to ``engine``; objects stay readable after commit (``expire_on_commit=False``)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def create_session_factory(engine: Engine, *, station_id: str | None = None) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit (``expire_on_commit=False``).
+
+    ``station_id``: the station using them (kept in the factory's ``info``, see :func:`session_station_id`):
+    the trials it starts carry it.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False, info={"station_id": station_id})
+
+
+def session_station_id(sessions: sessionmaker[Session]) -> str | None:
+    """The station id the session factory was made for (:func:`create_session_factory`), or None."""
+    info = sessions.kw.get("info") or {}
+    value = info.get("station_id")
+    return str(value) if value else None
 
 
 @contextmanager
@@ -199,6 +211,11 @@ class Database:
     @property
     def url(self) -> URL:
         return self.engine.url
+
+    @property
+    def station_id(self) -> str | None:
+        """The station this database was opened for (its trials carry it), or None."""
+        return session_station_id(self.sessions)
 
     @property
     def is_sqlite(self) -> bool:
@@ -234,7 +251,7 @@ class Database:
 
 
 def open_database(url: str | URL | None = None, *, data_dir: str | Path | None = None, echo: bool = False,
-                  upgrade: bool = True, check_integrity: bool = False) -> Database:
+                  upgrade: bool = True, check_integrity: bool = False, station_id: str | None = None) -> Database:
     """Open the station's database, creating it or upgrading its schema as needed.
 
     Parameters
@@ -252,6 +269,9 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     check_integrity : bool
         Run SQLite's quick check first (:func:`integrity_check`; the station
         does at start).
+    station_id : str, optional
+        The station using the database (``StationSettings.station_id``): every trial
+        started through it records it (several stations may share one clinic database).
 
     Raises
     ------
@@ -276,7 +296,7 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
             raise ValueError("open_database needs a url or a data_dir")
         url = default_database_url(data_dir)
     engine = create_db_engine(url, echo=echo)
-    db = Database(engine=engine, sessions=create_session_factory(engine))
+    db = Database(engine=engine, sessions=create_session_factory(engine, station_id=station_id))
     try:
         if db.path is not None:
             check_sqlite_file(db.path)

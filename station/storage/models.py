@@ -91,6 +91,7 @@ NAMING_CONVENTION = {
 
 PATIENT_CODE_MAX_LEN = 32
 USERNAME_MAX_LEN = 64
+STATION_ID_MAX_LEN = 64
 
 
 def utc_now() -> dt.datetime:
@@ -265,6 +266,8 @@ class Trial(Base):
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     #: frames lost before they could be stored (the writer fell too far behind)
     frames_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    #: the station that recorded it (its ``station_id`` setting); None for trials from before schema version 3
+    station_id: Mapped[str | None] = mapped_column(String(STATION_ID_MAX_LEN), index=True)
 
     session: Mapped[ClinicSession] = relationship(back_populates="trials")
     blocks: Mapped[list[FrameBlock]] = relationship(

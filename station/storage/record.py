@@ -95,7 +95,7 @@ def _export_trial(settings: StationSettings, trial_id: int, output: Path) -> int
     from station.storage.trials import trial_recording
 
     path = Path(settings.data_dir) / DATABASE_FILE
-    if not path.exists():
+    if settings.database_url is None and not path.exists():  # a server database is not in the data folder
         raise StorageError(f"{path}: no database (no trial has been stored in this data folder; see --data-dir)")
     with open_database(settings.database_url, data_dir=settings.data_dir) as db, db.sessions() as session:
         try:
@@ -149,7 +149,7 @@ def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s
     side = getattr(args, "stance_side", None)
     db = None
     if patient is not None:  # before the plate starts: a wrong code is said at once
-        db = open_database(settings.database_url, data_dir=settings.data_dir)
+        db = open_database(settings.database_url, data_dir=settings.data_dir, station_id=settings.station_id)
         with db.sessions() as session:
             try:
                 get_patient(session, patient)

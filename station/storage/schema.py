@@ -34,7 +34,17 @@ Versions:
 
 1. patients, sessions (visits), trials, frame_blocks, schema_version;
 2. ``users``, ``web_sessions``, ``audit_log`` (the web page's accounts, logins
-   and audit trail) and the nullable JSON column ``patients.programme``.
+   and audit trail) and the nullable JSON column ``patients.programme``;
+3. ``trials.station_id`` (nullable: which station recorded the trial; null for
+   trials recorded before, and for trials written by an older program still
+   running on the same clinic database) and its index.
+
+Several stations on one PostgreSQL database: the upgrade (and the creation of
+a new database) runs under ``pg_advisory_xact_lock`` (:data:`SCHEMA_LOCK_KEY`),
+so when two stations start at once one upgrades and the other waits, then
+finds the database current and does nothing. A station whose program is older
+than the database's schema refuses to start, in one line ("update the
+software"), and changes nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ from station.storage.models import NAMING_CONVENTION, Base, JSONData, SchemaVers
 
 __all__ = [
     "BASE_VERSION",
+    "SCHEMA_LOCK_KEY",
     "UPGRADES",
     "SchemaError",
     "SchemaReport",
@@ -84,6 +95,9 @@ log = logging.getLogger(__name__)
 
 BASE_VERSION = 1
 VERSION_TABLE = SchemaVersion.__tablename__
+#: the PostgreSQL advisory lock held by the transaction that creates or upgrades the schema
+#: (an arbitrary constant: the ASCII of "balance" and "S", so another program's locks are unlikely to collide)
+SCHEMA_LOCK_KEY = 0x62616C616E636553
 
 
 class SchemaError(StorageError):
@@ -153,9 +167,16 @@ def _v2_web_accounts(connection: Connection) -> None:
     connection.exec_driver_sql(f"ALTER TABLE patients ADD COLUMN programme {json_type}")
 
 
+def _v3_trial_station(connection: Connection) -> None:
+    """Add the nullable ``trials.station_id`` (the station that recorded the trial) and its index."""
+    connection.exec_driver_sql("ALTER TABLE trials ADD COLUMN station_id VARCHAR(64)")
+    connection.exec_driver_sql("CREATE INDEX ix_trials_station_id ON trials (station_id)")
+
+
 #: the upgrade steps after version 1, in order
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(2, "web accounts, sessions and audit log; patients get a drill programme", _v2_web_accounts),
+    Upgrade(3, "trials say which station recorded them", _v3_trial_station),
 )
 
 
@@ -311,6 +332,7 @@ def ensure_schema(engine: Engine, *, upgrades: Sequence[Upgrade] = UPGRADES, bac
         _driver_pragma(connection, "PRAGMA foreign_keys=OFF")
     try:
         with connection.begin():
+            _lock_schema(connection)
             version, tables = _read_state(connection, name, latest)  # again, under the write lock
             if version is None:
                 Base.metadata.create_all(connection)
@@ -356,6 +378,14 @@ def ensure_schema(engine: Engine, *, upgrades: Sequence[Upgrade] = UPGRADES, bac
         connection.close()
     log.info("%s: upgraded from schema version %d to %d", name, report.from_version, latest)
     return report
+
+
+def _lock_schema(connection: Connection) -> None:
+    """One creator or upgrader at a time. SQLite: ``BEGIN IMMEDIATE`` (the connection's execution option) already
+    holds the file's write lock. PostgreSQL: a transaction-level advisory lock, released by the commit or rollback;
+    a second station starting meanwhile waits here, then finds the schema current."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
 def _driver_pragma(connection: Connection, pragma: str) -> None:

@@ -41,9 +41,10 @@ from station.forces import ForceFrame
 from station.geometry import PlateGeometry
 from station.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
 from station.storage.blocks import ENCODING, BlockDecodeError, decode_block, encode_block
-from station.storage.db import StorageError, write_session
+from station.storage.db import StorageError, session_station_id, write_session
 from station.storage.models import (
     PATIENT_CODE_MAX_LEN,
+    STATION_ID_MAX_LEN,
     AffectedSide,
     ClinicSession,
     FrameBlock,
@@ -470,7 +471,7 @@ def _trial_filters(session: Session, query: Any, patient_code: str | None, state
 #: the columns of :func:`iter_trial_scores` rows, before ``metrics``
 SCORE_ROW_FIELDS = ("trial_id", "patient", "session_id", "protocol", "stance_side", "state", "grade",
                     "started_at", "ended_at", "duration_s", "n_frames", "frames_dropped", "sample_rate_hz",
-                    "plate_source", "metrics")
+                    "plate_source", "station_id", "metrics")
 
 
 def iter_trial_scores(session: Session, patient_code: str | None = None, *,
@@ -483,7 +484,7 @@ def iter_trial_scores(session: Session, patient_code: str | None = None, *,
     """
     query = (select(Trial.id, Patient.code, Trial.session_id, Trial.protocol, Trial.stance_side, Trial.state,
                     Trial.grade, Trial.started_at, Trial.ended_at, Trial.duration_s, Trial.n_frames,
-                    Trial.frames_dropped, Trial.sample_rate_hz, Trial.plate_source, Trial.metrics)
+                    Trial.frames_dropped, Trial.sample_rate_hz, Trial.plate_source, Trial.station_id, Trial.metrics)
              .join(ClinicSession, Trial.session_id == ClinicSession.id)
              .join(Patient, ClinicSession.patient_id == Patient.id)
              .order_by(Trial.started_at, Trial.id))
@@ -491,9 +492,9 @@ def iter_trial_scores(session: Session, patient_code: str | None = None, *,
     result = session.execute(query.execution_options(yield_per=batch))
     for row in result:
         (trial_id, code, session_id, protocol, side, state_, grade, started, ended, duration, n, dropped, rate,
-         source, metrics) = row
+         source, station, metrics) = row
         yield (trial_id, code, session_id, protocol, side.value if side is not None else None, state_.value,
-               grade.value, started, ended, duration, n, dropped, rate, source, metrics)
+               grade.value, started, ended, duration, n, dropped, rate, source, station, metrics)
 
 
 def update_trial(session: Session, trial_id: int, *, grade: Grade | str | None = None,
@@ -530,6 +531,7 @@ def trial_summary(trial: Trial) -> dict[str, Any]:
         "frames_dropped": trial.frames_dropped,
         "sample_rate_hz": trial.sample_rate_hz,
         "plate_source": trial.plate_source,
+        "station_id": trial.station_id,
         "grade": trial.grade.value,
         "notes": trial.notes,
         "settings": trial.settings,
@@ -594,7 +596,8 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
     Works on a running trial too (the frames stored so far). Metadata: the
     trial's settings (text values), ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),
     ``started_at``, ``calibration`` (its label), ``trial_id``, ``trial_state``,
-    ``plate_source``; the extra column ``flags`` holds each frame's flag bits.
+    ``plate_source``, ``station_id`` (the station that recorded it, when known); the extra column
+    ``flags`` holds each frame's flag bits.
 
     Raises
     ------
@@ -638,6 +641,8 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
     metadata["trial_state"] = trial.state.value
     if trial.plate_source:
         metadata["plate_source"] = trial.plate_source
+    if trial.station_id:
+        metadata["station_id"] = trial.station_id
     return Recording(
         t_s=np.concatenate(ts), forces_n=np.concatenate(fs), sample_rate_hz=trial.sample_rate_hz,
         geometry=PlateGeometry(ml_mm=trial.plate_ml_mm, ap_mm=trial.plate_ap_mm, feet_ml_mm=trial.feet_ml_mm),
@@ -712,9 +717,11 @@ class TrialWriter:
               geometry: PlateGeometry, stance_side: StanceSide | str | None = None,
               settings: Mapping[str, Any] | None = None, calibration: Calibration | Mapping[str, Any] | None = None,
               plate_source: str = "", notes: str = "", started_at: dt.datetime | None = None,
-              **writer_options: Any) -> TrialWriter:
+              station_id: str | None = None, **writer_options: Any) -> TrialWriter:
         """Add a trial in state ``running`` to the visit ``session_id`` and return its writer.
 
+        ``station_id``: the station recording it; default the one the database was opened for
+        (:func:`station.storage.db.open_database`'s ``station_id``, kept by the session factory).
         ``writer_options`` go to the constructor (``flush_period_s``, ``clock``...).
         """
         if not isinstance(protocol, str) or not _PROTOCOL_RE.match(protocol):
@@ -726,6 +733,9 @@ class TrialWriter:
         if not isinstance(geometry, PlateGeometry):
             raise InvalidValue(f"geometry must be a PlateGeometry, got {type(geometry).__name__}")
         check_free_space(sessions)
+        station = station_id if station_id is not None else session_station_id(sessions)
+        if station is not None and (not isinstance(station, str) or not 0 < len(station) <= STATION_ID_MAX_LEN):
+            raise InvalidValue(f"station_id {station!r} must be text of 1 to {STATION_ID_MAX_LEN} characters")
         side = _as_enum(StanceSide, stance_side, "stance_side")
         plain_settings = plain_json(dict(settings or {}), what="settings")
         calib = calibration_summary(calibration)
@@ -738,6 +748,7 @@ class TrialWriter:
                 settings=plain_settings, calibration=calib, started_at=now, updated_at=now,
                 sample_rate_hz=rate, plate_ml_mm=geometry.ml_mm, plate_ap_mm=geometry.ap_mm,
                 feet_ml_mm=geometry.feet_ml_mm, plate_source=str(plate_source or ""), notes=str(notes or ""),
+                station_id=station,
             )
             session.add(trial)
             session.flush()

@@ -155,7 +155,7 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
     engine = create_db_engine(default_database_url(tmp_path))
     try:
         report = ensure_schema(engine)
-        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) == 2
+        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) == 3
         with engine.connect() as c:
             assert current_version(c) == latest_version()
             assert {"patients", "sessions", "trials", "frame_blocks", "schema_version", "users", "web_sessions",
@@ -165,7 +165,7 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
         assert check_schema(engine) == latest_version()
     finally:
         engine.dispose()
-    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(2, "created")]
+    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(3, "created")]
     assert list(tmp_path.glob("*backup*")) == []
 
 
@@ -322,7 +322,7 @@ def test_opening_without_upgrading_only_checks(v1_database):
         assert check_schema(engine, upgrades=()) == 1
         with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 2"):
             check_schema(engine, upgrades=V2)
-        with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 2"):
+        with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 3"):
             check_schema(engine)
     finally:
         engine.dispose()
@@ -384,11 +384,13 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
     finally:
         db.close()
     assert np.array_equal(after.t_s, before.t_s) and np.array_equal(after.forces_n, before.forces_n)
-    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     assert {t: rows(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in V1_TABLES} == counts
     assert rows(path, "SELECT id, code, birth_year, sex, height_cm, affected_side, notes, created_at "
                       "FROM patients ORDER BY id") == patients_before
-    assert rows(path, "SELECT * FROM trials ORDER BY id") == trials_before
+    # every trial column as it was; the v3 column station_id last, unknown (null) for a trial from before
+    assert [r[:-1] for r in rows(path, "SELECT * FROM trials ORDER BY id")] == trials_before
+    assert rows(path, "SELECT station_id FROM trials") == [(None,)]
     assert rows(path, "SELECT code, programme FROM patients ORDER BY id") == [
         ("P-001", None), ("P-002", '{"drills": [{"name": "reach", "duration_s": 60}]}')]
     assert rows(path, "SELECT username FROM users") == [("therapist",)]
@@ -396,6 +398,27 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
     backups = list(path.parent.glob("station-v1-backup-*.db"))
     assert len(backups) == 1 and rows(backups[0], "SELECT MAX(version) FROM schema_version") == [(1,)]
     assert rows(path, "PRAGMA foreign_key_check") == []
+
+
+def test_the_v3_upgrade_gives_trials_their_station(v1_database):
+    path, old_trial, _ = v1_database
+    db = open_database(data_dir=path.parent, station_id="room-a")
+    try:
+        with db.sessions() as s:
+            visit = open_visit(s, "P-002")
+        w = TrialWriter.start(db.sessions, session_id=visit.id, protocol="single-leg", stance_side="right",
+                              sample_rate_hz=80, geometry=PlateGeometry())
+        w.add_many((i / 80, [100.0, 101.0, 102.0, 103.0]) for i in range(10))
+        w.finish("complete")
+        with db.sessions() as s:
+            assert trial_recording(s, w.trial_id).metadata["station_id"] == "room-a"
+            assert "station_id" not in trial_recording(s, old_trial).metadata  # unknown: not made up
+    finally:
+        db.close()
+    assert rows(path, "SELECT id, station_id FROM trials ORDER BY id") == [(old_trial, None), (w.trial_id, "room-a")]
+    assert rows(path, "SELECT version, description FROM schema_version WHERE version = 3") == [
+        (3, "trials say which station recorded them")]
+    assert ("ix_trials_station_id",) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")
 
 
 def test_an_upgraded_database_has_the_schema_of_a_new_one(v1_database, tmp_path):

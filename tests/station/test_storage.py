@@ -61,6 +61,7 @@ from station.storage.models import Base
 from station.storage.record import add_arguments, record_command
 from station.storage.trials import MAX_BLOCK_FRAMES
 from tests.doubles import ListFeed
+from tests.postgres.server import BACKENDS, backend_url
 from tests.station.test_live import frames as raw_frames
 
 GEOMETRY = PlateGeometry()
@@ -74,11 +75,17 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(data_dir=tmp_path / "data")
-    yield database
-    database.close()
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    """A new station database, on SQLite and on PostgreSQL (tests/postgres/server.py)."""
+    with backend_url(request.param, tmp_path) as url:
+        database = open_database(url, data_dir=tmp_path / "data")
+        yield database
+        database.close()
+
+
+#: a test of what only SQLite has (PRAGMAs, the file's write lock): the ``db`` fixture on SQLite alone
+sqlite_only = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -117,6 +124,7 @@ def test_default_url_is_station_db_in_the_data_folder(tmp_path):
         database.close()
 
 
+@sqlite_only
 def test_every_connection_has_wal_full_sync_and_foreign_keys(db):
     with db.engine.connect() as c1, db.engine.connect() as c2:  # two pooled connections, both set up
         for conn in (c1, c2):
@@ -129,7 +137,7 @@ def test_every_connection_has_wal_full_sync_and_foreign_keys(db):
 
 
 def test_foreign_keys_are_enforced(db):
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(IntegrityError, match="(?i)FOREIGN KEY"):
         with db.write() as s:
             s.add(ClinicSession(patient_id=999))
     with pytest.raises(NotFound, match="no clinic session 42"):
@@ -149,6 +157,7 @@ def test_a_visit_with_trials_cannot_be_deleted_but_a_trial_takes_its_blocks_alon
         assert s.scalars(select(FrameBlock)).all() == []
 
 
+@sqlite_only
 def test_write_transactions_take_the_write_lock_at_once(db):
     statements = []
     event.listen(db.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
@@ -197,8 +206,8 @@ def test_patient_fields_round_trip(db):
             "KNEE_2024-17", 1961, Sex.MALE, 181.5, AffectedSide.BOTH, "left THA 2023")
         assert p.created_at.tzinfo is dt.timezone.utc
     # enums are stored as their lower-case values
-    with sqlite3.connect(db.path) as raw:
-        assert raw.execute("SELECT sex, affected_side FROM patients").fetchone() == ("male", "both")
+    with db.engine.connect() as raw:
+        assert tuple(raw.execute(text("SELECT sex, affected_side FROM patients")).one()) == ("male", "both")
 
 
 def test_patient_optional_fields_and_listing(db):
@@ -479,6 +488,7 @@ def test_a_trial_recovered_meanwhile_is_not_written_behind_its_back(db, visit):
         w.finish()
 
 
+@sqlite_only
 def test_a_locked_database_keeps_the_frames_for_the_next_try(db, visit, monkeypatch):
     import station.storage.db as dbmod
 
@@ -655,7 +665,14 @@ def record_args(tmp_path, *argv):
     return p.parse_args(list(argv))
 
 
-def test_record_writes_a_stored_trial(db, visit, tmp_path, capsys):
+def use_database(monkeypatch, db):
+    """The command line's settings point at the test's database (a PostgreSQL one is not in --data-dir)."""
+    if not db.is_sqlite:
+        monkeypatch.setenv("BALANCE_STATION_DATABASE_URL", db.url.render_as_string(hide_password=False))
+
+
+def test_record_writes_a_stored_trial(db, visit, tmp_path, capsys, monkeypatch):
+    use_database(monkeypatch, db)
     w = start_writer(db, visit)
     w.add_many((i / 80, [150.0 + i, 160.0, 170.0, 180.0]) for i in range(100))
     w.finish()
@@ -667,6 +684,7 @@ def test_record_writes_a_stored_trial(db, visit, tmp_path, capsys):
         capsys.readouterr().err
 
 
+@sqlite_only
 def test_record_says_what_is_wrong(tmp_path, db):
     with pytest.raises(StorageError, match=r"station\.db: no trial 77"):
         record_command(record_args(tmp_path, "--trial", "77", "-o", str(tmp_path / "x.csv")))
@@ -687,7 +705,8 @@ def test_record_says_what_is_wrong(tmp_path, db):
 
 
 @pytest.mark.slow
-def test_record_live_stores_the_trial_and_writes_the_file(db, visit, tmp_path):
+def test_record_live_stores_the_trial_and_writes_the_file(db, visit, tmp_path, monkeypatch):
+    use_database(monkeypatch, db)
     out = tmp_path / "live.csv"
     args = record_args(tmp_path, "--plate", "simulated", "--live", "--duration-s", "1", "--patient", "P-001",
                        "--protocol", "single-leg", "--stance-side", "right", "-o", str(out))

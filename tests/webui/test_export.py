@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import sqlite3
 import time
 import zipfile
 
@@ -100,8 +99,9 @@ def test_exports_are_audited(env):
     seed_trials(db, "P-001", 1)
     client.get("/api/v1/export/scores.csv", params={"patient": "p-001", "from": "2024-01-01"})
     client.get("/api/v1/export/patient/P-001.zip")
-    with sqlite3.connect(db.path) as raw:
-        rows = raw.execute("SELECT username, client, detail FROM audit_log WHERE action = 'export' ORDER BY id").fetchall()
+    with db.engine.connect() as raw:  # SQLite or PostgreSQL
+        rows = [tuple(r) for r in raw.exec_driver_sql(
+            "SELECT username, client, detail FROM audit_log WHERE action = 'export' ORDER BY id")]
     assert rows == [("therapist", "testclient", "scores.csv: patient P-001 from 2024-01-01"),
                     ("therapist", "testclient", "patient P-001.zip: 0 recording(s)")]
 

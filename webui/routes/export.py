@@ -4,7 +4,7 @@ Scores CSV
     UTF-8, one header row, one row per trial, oldest first. The first columns
     describe the trial (:data:`TRIAL_COLUMNS`: id, patient code, ISO 8601
     start and end in the station's time zone, protocol, side, state, grade,
-    recorded length, frames); then one column per metric, named as in the
+    recorded length, frames, plate, the station that recorded it); then one column per metric, named as in the
     ``analyze`` output with nested fields joined by a dot
     (``cop.path_length_mm``) so the units stay in the names; the contract's
     metrics (:data:`METRIC_COLUMNS`) always, any other metric found in the
@@ -50,7 +50,7 @@ router = APIRouter(prefix="/export", tags=["export"])
 
 #: the trial's own columns, first in every scores file
 TRIAL_COLUMNS = ("trial_id", "patient", "started_at", "ended_at", "protocol", "stance_side", "state", "grade",
-                 "recorded_s", "n_frames", "frames_dropped", "plate_sample_rate_hz", "plate_source")
+                 "recorded_s", "n_frames", "frames_dropped", "plate_sample_rate_hz", "plate_source", "station_id")
 #: metrics of the analyze contract (DESIGN.md section 5), always present, in this order
 METRIC_COLUMNS = (
     "sample_rate_hz", "duration_s", "n_samples", "body_weight_n",
@@ -162,9 +162,9 @@ def scores_csv(db: Database, patient: str | None, start: dt.datetime | None, end
     n = 0
     while trials:
         (trial_id, code, _session_id, protocol, side, state, grade, started, ended, duration, n_frames, dropped,
-         rate, source), flat = trials.pop()
+         rate, source, station), flat = trials.pop()
         writer.writerow([trial_id, code, _when(started), _when(ended), _cell(protocol), side or "", state, grade,
-                         _cell(duration), n_frames, dropped, _cell(rate), _cell(source)]
+                         _cell(duration), n_frames, dropped, _cell(rate), _cell(source), _cell(station)]
                         + [_cell(flat.get(c)) for c in columns])
         n += 1
         if n % _CHUNK_ROWS == 0:
