@@ -278,6 +278,8 @@ class TrialPublic(BaseModel):
     settings: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     calibration: str | None = None
+    station_id: str | None = Field(None, description="the station that recorded the trial (its station_id setting); "
+                                                     "null for trials stored before stations were recorded")
 
 
 class TrialUpdate(BaseModel):

@@ -1,0 +1,92 @@
+"""Every trial says which station recorded it: the API, the trial page, the scores CSV, the recording file.
+
+Run on SQLite and on PostgreSQL (tests/webui/conftest.py), with two stations writing into one database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+
+from station.storage.db import open_database
+from tests.webui.helpers import add_recorded_trial, login, make_settings, seed_trials
+from webui.app import create_app
+from webui.routes.export import TRIAL_COLUMNS
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The app of station ``room-a``, and the same database opened by a second station, ``room-b``."""
+    settings = make_settings(tmp_path)
+    db_a = open_database(settings.database_url, data_dir=settings.data_dir, station_id=settings.station_id)
+    db_b = open_database(settings.database_url, data_dir=settings.data_dir, station_id="room-b")
+    app = create_app(settings.model_copy(update={"station_id": "room-a"}), None, db=db_a)
+    try:
+        with TestClient(app, base_url="http://localhost") as client:
+            login(client)
+            yield client, db_a, db_b
+    finally:
+        db_a.close()
+        db_b.close()
+
+
+def test_the_station_id_setting_defaults_and_is_checked(tmp_path):
+    from station.config import load_settings
+    from station.errors import UserError
+
+    assert load_settings(data_dir=tmp_path).station_id == "balance-station"
+    assert load_settings(data_dir=tmp_path, station_id="room-a").station_id == "room-a"
+    with pytest.raises(UserError, match="station_id"):
+        load_settings(data_dir=tmp_path, station_id="x" * 65)
+
+
+def test_each_trial_carries_the_station_that_recorded_it(env):
+    client, db_a, db_b = env
+    assert (db_a.station_id, db_b.station_id) == ("balance-station", "room-b")
+    a = add_recorded_trial(db_a, "P-001", n_frames=100)
+    b = add_recorded_trial(db_b, "P-001", n_frames=100, side="right")
+    (old,) = seed_trials(db_a, "P-001", 1)  # stored without a station (as before schema version 3)
+    assert client.get(f"/api/v1/trials/{a}").json()["station_id"] == "balance-station"
+    assert client.get(f"/api/v1/trials/{b}").json()["station_id"] == "room-b"
+    assert client.get(f"/api/v1/trials/{old}").json()["station_id"] is None
+    listed = {t["trial_id"]: t["station_id"] for t in client.get("/api/v1/trials").json()}
+    assert listed == {a: "balance-station", b: "room-b", old: None}
+    # the fields the contract had before are all still there
+    one = client.get(f"/api/v1/trials/{b}").json()
+    assert {"trial_id", "patient", "session_id", "protocol", "stance_side", "state", "state_detail", "started_at",
+            "ended_at", "duration_s", "n_frames", "frames_dropped", "sample_rate_hz", "plate_source", "grade",
+            "notes", "settings", "metrics", "calibration"} < set(one)
+
+
+def test_the_trial_page_names_the_station(env):
+    client, _, db_b = env
+    b = add_recorded_trial(db_b, "P-001", n_frames=100)
+    page = client.get(f"/trials/{b}")
+    assert page.status_code == 200
+    assert '<dt>Station</dt><dd id="trial-station">room-b</dd>' in page.text
+    (old,) = seed_trials(db_b, "P-002", 1)
+    assert '<dd id="trial-station">–</dd>' in client.get(f"/trials/{old}").text
+
+
+def test_the_scores_csv_has_a_station_column(env):
+    client, db_a, db_b = env
+    a = add_recorded_trial(db_a, "P-001", n_frames=100)
+    b = add_recorded_trial(db_b, "P-001", n_frames=100)
+    (old,) = seed_trials(db_a, "P-001", 1)
+    assert TRIAL_COLUMNS[-2:] == ("plate_source", "station_id")
+    text = client.get("/api/v1/export/scores.csv").text
+    assert text.splitlines()[0].split(",")[:len(TRIAL_COLUMNS)] == list(TRIAL_COLUMNS)
+    rows = {int(r["trial_id"]): r["station_id"] for r in csv.DictReader(io.StringIO(text))}
+    assert rows == {a: "balance-station", b: "room-b", old: ""}
+
+
+def test_the_recording_file_names_the_station(env):
+    client, db_a, db_b = env
+    b = add_recorded_trial(db_b, "P-001", n_frames=100)
+    text = client.get(f"/api/v1/trials/{b}/recording.csv").text
+    assert "# station_id: room-b\n" in text
+    (old,) = seed_trials(db_a, "P-001", 1)
+    assert client.get(f"/api/v1/trials/{old}/recording.csv").status_code != 200  # no frames: no file, as before
