@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
@@ -84,6 +84,7 @@ __all__ = [
     "recover_interrupted",
     "set_grade",
     "set_metrics",
+    "station_activity",
     "todays_visit",
     "trial_recording",
     "trial_summary",
@@ -393,6 +394,47 @@ def patient_trial_counts(session: Session) -> dict[int, tuple[int, dt.datetime |
             last = last.replace(tzinfo=dt.timezone.utc)
         result[int(patient_id)] = (int(n), last)
     return result
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """An aggregate over a UTC column as an aware datetime (SQLite gives it back as naive text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def station_activity(session: Session) -> list[dict[str, Any]]:
+    """Every station that stored a trial in this database, the one in contact last first.
+
+    Each: ``station_id`` (None for the trials stored before stations were recorded, one row for all of
+    them, last), ``trials`` (how many), ``first_trial_at`` and ``last_trial_at`` (when its first and
+    latest trials started), ``last_contact_at`` (its last write: a trial's frames are written every
+    half second while it runs, and its end), ``running`` (trials still running there), and the plate
+    and calibration of its latest trial (``plate_source``, ``calibration``: the label).
+    """
+    rows = session.execute(
+        select(Trial.station_id, func.count(Trial.id), func.min(Trial.started_at), func.max(Trial.started_at),
+               func.max(func.coalesce(Trial.ended_at, Trial.updated_at)), func.max(Trial.updated_at),
+               func.sum(case((Trial.state == TrialState.RUNNING, 1), else_=0)))
+        .group_by(Trial.station_id)).all()
+    stations = []
+    for station_id, n, first, last, ended, updated, running in rows:
+        latest = session.execute(
+            select(Trial.plate_source, Trial.calibration).where(
+                Trial.station_id.is_(None) if station_id is None else Trial.station_id == station_id)
+            .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).one()
+        contacts = [t for t in (_aware(ended), _aware(updated)) if t is not None]
+        stations.append({
+            "station_id": station_id, "trials": int(n), "first_trial_at": _aware(first),
+            "last_trial_at": _aware(last), "last_contact_at": max(contacts) if contacts else None,
+            "running": int(running or 0), "plate_source": latest[0] or "",
+            "calibration": (latest[1] or {}).get("label"),
+        })
+    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    stations.sort(key=lambda s: (s["station_id"] is None, -(s["last_contact_at"] or epoch).timestamp()))
+    return stations
 
 
 # -- visits --------------------------------------------------------------------------------

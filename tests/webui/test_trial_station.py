@@ -20,10 +20,10 @@ from webui.routes.export import TRIAL_COLUMNS
 @pytest.fixture
 def env(tmp_path):
     """The app of station ``room-a``, and the same database opened by a second station, ``room-b``."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path).model_copy(update={"station_id": "room-a"})
     db_a = open_database(settings.database_url, data_dir=settings.data_dir, station_id=settings.station_id)
     db_b = open_database(settings.database_url, data_dir=settings.data_dir, station_id="room-b")
-    app = create_app(settings.model_copy(update={"station_id": "room-a"}), None, db=db_a)
+    app = create_app(settings, None, db=db_a)
     try:
         with TestClient(app, base_url="http://localhost") as client:
             login(client)
@@ -45,15 +45,15 @@ def test_the_station_id_setting_defaults_and_is_checked(tmp_path):
 
 def test_each_trial_carries_the_station_that_recorded_it(env):
     client, db_a, db_b = env
-    assert (db_a.station_id, db_b.station_id) == ("balance-station", "room-b")
+    assert (db_a.station_id, db_b.station_id) == ("room-a", "room-b")
     a = add_recorded_trial(db_a, "P-001", n_frames=100)
     b = add_recorded_trial(db_b, "P-001", n_frames=100, side="right")
     (old,) = seed_trials(db_a, "P-001", 1)  # stored without a station (as before schema version 3)
-    assert client.get(f"/api/v1/trials/{a}").json()["station_id"] == "balance-station"
+    assert client.get(f"/api/v1/trials/{a}").json()["station_id"] == "room-a"
     assert client.get(f"/api/v1/trials/{b}").json()["station_id"] == "room-b"
     assert client.get(f"/api/v1/trials/{old}").json()["station_id"] is None
     listed = {t["trial_id"]: t["station_id"] for t in client.get("/api/v1/trials").json()}
-    assert listed == {a: "balance-station", b: "room-b", old: None}
+    assert listed == {a: "room-a", b: "room-b", old: None}
     # the fields the contract had before are all still there
     one = client.get(f"/api/v1/trials/{b}").json()
     assert {"trial_id", "patient", "session_id", "protocol", "stance_side", "state", "state_detail", "started_at",
@@ -80,7 +80,7 @@ def test_the_scores_csv_has_a_station_column(env):
     text = client.get("/api/v1/export/scores.csv").text
     assert text.splitlines()[0].split(",")[:len(TRIAL_COLUMNS)] == list(TRIAL_COLUMNS)
     rows = {int(r["trial_id"]): r["station_id"] for r in csv.DictReader(io.StringIO(text))}
-    assert rows == {a: "balance-station", b: "room-b", old: ""}
+    assert rows == {a: "room-a", b: "room-b", old: ""}
 
 
 def test_the_recording_file_names_the_station(env):
@@ -90,3 +90,31 @@ def test_the_recording_file_names_the_station(env):
     assert "# station_id: room-b\n" in text
     (old,) = seed_trials(db_a, "P-001", 1)
     assert client.get(f"/api/v1/trials/{old}/recording.csv").status_code != 200  # no frames: no file, as before
+
+
+def test_the_station_page_lists_every_station_that_wrote_to_the_database(env):
+    import datetime as dt
+    import re
+
+    from station.storage.trials import station_activity
+
+    client, db_a, db_b = env
+    assert '<p class="muted">No trial stored yet.</p>' in client.get("/").text
+    for _ in range(2):
+        add_recorded_trial(db_b, "P-001", n_frames=100)
+    add_recorded_trial(db_a, "P-002", n_frames=100)
+    seed_trials(db_a, "P-003", 3)  # from before stations were recorded (2024)
+    with db_a.sessions() as s:
+        stations = station_activity(s)
+    assert [(st["station_id"], st["trials"], st["running"]) for st in stations] == [
+        ("room-a", 1, 0), ("room-b", 2, 0), (None, 3, 0)]  # the last in contact first; unknown last
+    now = dt.datetime.now(dt.timezone.utc)
+    for st in stations[:2]:
+        assert now - dt.timedelta(minutes=1) < st["last_contact_at"] <= now
+        assert st["plate_source"] == "simulated" and st["first_trial_at"] <= st["last_trial_at"]
+    assert stations[2]["last_contact_at"] < now - dt.timedelta(days=300)
+    page = client.get("/").text
+    listed = re.findall(r'<tr data-station="([^"]*)"><td>(.*?)</td>\s*<td class="num">(\d+)</td>', page)
+    assert [(sid, int(n)) for sid, _, n in listed] == [("room-a", 1), ("room-b", 2), ("", 3)]
+    assert "(this station)" in listed[0][1] and "(this station)" not in listed[1][1]
+    assert "not recorded" in listed[2][1]

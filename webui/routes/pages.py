@@ -135,7 +135,28 @@ def station_page(request: Request, settings: SettingsDep, user: PageUser) -> HTM
     if disk_low:
         warnings.append(disk_low)
     return _render(request, "station.html", {"active": "station", "status": status, "plate": settings.plate,
-                                             "disk": disk, "db_size_mb": db_size, "warnings": warnings})
+                                             "disk": disk, "db_size_mb": db_size, "warnings": warnings,
+                                             "stations": _stations(db), "station_id": settings.station_id})
+
+
+def _stations(db: Any) -> list[dict[str, Any]] | None:
+    """Every station that stored trials in the database (several may share a clinic database); None when
+    the database cannot be read (the rest of the page still shows)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from station.storage.trials import station_activity
+
+    if db is None:
+        return []
+    try:
+        with db.sessions() as session:
+            return station_activity(session)
+    except (SQLAlchemyError, StorageError) as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("station page: cannot list the stations: %s",
+                                            (str(exc).splitlines() or [type(exc).__name__])[0])
+        return None
 
 
 # -- patients -------------------------------------------------------------------------------------------
