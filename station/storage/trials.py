@@ -600,8 +600,13 @@ def set_metrics(session: Session, trial_id: int, metrics: Mapping[str, Any] | No
     return trial
 
 
+#: a running trial with no station recorded (from before schema version 3, or written by an older program on
+#: another station sharing the database) counts as interrupted when nothing was written to it for this long, s
+UNKNOWN_STATION_STALE_S = 30.0
+
+
 def recover_interrupted(session: Session, *, stale_after_s: float | None = None,
-                        now: dt.datetime | None = None) -> list[int]:
+                        now: dt.datetime | None = None, station_id: str | None = None) -> list[int]:
     """Mark every trial still ``running`` as ``incomplete``, keeping its frames; returns their ids.
 
     The station calls this once at start-up, when no trial can be running:
@@ -612,9 +617,21 @@ def recover_interrupted(session: Session, *, stale_after_s: float | None = None,
 
     ``stale_after_s`` limits it to trials whose writer has stored nothing for
     that long, for a caller that cannot be sure no other process is recording.
+
+    Several stations on one database: only this station's trials are recovered
+    (``station_id``, default the one the session's factory was made for, see
+    :func:`station.storage.db.open_database`), and trials without a station
+    once nothing was written to them for :data:`UNKNOWN_STATION_STALE_S`;
+    another station's running trial is left to it.
     """
     now = now or utc_now()
+    if station_id is None:
+        station_id = session.info.get("station_id") or None
     query = select(Trial).where(Trial.state == TrialState.RUNNING)
+    if station_id is not None:
+        unknown_stale = now - dt.timedelta(seconds=UNKNOWN_STATION_STALE_S)
+        query = query.where((Trial.station_id == station_id)
+                            | (Trial.station_id.is_(None) & (Trial.updated_at < unknown_stale)))
     if stale_after_s is not None:
         query = query.where(Trial.updated_at < now - dt.timedelta(seconds=float(stale_after_s)))
     recovered = []

@@ -546,6 +546,34 @@ def test_recover_interrupted_can_spare_a_trial_still_being_written(db, visit):
         assert recover_interrupted(s, stale_after_s=60, now=later) == [w.trial_id]
 
 
+def test_a_station_starting_recovers_only_its_own_trials(db, visit, tmp_path):
+    """Two stations on one database: room-a's start-up leaves room-b's running trial alone."""
+    url = db.url.render_as_string(hide_password=False)
+    room_a = open_database(url, station_id="room-a")
+    room_b = open_database(url, station_id="room-b")
+    try:
+        a = start_writer(room_a, visit)
+        b = start_writer(room_b, visit)
+        old = start_writer(db, visit)  # no station recorded (as from before schema version 3)
+        for w in (a, b, old):
+            w.add((0.0, [1.0, 2.0, 3.0, 4.0]))
+            w.flush()
+        with room_a.sessions() as s:
+            assert recover_interrupted(s) == [a.trial_id]  # its own; the unknown one was written just now
+            later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=31)
+            assert recover_interrupted(s, now=later) == [old.trial_id]  # no station, nothing written for 30 s
+        with room_b.sessions() as s:
+            assert get_trial(s, b.trial_id).state is TrialState.RUNNING
+            assert get_trial(s, a.trial_id).station_id == "room-a"
+        b.add((0.0125, [1.0, 2.0, 3.0, 4.0]))
+        b.finish()  # room-b's trial was never taken from it
+        with db.sessions() as s:
+            assert recover_interrupted(s) == []  # a database opened without a station recovers every trial
+    finally:
+        room_a.close()
+        room_b.close()
+
+
 def test_the_recording_rebuilt_from_the_database_is_what_was_written(db, visit, tmp_path):
     frames = simulated_frames(400)
     assert any(f.flags & FrameFlag.GLITCH for f in frames)  # flags are kept too
