@@ -320,3 +320,24 @@ def test_two_stations_write_trials_into_one_database_at_once(pg_url):
     rate = sum(frames / r[4] for r in results)
     print(f"\ntwo stations at once: {2 * frames} frames in {2 * n_blocks} block transactions, "
           f"{rate:,.0f} frames/s stored together ({max(r[4] for r in results):.2f} s)")
+
+
+def test_the_command_line_of_an_older_station_says_so_in_one_line(pg_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    open_database(pg_url).close()
+    engine = create_engine(pg_url)
+    with engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO schema_version (version, applied_at, description) VALUES (9, now(), 'newer')")
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BALANCE_STATION_")}
+    env.update(BALANCE_STATION_DATABASE_URL=pg_url, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    command = Path(sys.executable).with_name("balance-station")
+    done = subprocess.run([str(command), "--data-dir", str(tmp_path / "data"), "user", "list"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "schema version 9, newer than this program's" in done.stderr and "update the software" in done.stderr
