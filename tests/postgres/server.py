@@ -6,7 +6,7 @@ Each test gets a database of its own on that server (:func:`scratch_database`),
 dropped after it.
 
 Without that variable the PostgreSQL variants skip, saying why; under CI
-(``CI=true``) they fail instead: there they must run.
+(``CI`` set, as by CI services: ``CI=true``) they fail instead: there they must run.
 
 The variable is read when this module is imported: the autouse fixture of
 ``tests/conftest.py`` clears every ``BALANCE_STATION_*`` variable during a test,
@@ -28,7 +28,8 @@ from sqlalchemy.engine import URL, make_url
 __all__ = ["BACKENDS", "POSTGRES_URL", "backend_url", "require_postgres", "scratch_database"]
 
 POSTGRES_URL = os.environ.get("BALANCE_TEST_POSTGRES_URL", "").strip()
-UNDER_CI = os.environ.get("CI", "").lower() == "true"
+#: as the browser tests read it: CI set to anything but "", 0, false, no
+UNDER_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 #: the ids of the parametrized database fixtures
 BACKENDS = ("sqlite", "postgresql")
 
