@@ -341,3 +341,32 @@ def test_the_command_line_of_an_older_station_says_so_in_one_line(pg_url, tmp_pa
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.count("\n") == 1, done.stderr
     assert "schema version 9, newer than this program's" in done.stderr and "update the software" in done.stderr
+
+
+def test_backup_of_a_postgresql_database_is_a_pg_dump_that_restores(pg_url, tmp_path):
+    import shutil
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    from station.storage.backup import backup_database
+
+    trial_id, frames = make_v1(pg_url)
+    open_database(pg_url).close()  # brought up to this program's schema
+    report = backup_database(pg_url, data_dir=tmp_path / "data")
+    assert report.path.parent == (tmp_path / "data" / "backups").resolve() and report.path.suffix == ".dump"
+    assert report.size_bytes > 0
+    with pytest.raises(Exception, match="already exists"):
+        backup_database(pg_url, data_dir=tmp_path, target=report.path)
+    with scratch_database("restored") as restored:
+        target = make_url(restored).set(drivername="postgresql").render_as_string(hide_password=False)
+        done = subprocess.run([shutil.which("pg_restore") or "pg_restore", "--no-owner", f"--dbname={target}",
+                               str(report.path)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        db = open_database(restored)
+        try:
+            with db.sessions() as s:
+                assert np.array_equal(trial_recording(s, trial_id).forces_n, frames)
+        finally:
+            db.close()
+        assert all_rows(restored, "SELECT MAX(version) FROM schema_version") == [(latest_version(),)]
