@@ -173,20 +173,20 @@ def disc(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[in
 
 
 def ring(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[int, int], r_outer: float,
-         r_inner: float, fraction: float = 1.0, start: float = -math.pi / 2) -> None:
-    """A thick ring, or the part of it from ``start`` (12 o'clock) clockwise over ``fraction`` of a turn."""
+         r_inner: float, fraction: float = 1.0, start: float = -math.pi / 2) -> pygame.Rect:
+    """A thick ring, or the part of it from ``start`` (12 o'clock) clockwise over ``fraction`` of a turn;
+    returns where it was drawn."""
     fraction = max(0.0, min(1.0, fraction))
     if fraction <= 0 or r_outer <= r_inner:
-        return
+        return pygame.Rect(centre, (0, 0))
     if fraction >= 1.0:
-        pygame.draw.circle(surface, colour, centre, round(r_outer), width=max(1, round(r_outer - r_inner)))
-        return
+        return pygame.draw.circle(surface, colour, centre, round(r_outer), width=max(1, round(r_outer - r_inner)))
     n = max(8, int(72 * fraction))
     cx, cy = centre
     angles = [start + 2 * math.pi * fraction * i / n for i in range(n + 1)]
     outer = [(cx + r_outer * math.cos(a), cy + r_outer * math.sin(a)) for a in angles]
     inner = [(cx + r_inner * math.cos(a), cy + r_inner * math.sin(a)) for a in reversed(angles)]
-    pygame.draw.polygon(surface, colour, outer + inner)
+    return pygame.draw.polygon(surface, colour, outer + inner)
 
 
 def tick_mark(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[int, int], size: int) -> None:
@@ -373,6 +373,13 @@ class GameMode(Mode):
         self._layout: Layout | None = None
         self._plate_view: view.PlateView | None = None
         self._static: tuple[tuple[int, int], bool, pygame.Surface] | None = None
+        #: the picture without the moving things, the keys of what it shows, the surface it was last put on,
+        #: where the moving things were drawn, and the buttons it has (see :meth:`draw`)
+        self._scene: pygame.Surface | None = None
+        self._scene_keys: tuple[tuple, tuple, tuple] | None = None
+        self._shown_on: pygame.Surface | None = None
+        self._moving: list[pygame.Rect] = []
+        self._buttons_kept: list[tuple[pygame.Rect, str]] = []
         self._trial_started = False
         if hasattr(live, "trial_started"):
             live.trial_started()  # no automatic re-zero while a drill runs
@@ -545,6 +552,7 @@ class GameMode(Mode):
             self._layout = Layout.for_size(size, with_bars=with_bars)
             self._plate_view = view.PlateView(self.geometry, self._layout.plate, margin_mm=30.0)
             self._static = None
+            self._scene_keys = None
         return self._layout
 
     def plate_view(self, surface: pygame.Surface) -> view.PlateView:
@@ -570,36 +578,125 @@ class GameMode(Mode):
         self._static = (*key, layer)
         return layer
 
+    def invalidate(self) -> None:
+        """Something else drew on the screen: the next :meth:`draw` redraws all of it."""
+        self._shown_on = None
+
+    def _keys(self, lay: Layout, v: DrillView) -> tuple[tuple, tuple, tuple]:
+        """What the header, the panel and the rest of the picture show now (a change of one redraws it).
+
+        The things that move every frame (the cursor, the hold ring, the bursts of a hit, the metronome's
+        pacer) are not in the keys: they are drawn over the picture every frame (:meth:`_draw_moving`).
+        """
+        card = self._card(v)
+        toast = self._active_toast()
+        message, colour = (toast if toast is not None and not card else (v.instruction, view.TEXT))
+        header = (message, colour)
+        flash = self._t_s < self._flash_until
+        bar_px = -1
+        if v.duration_s > 0:
+            inner_w = lay.panel.inflate(-2 * lay.pad, -2 * lay.pad).width
+            bar_px = round(inner_w * max(0.0, min(1.0, v.elapsed_s / v.duration_s)))
+        panel = (v.score, v.streak, v.best_streak, v.level, round_label(v), format_clock(v.duration_s - v.elapsed_s),
+                 bar_px, flash, v.feedback, v.cursor_visible, v.state in ("round_summary", "done", "aborted"))
+        live = v.cursor_visible or v.state != "running"
+        bars = None
+        if v.bars is not None and lay.bars is not None:
+            b = v.bars
+            height = (lay.bars.bottom - lay.big - 2 * lay.pad) - (lay.bars.top + lay.mid + 2 * lay.pad)
+            shown = tuple((f"{pct:.0f}", round(height * max(0.0, min(100.0, pct)) / 100))
+                          for pct in (b.left_pct, 100.0 - b.left_pct))  # as _draw_bars draws them
+            bars = (shown, b.target_left_pct, b.tolerance_pct, b.within)
+        rest = (card, v.state, v.title, live, v.zone, None if v.metronome is None else
+                (v.metronome.axis, v.metronome.amplitude_mm),
+                tuple((t.x_mm, t.y_mm, t.radius_mm, t.state) for t in v.targets), bars)
+        if card:
+            actions = self._actions()
+            rest += (v.score, v.round_index, v.rounds, v.summary, v.best_streak, v.level, tuple(actions),
+                     self._focus % len(actions), tuple(self._bursts), self._t_s if self._bursts else None)
+        return header, panel, rest
+
     def draw(self, surface: pygame.Surface) -> None:
+        """Draw the game. What has not changed since the last frame is not drawn again: the picture without
+        the moving things is kept (redrawn in parts: the header, the panel, or all of it, when what they
+        show changes); each frame puts back the picture where the moving things were and draws them anew."""
         lay = self.layout(surface)
         pv = self.plate_view(surface)
         v = self.view
-        surface.blit(self._static_layer(surface, lay, pv), (0, 0))
-        self._buttons = []
+        static = self._static_layer(surface, lay, pv)
+        header_key, panel_key, rest_key = self._keys(lay, v)
+        scene = self._scene
+        fresh = (self._shown_on is not surface or scene is None or scene.get_size() != lay.size
+                 or self._scene_keys is None)
+        if scene is None or scene.get_size() != lay.size:
+            scene = pygame.Surface(lay.size)
+            if pygame.display.get_surface() is not None:
+                scene = scene.convert()
+            self._scene = scene
+        old = self._scene_keys or (None, None, None)
+        if fresh or rest_key != old[2]:
+            scene.blit(static, (0, 0))
+            self._buttons = []
+            self._draw_scene(scene, lay, pv, v)
+            self._buttons_kept = list(self._buttons)
+            surface.blit(scene, (0, 0))
+            self._moving = []
+        else:
+            for key, old_key, rect, draw in ((header_key, old[0], lay.header, self._draw_header),
+                                             (panel_key, old[1], lay.panel, self._draw_panel)):
+                if key != old_key:
+                    scene.blit(static, rect, rect)
+                    scene.set_clip(rect)
+                    self._buttons = []
+                    draw(scene, lay, v)
+                    scene.set_clip(None)
+                    if draw == self._draw_panel:
+                        self._buttons_kept = list(self._buttons)
+                    surface.blit(scene, rect, rect)
+            for rect in self._moving:  # put the picture back where the moving things were
+                surface.blit(scene, rect, rect)
+        self._buttons = list(self._buttons_kept)
+        self._scene_keys = (header_key, panel_key, rest_key)
+        self._shown_on = surface
+        self._moving = [r for r in self._draw_moving(surface, lay, pv, v) if r.width and r.height]
+
+    def _draw_scene(self, surface: pygame.Surface, lay: Layout, pv: view.PlateView, v: DrillView) -> None:
+        """Everything but the moving things (see :meth:`_draw_moving`), on the static layer."""
         self._draw_header(surface, lay, v)
         live = v.cursor_visible or v.state != "running"  # faded feedback hides what gives the COP away
         if v.zone is not None:
             self._draw_zone(surface, pv, lay, v.zone, live=live)
         if v.metronome is not None:
-            self._draw_metronome(surface, pv, lay, v.metronome)
+            self._draw_metronome_track(surface, pv, v.metronome)
         for target in v.targets:
             self._draw_target(surface, pv, lay, target)
-        self._draw_bursts(surface, pv)
+        card = self._card(v)
+        if card:
+            self._draw_bursts(surface, pv)
         if v.bars is not None and lay.bars is not None:
             self._draw_bars(surface, lay, v.bars, live=live)
         self._draw_panel(surface, lay, v)
-        card = v.state in ("round_summary", "done", "aborted")
         if not card:
             self._draw_messages(surface, lay, v)
-        # the cursor last: read the newest frame as late as possible
-        self.drawn_sample = None
-        self.cursor_px = None
-        if not card and v.cursor_visible:
-            self._draw_cursor(surface, pv, lay)
-        if not card:
-            self._draw_hold_rings(surface, pv, lay, v)
         if card:
             self._draw_card(surface, lay, v)
+
+    def _draw_moving(self, surface: pygame.Surface, lay: Layout, pv: view.PlateView,
+                     v: DrillView) -> list[pygame.Rect]:
+        """The pacer, the bursts, the cursor (the newest frame, read as late as possible) and the hold ring,
+        over the picture; returns where they were drawn."""
+        self.drawn_sample = None
+        self.cursor_px = None
+        if self._card(v):
+            return []
+        rects: list[pygame.Rect] = []
+        if v.metronome is not None:
+            rects += self._draw_pacer(surface, pv, lay, v.metronome)
+        rects += self._draw_bursts(surface, pv)
+        if v.cursor_visible:
+            rects += self._draw_cursor(surface, pv, lay)
+        rects += self._draw_hold_rings(surface, pv, lay, v)
+        return rects
 
     def _draw_header(self, surface: pygame.Surface, lay: Layout, v: DrillView) -> None:
         x, y = lay.header.left, lay.header.top
@@ -654,28 +751,35 @@ class GameMode(Mode):
         else:  # pending: a faint mark where it will come
             pygame.draw.circle(surface, MISSED, centre, max(5, r // 4))
 
-    def _draw_hold_rings(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout, v: DrillView) -> None:
+    def _draw_hold_rings(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout,
+                         v: DrillView) -> list[pygame.Rect]:
         """The hold progress of the active target: a green ring filling clockwise, outside the cursor
         (drawn after it: the cursor sits in the target while the ring fills)."""
         s = pv.scale_px_per_mm
         cr = self._cursor_radius(lay)
         outer_cursor = cr + max(3, cr // 4) + 2
+        rects = []
         for t in v.targets:
             if t.state == "active" and t.hold_progress > 0:
                 r = max(14, round(t.radius_mm * s))
                 inner = max(r + max(3, r // 9) + 1, outer_cursor + 2)
-                ring(surface, GOOD, pv.to_px(t.x_mm, t.y_mm), inner + max(6, r // 4), inner, t.hold_progress)
+                rects.append(ring(surface, GOOD, pv.to_px(t.x_mm, t.y_mm), inner + max(6, r // 4), inner,
+                                  t.hold_progress))
+        return rects
 
-    def _draw_bursts(self, surface: pygame.Surface, pv: view.PlateView) -> None:
+    def _draw_bursts(self, surface: pygame.Surface, pv: view.PlateView) -> list[pygame.Rect]:
         s = pv.scale_px_per_mm
         alive = []
+        rects = []
         for x_mm, y_mm, r_mm, t0 in self._bursts:
             age = self._t_s - t0
             if age < BURST_S:
                 alive.append((x_mm, y_mm, r_mm, t0))
                 r = round(r_mm * s * (1.0 + 0.8 * age / BURST_S))
-                pygame.draw.circle(surface, GOOD, pv.to_px(x_mm, y_mm), r, width=max(2, round(6 * (1 - age / BURST_S))))
+                rects.append(pygame.draw.circle(surface, GOOD, pv.to_px(x_mm, y_mm), r,
+                                                width=max(2, round(6 * (1 - age / BURST_S)))))
         self._bursts = alive
+        return rects
 
     def _draw_zone(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout, z: Zone,
                    *, live: bool = True) -> None:
@@ -696,21 +800,23 @@ class GameMode(Mode):
             text(surface, label, (rect.centerx, rect.top - lay.pad // 3), size_px=size, colour=colour,
                  anchor="midbottom", bold=True)
 
-    def _draw_metronome(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout, m: Metronome) -> None:
+    def _draw_metronome_track(self, surface: pygame.Surface, pv: view.PlateView, m: Metronome) -> None:
+        """The metronome's track (its pacer moves: :meth:`_draw_pacer`)."""
         s = pv.scale_px_per_mm
         if m.axis == "ml":
             a, b = pv.to_px(-m.amplitude_mm, 0.0), pv.to_px(m.amplitude_mm, 0.0)
-            here = pv.to_px(m.pace_mm, 0.0)
         else:
             a, b = pv.to_px(0.0, -m.amplitude_mm), pv.to_px(0.0, m.amplitude_mm)
-            here = pv.to_px(0.0, m.pace_mm)
         width = max(6, round(10 * s))
         pygame.draw.line(surface, MISSED, a, b, width)
         for end in (a, b):
             pygame.draw.circle(surface, PENDING, end, width)
+
+    def _draw_pacer(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout, m: Metronome) -> list[pygame.Rect]:
+        here = pv.to_px(m.pace_mm, 0.0) if m.axis == "ml" else pv.to_px(0.0, m.pace_mm)
         r = self._cursor_radius(lay) * 2
         disc(surface, PACER, here, r, alpha=60)
-        pygame.draw.circle(surface, PACER, here, r, width=max(4, r // 6))
+        return [pygame.draw.circle(surface, PACER, here, r, width=max(4, r // 6)).inflate(2, 2)]
 
     def _draw_bars(self, surface: pygame.Surface, lay: Layout, b: ShareBars, *, live: bool = True) -> None:
         """The two bars; ``live`` False (faded feedback) shows the targets but not the share now."""
@@ -826,19 +932,20 @@ class GameMode(Mode):
         smallest = min(max(14, round(t.radius_mm * s)) for t in self.view.targets)
         return max(10, min(base, round(0.75 * smallest)))
 
-    def _draw_cursor(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout) -> None:
+    def _draw_cursor(self, surface: pygame.Surface, pv: view.PlateView, lay: Layout) -> list[pygame.Rect]:
         sample = self.live.latest()
         if sample is None or not sample.frame.occupied:
-            return
+            return []
         x, y = pv.to_px(sample.frame.cop_ml_mm, sample.frame.cop_ap_mm)
         area = lay.plate
         x, y = max(area.left, min(area.right, x)), max(area.top, min(area.bottom, y))
         r = self._cursor_radius(lay)
-        pygame.draw.circle(surface, SHADE, (x, y), r + max(3, r // 4) + 2)
+        drawn = pygame.draw.circle(surface, SHADE, (x, y), r + max(3, r // 4) + 2)
         pygame.draw.circle(surface, CURSOR_RIM, (x, y), r + max(3, r // 4))
         pygame.draw.circle(surface, CURSOR, (x, y), r)
         self.drawn_sample = sample
         self.cursor_px = (x, y)
+        return [drawn]
 
     def _draw_card(self, surface: pygame.Surface, lay: Layout, v: DrillView) -> None:
         w, h = lay.size

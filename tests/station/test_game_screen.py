@@ -593,3 +593,52 @@ def test_the_reach_feedback_takes_the_instruction_line_not_the_plate(display, ar
     with_toast = [surface.get_at((x, y))[:3] for x in range(bottom.left, bottom.right, 7)
                   for y in range(bottom.top, bottom.bottom, 7)]
     assert with_toast == without
+
+
+# -- drawing only what changed -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drill_name", DRILLS)
+def test_drawing_only_what_changed_gives_the_whole_picture(drill_name, display):
+    """Frame after frame the game redraws only what changed (the header, the panel, the moving cursor...);
+    at any moment the screen must be exactly what a whole redraw on a clean surface gives."""
+    size = (800, 480)
+    surface = display(size)
+    sim = Sim(drill_name, seed=3)
+    checked = 0
+    states = set()
+    while sim.t_s < 25.0 and not sim.mode.over:
+        sim.step()
+        sim.mode.draw(surface)  # every screen frame, as the screen loop does
+        if sim.k % 37 == 0:
+            shown = pygame.surfarray.array3d(surface)
+            cursor, buttons = sim.mode.cursor_px, list(sim.mode._buttons)
+            sim.mode.invalidate()
+            clean = pygame.Surface(size).convert()
+            sim.mode.draw(clean)
+            assert sim.mode.cursor_px == cursor and sim.mode._buttons == buttons
+            whole = pygame.surfarray.array3d(clean)
+            differ = int((shown != whole).any(axis=2).sum())
+            assert differ == 0, f"{differ} pixels differ at {sim.t_s:.2f} s ({sim.mode.view.state})"
+            sim.mode.invalidate()
+            sim.mode.draw(surface)
+            checked += 1
+            states.add(sim.mode.view.state)
+    assert checked >= 20 and "running" in states
+
+
+def test_a_mode_drawn_in_between_makes_the_game_redraw_all(display):
+    """The screen loop tells a game it comes back to (another screen drew over it) to redraw everything."""
+    surface = display((800, 480))
+    sim = Sim("reach")
+    app = ScreenApp(sim.live, geometry=GEOMETRY, settings=ScreenSettings(fullscreen=False, width=800, height=480))
+    app.surface = surface
+    app.mode = sim.mode
+    app.tick()
+    other = type("Other", (), {"update": lambda self: None, "handle_event": lambda self, e: None,
+                               "draw": lambda self, s: s.fill((255, 0, 255))})()
+    app.mode = other
+    app.tick()
+    app.mode = sim.mode
+    app.tick()
+    assert (255, 0, 255) not in {tuple(c[:3]) for c in (surface.get_at((x, 5)) for x in range(0, 800, 50))}
