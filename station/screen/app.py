@@ -39,21 +39,54 @@ class ScreenUnavailable(RuntimeError):
     """No display could be opened (no monitor, no desktop, no KMS/DRM device)."""
 
 
+#: the screens are drawn at most this many lines high; a bigger panel (1920x1080) gets the picture scaled by
+#: SDL (pygame's SCALED: a texture the GPU stretches on the Pi), so the drawing costs what it costs at 720 lines
+LOGICAL_HEIGHT = 720
+#: video drivers that show nothing (tests, benchmarks): no window to scale up to
+VIRTUAL_DRIVERS = ("dummy", "offscreen")
+
+
+def logical_size(panel: tuple[int, int]) -> tuple[int, int]:
+    """The size the screens are drawn at for a panel of ``panel`` pixels: the panel itself up to 720 lines,
+    else the panel's shape 720 lines high."""
+    w, h = panel
+    if h <= LOGICAL_HEIGHT:
+        return (w, h)
+    return (max(1, round(w * LOGICAL_HEIGHT / h)), LOGICAL_HEIGHT)
+
+
 def open_display(settings: ScreenSettings) -> pygame.Surface:
-    """Open the window or the full screen. Raises :class:`ScreenUnavailable` with SDL's reason."""
+    """Open the window or the full screen. Raises :class:`ScreenUnavailable` with SDL's reason.
+
+    The surface returned is at most :data:`LOGICAL_HEIGHT` lines high: on a bigger full screen SDL stretches it
+    over the panel (SCALED; a texture the GPU scales); with a video driver that shows nothing the window is just
+    the drawn size.
+    """
     driver = os.environ.get("SDL_VIDEODRIVER", "")
     if not driver and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         if not any(Path("/dev/dri").glob("card*")):
             raise ScreenUnavailable("no desktop (DISPLAY/WAYLAND_DISPLAY unset) and no KMS/DRM device in /dev/dri")
         os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
+    virtual = os.environ.get("SDL_VIDEODRIVER", driver) in VIRTUAL_DRIVERS
     try:
         pygame.display.init()
         pygame.font.init()
-        if settings.fullscreen and os.environ.get("SDL_VIDEODRIVER", driver) not in ("dummy", "offscreen"):
-            surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+        if settings.fullscreen and not virtual:
+            panel = pygame.display.get_desktop_sizes()[0]
+            size = logical_size(panel)
+            if size == panel:
+                surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            else:  # SDL stretches the picture over the whole panel, smoothly (linear filtering, on the GPU)
+                os.environ.setdefault("PYGAME_FORCE_SCALE", "photo")
+                surface = pygame.display.set_mode(size, pygame.FULLSCREEN | pygame.SCALED)
             pygame.mouse.set_visible(False)
         else:
-            surface = pygame.display.set_mode((settings.width, settings.height))
+            panel = (settings.width, settings.height)
+            size = logical_size(panel)
+            if size == panel or virtual:
+                surface = pygame.display.set_mode(size)
+            else:  # a window on a desktop: pygame scales it by the largest whole factor that fits
+                surface = pygame.display.set_mode(size, pygame.SCALED)
     except pygame.error as exc:
         pygame.display.quit()
         raise ScreenUnavailable(f"SDL could not open a display: {exc}") from None
@@ -251,6 +284,8 @@ class ScreenApp(Window):
         self._presses: collections.deque[float] = collections.deque()
         self._followed: set[int] = set()
         self._clock = pygame.time.Clock()
+        self._drawn_mode: Mode | None = None
+        self._shown_key: object = None
         self.ctx = None
         if visit is not None:
             from station.screen.flow import FlowContext, HomeMode
@@ -318,6 +353,7 @@ class ScreenApp(Window):
         """One screen frame: handle input, draw, flip, wait for the next frame."""
         assert self.surface is not None, "open() first"
         for event in pygame.event.get():
+            self._shown_key = None  # (an exposed window, a key, a touch: draw the next frame)
             if event.type == pygame.QUIT:
                 self.quit_requested = True
             elif event.type == pygame.KEYDOWN and event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
@@ -332,8 +368,19 @@ class ScreenApp(Window):
                 self.ctx.press()
         self._follow_trials()
         self.mode.update()
-        self.mode.draw(self.surface)
-        pygame.display.flip()
+        if self.mode is not self._drawn_mode:  # a mode that redraws only what changed must start afresh
+            invalidate = getattr(self.mode, "invalidate", None)
+            if callable(invalidate):
+                invalidate()
+            self._drawn_mode = self.mode
+            self._shown_key = None
+        # a screen that says what it shows (a menu) is drawn only when that changes; the picture stays up
+        frame_key = getattr(self.mode, "frame_key", None)
+        key = frame_key(self.surface) if callable(frame_key) else None
+        if key is None or key != self._shown_key:
+            self.mode.draw(self.surface)
+            pygame.display.flip()
+        self._shown_key = key
         self.frames_drawn += 1
         self._clock.tick(self.settings.fps)
 

@@ -160,6 +160,15 @@ class MenuMode(Mode):
         bw = int(w * 0.6)
         return [pygame.Rect((w - bw) // 2, top + i * (bh + gap), bw, bh) for i in range(visible)]
 
+    def frame_key(self, surface: pygame.Surface) -> tuple | None:
+        """Everything this menu shows: while it stays the same the screen loop does not draw it again (the
+        start screen stands for hours). None (always draw) for a menu that draws more than its buttons."""
+        if type(self).draw is not MenuMode.draw:
+            return None
+        patient = self.ctx.visit.patient
+        return (surface.get_size(), self.title, self.hint, self.show_patient and patient is not None
+                and patient.code, bool(self.ctx.live.synthetic), tuple(self.items()), self.selected, self.message)
+
     def draw(self, surface: pygame.Surface) -> None:
         surface.fill(view.BACKGROUND)
         _header(surface, self.title, self.ctx, hint=self.hint, show_patient=self.show_patient)

@@ -71,10 +71,17 @@ def font(size_px: int, bold: bool = False) -> pygame.font.Font:
     return face(max(6, round(size_px / BUNDLED_SCALE)), bold)
 
 
+@lru_cache(maxsize=512)
+def rendered(message: str, size_px: int, colour: tuple[int, int, int], bold: bool = False) -> pygame.Surface:
+    """``message`` rendered in :func:`font` (cached: do not draw on the surface returned)."""
+    return font(size_px, bold).render(message, True, colour)
+
+
 def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
          colour: tuple[int, int, int] = TEXT, anchor: str = "topleft", bold: bool = False) -> pygame.Rect:
-    """Draw ``message`` with its ``anchor`` point (a pygame.Rect attribute name) at ``pos``."""
-    image = font(size_px, bold).render(message, True, colour)
+    """Draw ``message`` with its ``anchor`` point (a pygame.Rect attribute name) at ``pos``; the rendering is
+    cached (the screens draw the same words 60 times a second)."""
+    image = rendered(message, size_px, tuple(colour), bold)
     rect = image.get_rect(**{anchor: pos})
     surface.blit(image, rect)
     return rect

@@ -108,3 +108,20 @@ def test_menus_and_games_share_one_typeface():
     path = view._face_path(True)
     if path is not None:  # a TrueType bold face: no synthetic bold on top of it
         assert "bold" in path.lower()
+
+
+def test_a_big_panel_is_drawn_at_720_lines_and_scaled_by_sdl():
+    """A 1920x1080 panel gets a 1280x720 picture (SDL scales it up; with the dummy driver the window is just
+    the drawn size); smaller screens are drawn at their own size."""
+    from station.screen.app import logical_size, open_display
+
+    assert logical_size((1920, 1080)) == (1280, 720)
+    assert logical_size((2560, 1440)) == (1280, 720)
+    assert logical_size((1920, 1200)) == (1152, 720)
+    assert logical_size((1280, 720)) == (1280, 720)
+    assert logical_size((800, 480)) == (800, 480)
+    surface = open_display(ScreenSettings(fullscreen=False, width=1920, height=1080))
+    try:
+        assert surface.get_size() == (1280, 720)
+    finally:
+        pygame.display.quit()

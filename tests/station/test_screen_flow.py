@@ -315,3 +315,20 @@ def test_the_start_screen_forgets_the_patient_after_finish(station):
     key(app, pygame.K_ESCAPE)  # home
     assert isinstance(app.mode, HomeMode)
     assert app.ctx.visit.patient is None
+
+
+def test_the_start_screen_is_drawn_again_only_when_it_changes(station, monkeypatch):
+    """The start screen stands for hours: the loop draws it once and again only when it changes (a key)."""
+    app, _, _ = station()
+    drawn = []
+    flip = pygame.display.flip
+    monkeypatch.setattr(pygame.display, "flip", lambda: (drawn.append(app.mode.selected), flip()))
+    for _ in range(5):
+        app.tick()
+    assert drawn == [0]
+    before = pygame.surfarray.array3d(app.surface)
+    key(app, pygame.K_DOWN)
+    assert drawn == [0, 1]
+    assert (pygame.surfarray.array3d(app.surface) != before).any()
+    app.tick()
+    assert drawn == [0, 1] and app.frames_drawn == 7
