@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["FakeI2CBus", "I2CDevice", "fake_smbus2_module", "make_smbus2"]
+__all__ = ["FakeI2CBus", "I2CDevice", "fake_smbus2_module", "install_simulated_pelvis_sensor", "make_smbus2"]
 
 I2C_SMBUS_BLOCK_MAX = 32
 
@@ -168,3 +168,20 @@ def fake_smbus2_module(buses: Mapping[int, FakeI2CBus]) -> Iterator[types.Module
             sys.modules.pop("smbus2", None)
         else:
             sys.modules["smbus2"] = saved  # type: ignore[assignment]
+
+
+def install_simulated_pelvis_sensor() -> None:
+    """Install, for good, a fake ``smbus2`` with a simulated pelvis sensor on bus 1 at 0x68, in real time.
+
+    For a child process (``PelvisSpec(setup="hardware.fakes.smbus2:install_simulated_pelvis_sensor")``)
+    and demos without hardware: the chip model on ``time.monotonic_ns``, worn on a sacrum sloping
+    25 degrees, the pelvis swaying by about a degree at 0.3 Hz.
+    """
+    import math
+    import time
+
+    from hardware.imu.chip import ICM42688Chip, PelvisMotion, mounting
+
+    motion = PelvisMotion(obliquity_deg=lambda t: math.sin(2 * math.pi * 0.3 * t), tilt_deg=lambda t: 8.0)
+    chip = ICM42688Chip(motion=motion, now_ns=time.monotonic_ns, mount=mounting(twist_deg=3.0), seed=1)
+    sys.modules["smbus2"] = make_smbus2({1: FakeI2CBus({0x68: chip})})

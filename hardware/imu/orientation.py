@@ -11,7 +11,8 @@ Obliquity: the angle of the pelvis's right-pointing axis (the line between
 the hip bones) above the horizontal, positive when the patient's right side
 is higher (DESIGN.md section 4). From the fused orientation the station takes
 only the direction of "up" in the sensor's axes; the **mounting
-calibration** in two-foot stance (the test's baseline) measures the
+calibration** in two-foot stance (the patient standing still on the plate
+before the test, :mod:`hardware.imu.source`) measures the
 gyroscope's bias (the mean rate while standing still) and defines the
 pelvis's axes in the sensor's:
 
@@ -146,6 +147,14 @@ class PelvisObliquity:
     def start_calibration(self) -> None:
         """Start collecting "up" for the mounting calibration (the patient standing still on both feet)."""
         self._collect = []
+
+    def cancel_calibration(self) -> None:
+        """Drop the samples collected since :meth:`start_calibration` (the patient moved)."""
+        self._collect = None
+
+    @property
+    def calibrating(self) -> bool:
+        return self._collect is not None
 
     def finish_calibration(self) -> np.ndarray:
         """End the calibration; returns the pelvis axes in the sensor's (rows x, y, z).
