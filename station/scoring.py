@@ -83,7 +83,13 @@ from station.cop import centre_of_pressure
 from station.filters import lowpass_zero_phase, min_samples_zero_phase
 from station.metrics import COP_KEYS, cop_metrics
 from station.norms import norm_reference
-from station.protocols.pelvis import PELVIS_COLUMN, obliquity_values, pelvis_scores, resample_with_gaps
+from station.protocols.pelvis import (
+    PELVIS_COLUMN,
+    bridge_short_gaps,
+    obliquity_values,
+    pelvis_scores,
+    resample_with_gaps,
+)
 from station.protocols.quiet_stance import QuietStanceOutcome
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegOutcome, SingleLegRunner
 from station.protocols.support import detect_support
@@ -285,6 +291,7 @@ def _pelvis(rec: Recording, outcome: SingleLegOutcome, *, t_s: np.ndarray, fs_hz
         values = obliquity_values(rec.extra[PELVIS_COLUMN])
     except ValueError as exc:
         raise AnalysisError(f"{rec.name}: {exc}") from None
+    values = bridge_short_gaps(t_s=rec.t_s, values=values)
     t_u, o_u = resample_with_gaps(t_s=rec.t_s, values=values, fs_hz=fs_hz)
     if t_u.shape != t_s.shape:  # the same grid as the forces by construction
         raise AssertionError("the pelvis column's grid differs from the forces'")

@@ -16,9 +16,12 @@ with the runner's baseline and hold windows, so the live test and
 
 Processing
 ----------
-1. The column is put on the analysed uniform time base with the same grid and
-   the same linear interpolation as the forces (:func:`resample_with_gaps`);
-   a grid point next to a missing sample is missing (never bridged).
+1. Runs of empty cells spanning at most 0.1 s are bridged by a straight line
+   (:func:`bridge_short_gaps`: a sensor slower than the plate, a late
+   sample); then the column is put on the analysed uniform time base with the
+   same grid and the same linear interpolation as the forces
+   (:func:`resample_with_gaps`); a grid point next to a sample still missing
+   (a longer gap: the sensor unplugged) is missing.
 2. **Baseline level** ``L``: the mean obliquity over the runner's quiet
    two-foot baseline window (the window its body weight comes from). This is
    also the mounting calibration of the score: a belt sitting askew, or a
@@ -89,8 +92,10 @@ __all__ = [
     "MIN_SLOPE_WINDOW_S",
     "MIN_VALID_FRACTION",
     "PEAK_WINDOW_S",
+    "MAX_BRIDGE_S",
     "PELVIS_COLUMN",
     "SIGN_THRESHOLD_DEG",
+    "bridge_short_gaps",
     "lifted_side_drop",
     "max_moving_mean",
     "obliquity_values",
@@ -114,6 +119,8 @@ SIGN_THRESHOLD_DEG = 2.0
 PEAK_WINDOW_S = 0.5
 #: A 0.5 s window counts for ``drop_max_deg`` when at least this share of its samples has a value.
 MIN_VALID_FRACTION = 0.5
+#: Runs of missing samples spanning at most this long (s) are bridged before resampling (:func:`bridge_short_gaps`).
+MAX_BRIDGE_S = 0.1
 #: Shortest hold (s of valid samples) for which the slope is reported.
 MIN_SLOPE_WINDOW_S = 1.0
 #: A lateral COP offset over the stance foot of at least this (mm) with a level pelvis is a compensation.
@@ -159,6 +166,46 @@ def obliquity_values(raw: Any) -> np.ndarray:
     out = out.reshape(-1)
     out[~np.isfinite(out)] = math.nan
     return out
+
+
+def bridge_short_gaps(*, t_s: np.ndarray, values: np.ndarray, max_gap_s: float = MAX_BRIDGE_S) -> np.ndarray:
+    """Fill runs of missing samples that span at most ``max_gap_s`` by linear interpolation.
+
+    A recorder may leave cells empty between the sensor's samples (a 50 Hz
+    sensor beside a 100 Hz plate, or a sample that came late); the pelvis moves
+    slowly (below 2 Hz), so a straight line over a tenth of a second is within
+    a few hundredths of a degree of it. A longer gap (the sensor unplugged)
+    stays missing.
+
+    Parameters
+    ----------
+    t_s : ndarray
+        Time stamps, s, increasing.
+    values : ndarray
+        Degrees, NaN where missing.
+    max_gap_s : float
+        The longest time between the two valid samples around a run that is filled, s.
+
+    Returns
+    -------
+    ndarray
+        A copy with the short runs filled.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    v = np.array(values, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(v))
+    if ok.size < 2:
+        return v
+    fill = np.interp(t, t[ok], v[ok])
+    # for each sample, the valid samples before and after it
+    after = np.searchsorted(ok, np.arange(v.size))
+    inside = (after > 0) & (after < ok.size)
+    missing = ~np.isfinite(v) & inside
+    k = np.flatnonzero(missing)
+    span = t[ok[after[k]]] - t[ok[after[k] - 1]]
+    short = k[span <= max_gap_s + 1e-9]
+    v[short] = fill[short]
+    return v
 
 
 def resample_with_gaps(*, t_s: np.ndarray, values: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:

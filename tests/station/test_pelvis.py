@@ -21,6 +21,7 @@ import pytest
 from station.analysis import analyze_file, analyze_recording
 from station.protocols.pelvis import (
     SIGN_THRESHOLD_DEG,
+    bridge_short_gaps,
     lifted_side_drop,
     max_moving_mean,
     obliquity_values,
@@ -126,6 +127,39 @@ def test_resampling_keeps_gaps_and_matches_the_forces_grid():
     # every grid point next to the missing sample (0.02, 0.03, 0.04) is missing: never bridged
     assert np.isnan(vu[2:5]).all()
     assert vu[5] == 5.0
+
+
+def test_short_gaps_are_bridged_and_long_ones_kept():
+    t = np.arange(0.0, 2.0, 0.01)
+    v = np.sin(t)
+    sparse = v.copy()
+    sparse[1::2] = np.nan  # a 50 Hz sensor beside a 100 Hz plate
+    sparse[100:160] = np.nan  # unplugged for 0.6 s
+    filled = bridge_short_gaps(t_s=t, values=sparse)
+    assert np.allclose(filled[:99], v[:99], atol=1e-3)
+    assert np.isnan(filled[100:160]).all() and np.isfinite(filled[161:-1]).all()
+    assert np.isnan(bridge_short_gaps(t_s=t, values=np.full_like(t, np.nan))).all()
+
+
+def test_a_sensor_slower_than_the_plate_scores_like_a_full_column():
+    """Every other cell empty, on jittered time stamps: the same scores as the full column."""
+    fs = 80.0
+    rec, onset = synthetic_trial(stance_side="right", fs_hz=fs)
+    full, _ = with_pelvis(rec, onset, stance_side="right", kind="fatiguing_drop", gaps=False)
+    rng = np.random.default_rng(9)
+    jitter = rng.uniform(-0.3, 0.3, rec.n_samples) / fs
+    jitter[0] = 0.0
+    column = full.extra[PELVIS_COLUMN].copy()
+    sparse_column = column.copy()
+    sparse_column[1::2] = np.nan
+    scores = []
+    for col in (column, sparse_column):
+        r = Recording(t_s=rec.t_s + jitter, forces_n=rec.forces_n, sample_rate_hz=fs, geometry=rec.geometry,
+                      extra={PELVIS_COLUMN: col})
+        scores.append(analyze_recording(r, protocol="single-leg", stance_side="right")["pelvis"])
+    for key in ("drop_mean_deg", "drop_max_deg", "drop_slope_deg_s"):
+        assert scores[1][key] == pytest.approx(scores[0][key], abs=0.05), key
+    assert scores[1]["valid_pct"] == 100.0 and scores[1]["sign"] == "positive"
 
 
 def test_the_largest_half_second_mean_skips_missing_samples():
