@@ -71,11 +71,11 @@ import numpy as np
 __all__ = [
     "ACCEL_FS_G",
     "GYRO_FS_DPS",
-    "ICM42688Chip",
     "ODR_HZ",
-    "PelvisMotion",
     "REG",
     "WHO_AM_I_VALUE",
+    "ICM42688Chip",
+    "PelvisMotion",
     "rotation_x",
     "rotation_y",
     "rotation_z",
@@ -351,7 +351,7 @@ class ICM42688Chip:
         """The die's temperature at ``t_s`` since power-up."""
         return self.temp_skin_c + (self.temp_start_c - self.temp_skin_c) * math.exp(-t_s / self.warm_tau_s)
 
-    # -- what the sensor measures ---------------------------------------------------------------------------------------
+    # -- what the sensor measures ------------------------------------------------------------------------------
 
     def true_specific_force_g(self, t_s: float) -> np.ndarray:
         """Gravity reaction plus linear acceleration in the sensor's axes, g (no bias, no noise)."""

@@ -89,10 +89,10 @@ from station.resample import uniform_grid_s
 
 __all__ = [
     "COMPENSATION_OFFSET_MM",
+    "MAX_BRIDGE_S",
     "MIN_SLOPE_WINDOW_S",
     "MIN_VALID_FRACTION",
     "PEAK_WINDOW_S",
-    "MAX_BRIDGE_S",
     "PELVIS_COLUMN",
     "SIGN_THRESHOLD_DEG",
     "bridge_short_gaps",

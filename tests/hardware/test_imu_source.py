@@ -17,7 +17,13 @@ from hardware.fakes.clock import VirtualClock
 from hardware.fakes.smbus2 import FakeI2CBus, fake_smbus2_module
 from hardware.imu.chip import ICM42688Chip, PelvisMotion, mounting
 from hardware.imu.driver import ICM42688
-from hardware.imu.source import PelvisProcess, PelvisSample, PelvisSpec, PelvisStream, PelvisTrack
+from hardware.imu.source import (
+    PelvisProcess,
+    PelvisSample,
+    PelvisSpec,
+    PelvisStream,
+    PelvisTrack,
+)
 
 
 def stream_on_chip(clock, motion=None, **chip_kw):
@@ -39,7 +45,7 @@ def run_until(stream, clock, t_end, out=None):
 def test_the_first_two_still_seconds_calibrate_and_nothing_is_made_up_before(clock):
     # the patient walks up (the pelvis rocks at 1 Hz) for 3 s, then stands still at a 2 degree obliquity
     motion = PelvisMotion(obliquity_deg=lambda t: 8.0 * math.sin(2 * math.pi * t) if t < 3.0 else 2.0)
-    chip, stream, ctx = stream_on_chip(clock, motion)
+    _chip, stream, ctx = stream_on_chip(clock, motion)
     try:
         first = run_until(stream, clock, 4.9)
         assert first and all(math.isnan(s.obliquity_deg) for s in first) and not stream.calibrated
@@ -111,7 +117,7 @@ def test_end_to_end_a_trendelenburg_drop_is_scored_from_the_sensor(clock):
         u = t - start - onset + 0.3
         return 0.4 * math.sin(2 * math.pi * 0.4 * t) * (u > 0) - 4.0 * min(1.0, max(0.0, u / 0.5))
 
-    chip, stream, ctx = stream_on_chip(clock, PelvisMotion(obliquity_deg=obliquity, tilt_deg=lambda t: 7.0))
+    _chip, stream, ctx = stream_on_chip(clock, PelvisMotion(obliquity_deg=obliquity, tilt_deg=lambda t: 7.0))
     track = PelvisTrack(keep_s=100.0)
     try:  # standing still on both feet: the mounting calibrates itself within the first seconds
         track.add(run_until(stream, clock, start + rec.t_s[-1] + 0.2))

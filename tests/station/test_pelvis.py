@@ -30,7 +30,13 @@ from station.protocols.pelvis import (
 )
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture, frames_from_recording
-from station.recording import PELVIS_COLUMN, Recording, RecordingError, parse_recording, write_recording
+from station.recording import (
+    PELVIS_COLUMN,
+    Recording,
+    RecordingError,
+    parse_recording,
+    write_recording,
+)
 from station.scoring import single_leg_result
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
@@ -233,8 +239,8 @@ def test_the_threshold_is_two_degrees_of_sustained_drop():
     assert SIGN_THRESHOLD_DEG == 2.0
     fs = 100.0
     t = np.arange(0, 40, 1 / fs)
-    base = dict(t_s=t, fs_hz=fs, stance_side="left", baseline_start_s=0.0, baseline_end_s=3.0, hold_start_s=5.0,
-                hold_end_s=35.0, ml_offset_mm=3.0)
+    base = {"t_s": t, "fs_hz": fs, "stance_side": "left", "baseline_start_s": 0.0, "baseline_end_s": 3.0,
+            "hold_start_s": 5.0, "hold_end_s": 35.0, "ml_offset_mm": 3.0}
     # 1.9 deg held: negative; 2.1 deg held: positive
     assert pelvis_scores(obliquity_deg=np.where(t >= 5, -1.9, 0.0), **base)["sign"] == "negative"
     assert pelvis_scores(obliquity_deg=np.where(t >= 5, -2.1, 0.0), **base)["sign"] == "positive"
