@@ -379,3 +379,32 @@ def test_the_result_is_json_without_nan():
     text = json.dumps(result, allow_nan=False)
     assert '"pelvis": {"drop_mean_deg"' in text
     assert math.isfinite(result["pelvis"]["drop_mean_deg"])
+
+
+# -- the command line (what outside checks run) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side,kind", [("left", "steady_drop"), ("right", "rise")])
+def test_balance_station_analyze_prints_the_pelvis_object(tmp_path, side, kind):
+    from tests.station.test_cli_analyze import assert_one_line_error
+    from tests.station.test_cli_analyze import run as run_cli
+
+    rec, onset = synthetic_trial(stance_side=side)
+    measured, drop = with_pelvis(rec, onset, stance_side=side, kind=kind)
+    path = tmp_path / "with_pelvis.csv"
+    path.write_text(to_file_text(measured), encoding="utf-8")
+    proc = run_cli(path, "--protocol", "single-leg", "--stance-side", side, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    mean_true, max_true = true_scores(rec.t_s, drop, onset, rec.sample_rate_hz)
+    assert abs(out["pelvis"]["drop_mean_deg"] - mean_true) <= TOLERANCE_DEG
+    assert abs(out["pelvis"]["drop_max_deg"] - max_true) <= TOLERANCE_DEG
+    assert out["pelvis"]["sign"] == EXPECTED_SIGN[kind]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(to_file_text(rec), encoding="utf-8")
+    proc = run_cli(plain, "--protocol", "single-leg", "--stance-side", side, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["pelvis"] is None
+    bad = tmp_path / "bad.csv"
+    bad.write_text(to_file_text(measured).replace(",\n", ",tilted\n", 1), encoding="utf-8")
+    assert_one_line_error(run_cli(bad, "--protocol", "single-leg", "--stance-side", side, "--json"),
+                          "bad.csv", "pelvis_obliquity_deg", "not a number")
