@@ -40,6 +40,7 @@ connection has committed. :func:`write_session` does that.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 _BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(UserError):
@@ -271,7 +274,8 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         does at start).
     station_id : str, optional
         The station using the database (``StationSettings.station_id``): every trial
-        started through it records it (several stations may share one clinic database).
+        started through it records it (several stations may share one clinic database),
+        and (with ``upgrade``) its ``stations`` row says it started now, running this program.
 
     Raises
     ------
@@ -304,6 +308,8 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
             integrity_check(db)
         if upgrade:
             schema.ensure_schema(engine)
+            if station_id:  # the station page lists every station using the database
+                _note_station(db, station_id)
         else:
             schema.check_schema(engine)
     except DatabaseError as exc:
@@ -313,6 +319,20 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         engine.dispose()
         raise
     return db
+
+
+def _note_station(db: Database, station_id: str) -> None:
+    """The station's ``stations`` row, best effort: a database that takes no write now (a full disk, a read-only
+    account) still opens, as before; its trials then say so themselves."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from station.storage.trials import touch_station
+
+    try:
+        with write_session(db.sessions) as session:
+            touch_station(session, station_id)
+    except SQLAlchemyError as exc:
+        log.warning("%s: cannot note station %s's start-up (%s)", db.name, station_id, _first_line(exc))
 
 
 #: what to do about a damaged database, at the end of its one-line message

@@ -73,6 +73,7 @@ __all__ = [
     "SchemaVersion",
     "Sex",
     "StanceSide",
+    "StationContact",
     "Trial",
     "TrialState",
     "User",
@@ -372,6 +373,23 @@ class AuditEntry(Base):
 
     def __repr__(self) -> str:
         return f"AuditEntry(at={self.at!r}, username={self.username!r}, action={self.action!r})"
+
+
+class StationContact(Base):
+    """A station that uses this database (several may share a clinic database), and when it was last heard of."""
+
+    __tablename__ = "stations"
+
+    #: its ``station_id`` setting
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_MAX_LEN), primary_key=True)
+    #: the balance-station version it last ran
+    software_version: Mapped[str] = mapped_column(String(40), default="")
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    #: its last start-up or trial start or end
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"StationContact(station_id={self.station_id!r}, last_seen_at={self.last_seen_at!r})"
 
 
 class SchemaVersion(Base):

@@ -37,7 +37,9 @@ Versions:
    and audit trail) and the nullable JSON column ``patients.programme``;
 3. ``trials.station_id`` (nullable: which station recorded the trial; null for
    trials recorded before, and for trials written by an older program still
-   running on the same clinic database) and its index.
+   running on the same clinic database) and its index;
+4. ``stations``: each station using the database (its id), its software
+   version, and when it was first and last heard of.
 
 Several stations on one PostgreSQL database: the upgrade (and the creation of
 a new database) runs under ``pg_advisory_xact_lock`` (:data:`SCHEMA_LOCK_KEY`),
@@ -173,10 +175,26 @@ def _v3_trial_station(connection: Connection) -> None:
     connection.exec_driver_sql("CREATE INDEX ix_trials_station_id ON trials (station_id)")
 
 
+_V4 = MetaData(naming_convention=NAMING_CONVENTION)
+Table(
+    "stations", _V4,
+    Column("station_id", String(64), primary_key=True),
+    Column("software_version", String(40), nullable=False),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+)
+
+
+def _v4_stations(connection: Connection) -> None:
+    """Add ``stations``: every station using the database, its software version and when it was last heard of."""
+    _V4.create_all(connection, checkfirst=False)
+
+
 #: the upgrade steps after version 1, in order
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(2, "web accounts, sessions and audit log; patients get a drill programme", _v2_web_accounts),
     Upgrade(3, "trials say which station recorded them", _v3_trial_station),
+    Upgrade(4, "the stations using the database", _v4_stations),
 )
 
 

@@ -747,3 +747,17 @@ def test_record_live_stores_the_trial_and_writes_the_file(db, visit, tmp_path, m
     with db.sessions() as s:
         (t,) = list_trials(s, "P-001")
     assert t.n_frames == rec.n_samples and t.state is TrialState.COMPLETE
+
+
+def test_a_database_that_takes_no_write_now_still_opens_for_a_station(db, monkeypatch, caplog):
+    """The station's contact row is best effort: opening never fails on it (a full disk, a read-only account)."""
+    import station.storage.trials as trials_module
+    from sqlalchemy.exc import OperationalError
+
+    def refuse(*_a, **_k):
+        raise OperationalError("INSERT INTO stations", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(trials_module, "touch_station", refuse)
+    again = open_database(db.url.render_as_string(hide_password=False), station_id="room-a")
+    again.close()
+    assert "cannot note station room-a's start-up" in caplog.text and "disk I/O error" in caplog.text

@@ -92,14 +92,23 @@ def test_the_recording_file_names_the_station(env):
     assert client.get(f"/api/v1/trials/{old}/recording.csv").status_code != 200  # no frames: no file, as before
 
 
-def test_the_station_page_lists_every_station_that_wrote_to_the_database(env):
+def test_the_station_page_lists_every_station_that_used_the_database(env):
     import datetime as dt
     import re
 
+    from station import __version__
     from station.storage.trials import station_activity
 
     client, db_a, db_b = env
-    assert '<p class="muted">No trial stored yet.</p>' in client.get("/").text
+
+    def listed():
+        page = client.get("/").text
+        return [(sid, int(n), "(this station)" in name, name)
+                for sid, name, n in re.findall(r'<tr data-station="([^"]*)"><td>(.*?)</td>\s*<td class="num">(\d+)</td>',
+                                               page)]
+
+    # both stations started on the database (room-b last), no trial yet
+    assert [row[:3] for row in listed()] == [("room-b", 0, False), ("room-a", 0, True)]
     for _ in range(2):
         add_recorded_trial(db_b, "P-001", n_frames=100)
     add_recorded_trial(db_a, "P-002", n_frames=100)
@@ -112,9 +121,9 @@ def test_the_station_page_lists_every_station_that_wrote_to_the_database(env):
     for st in stations[:2]:
         assert now - dt.timedelta(minutes=1) < st["last_contact_at"] <= now
         assert st["plate_source"] == "simulated" and st["first_trial_at"] <= st["last_trial_at"]
-    assert stations[2]["last_contact_at"] < now - dt.timedelta(days=300)
-    page = client.get("/").text
-    listed = re.findall(r'<tr data-station="([^"]*)"><td>(.*?)</td>\s*<td class="num">(\d+)</td>', page)
-    assert [(sid, int(n)) for sid, _, n in listed] == [("room-a", 1), ("room-b", 2), ("", 3)]
-    assert "(this station)" in listed[0][1] and "(this station)" not in listed[1][1]
-    assert "not recorded" in listed[2][1]
+        assert st["software_version"] == __version__
+    assert stations[2]["last_contact_at"] < now - dt.timedelta(days=300) and stations[2]["software_version"] is None
+    rows = listed()
+    assert [row[:3] for row in rows] == [("room-a", 1, True), ("room-b", 2, False), ("", 3, False)]
+    assert "not recorded" in rows[2][3]
+    assert f"<td>{__version__}</td>" in client.get("/").text
