@@ -6,6 +6,7 @@
     users 1--n web_sessions
     audit_log (who did what, when, from where)
     schema_version (one row per schema version applied)
+    stations (each station using the database; trials.station_id names one, not a foreign key)
 
 - :class:`Patient`: a pseudonymous code (never a name), year of birth, sex,
   height, affected side, notes.
@@ -13,8 +14,12 @@
   Not called ``Session``, so as not to be confused with the database session.
 - :class:`Trial`: one test or drill on the plate: protocol, stance side,
   settings, metrics, the clinician's grade, notes, the calibration used, the
-  plate it was measured on, and its state (``running`` while it is being
-  recorded, then ``complete``, ``incomplete`` or ``aborted``).
+  plate it was measured on, the station that recorded it, and its state
+  (``running`` while it is being recorded, then ``complete``, ``incomplete``
+  or ``aborted``).
+- :class:`StationContact` (table ``stations``): a station using the database
+  (several may share a clinic database): its software version, when it was
+  first and last heard of.
 - :class:`FrameBlock`: the raw frames of a trial, a batch at a time, in a
   compact binary payload (layout in :mod:`station.storage.blocks`).
 - :class:`User`: a therapist account of the web page: user name, argon2 hash
