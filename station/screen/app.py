@@ -122,6 +122,7 @@ class LiveMode(Mode):
         self._dragging = False
         self._on_plate = True
         self._status_cache: tuple[float, dict] | None = None
+        self._static: tuple[tuple, pygame.Surface] | None = None
 
     def plate_view(self, surface: pygame.Surface) -> view.PlateView:
         w, h = surface.get_size()
@@ -159,19 +160,38 @@ class LiveMode(Mode):
         self.live.command("lean_to", x_mm=self._target_mm[0], y_mm=self._target_mm[1])
 
     # -- drawing ----------------------------------------------------------------------
+    def _static_layer(self, surface: pygame.Surface, pv: view.PlateView, panel: pygame.Rect,
+                      mid: int, small: int) -> pygame.Surface:
+        """What does not move (background, plate, feet, the panel and its label, the title): drawn once per
+        screen size, then blitted."""
+        key = (surface.get_size(), bool(self.live.synthetic))
+        if self._static is not None and self._static[0] == key:
+            return self._static[1]
+        w, h = surface.get_size()
+        layer = pygame.Surface((w, h))
+        if pygame.display.get_surface() is not None:
+            layer = layer.convert()
+        layer.fill(view.BACKGROUND)
+        pv.draw_plate(layer)
+        pygame.draw.rect(layer, view.PANEL, panel, border_radius=16)
+        view.text(layer, "Body weight", (panel.centerx, panel.top + h // 30), size_px=mid,
+                  colour=view.MUTED, anchor="midtop")
+        view.text(layer, "Balance station", (w // 40, h // 40), size_px=mid, colour=view.MUTED)
+        if self.live.synthetic:
+            view.pill(layer, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=small,
+                      fg=view.BACKGROUND, bg=view.SYNTHETIC)
+        self._static = (key, layer)
+        return layer
+
     def draw(self, surface: pygame.Surface) -> None:
         w, h = surface.get_size()
-        surface.fill(view.BACKGROUND)
         pv = self.plate_view(surface)
-        pv.draw_plate(surface)
         sample = self.live.latest()
         big, mid, small = max(28, h // 9), max(20, h // 18), max(16, h // 32)
+        panel = pygame.Rect(int(w * 0.74), int(h * 0.16), int(w * 0.24), int(h * 0.64))
+        surface.blit(self._static_layer(surface, pv, panel, mid, small), (0, 0))
 
         # right-hand panel: body weight and share on each foot
-        panel = pygame.Rect(int(w * 0.74), int(h * 0.16), int(w * 0.24), int(h * 0.64))
-        pygame.draw.rect(surface, view.PANEL, panel, border_radius=16)
-        view.text(surface, "Body weight", (panel.centerx, panel.top + h // 30), size_px=mid,
-                  colour=view.MUTED, anchor="midtop")
         if sample is not None and sample.occupied:
             kg = sample.body_weight_n / GRAVITY_M_S2
             view.text(surface, f"{kg:.1f} kg", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big,
@@ -183,11 +203,6 @@ class LiveMode(Mode):
             view.text(surface, "–", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big, anchor="midtop")
             view.banner(surface, "Step onto the plate", pv.area.center, size_px=big)
 
-        # header: title and plate source
-        view.text(surface, "Balance station", (w // 40, h // 40), size_px=mid, colour=view.MUTED)
-        if self.live.synthetic:
-            view.pill(surface, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=small,
-                      fg=view.BACKGROUND, bg=view.SYNTHETIC)
         self._draw_status(surface, small)
 
     def _draw_share(self, surface: pygame.Surface, panel: pygame.Rect, left_pct: float, size_px: int) -> None:

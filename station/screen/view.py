@@ -87,21 +87,26 @@ def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px
     return rect
 
 
+@lru_cache(maxsize=32)
+def _banner_panel(size: tuple[int, int], radius: int) -> pygame.Surface:
+    panel = pygame.Surface(size, pygame.SRCALPHA)
+    pygame.draw.rect(panel, (*BACKGROUND, 225), panel.get_rect(), border_radius=radius)
+    return panel
+
+
 def banner(surface: pygame.Surface, message: str, centre: tuple[int, int], *, size_px: int,
            colour: tuple[int, int, int] = TEXT) -> pygame.Rect:
     """Large text on a dark, slightly transparent panel, legible over any drawing."""
-    image = font(size_px, True).render(message, True, colour)
+    image = rendered(message, size_px, tuple(colour), True)
     rect = image.get_rect(center=centre).inflate(size_px, size_px // 2)
-    panel = pygame.Surface(rect.size, pygame.SRCALPHA)
-    pygame.draw.rect(panel, (*BACKGROUND, 225), panel.get_rect(), border_radius=size_px // 3)
-    surface.blit(panel, rect)
+    surface.blit(_banner_panel(rect.size, size_px // 3), rect)
     surface.blit(image, image.get_rect(center=centre))
     return rect
 
 
 def pill(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
          fg: tuple[int, int, int], bg: tuple[int, int, int]) -> pygame.Rect:
-    image = font(size_px, True).render(message, True, fg)
+    image = rendered(message, size_px, tuple(fg), True)
     pad = size_px // 3
     rect = image.get_rect(topleft=(pos[0] + pad, pos[1] + pad // 2)).inflate(2 * pad, pad)
     rect.topleft = pos
