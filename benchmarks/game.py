@@ -200,7 +200,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
 
-def run_once(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def run_once(args: argparse.Namespace, seed: int, *, live_view: bool = False) -> dict[str, Any]:
+    """One run: a game played (or, ``live_view``, the live view of the plate shown: the simulated person
+    stands on it), measured after the warm-up."""
     geometry = PlateGeometry()
     spec = SourceSpec("simulated", {"seed": seed, "realtime": True, "ml_mm": geometry.ml_mm,
                                     "ap_mm": geometry.ap_mm, "feet_ml_mm": geometry.feet_ml_mm})
@@ -238,7 +240,8 @@ def run_once(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 return GameMode(live, geometry, drill, sounds=sounds, player=player,
                                 fresh_wait_s=args.fresh_wait_ms / 1e3)
 
-            app.mode = new_game()
+            if not live_view:
+                app.mode = new_game()
             probe = Probe(app)
             start = time.monotonic()
             counted_from = start + args.warmup_s
@@ -254,11 +257,11 @@ def run_once(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                     break
                 probe.tick_started = now
                 app.tick()
-                if app.mode.drill.finished:
+                if not live_view and app.mode.drill.finished:
                     app.mode.close()
                     app.mode = new_game()
             cpu1, threads1, wall1 = tree_cpu_s(os.getpid()), thread_cpu_s(), time.monotonic()
-            cues = dict(app.mode.cues)
+            cues = dict(getattr(app.mode, "cues", {}))
             drawn_at = app.surface.get_size()
             panel = tuple(pygame.display.get_desktop_sizes()[0]) if args.fullscreen else tuple(args.size)
             scale_ms = software_scale_ms(app.surface, panel)
@@ -427,6 +430,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (medians and each run)")
     parser.add_argument("--no-station", action="store_true",
                         help="do not start the whole station (cold start, idle CPU, memory)")
+    parser.add_argument("--no-live-view", action="store_true",
+                        help="(--json) do not measure the live view of the plate (shown instead of a game)")
     parser.add_argument("--station-repeats", type=int, default=3, help="station starts (default 3)")
     parser.add_argument("--station-config", type=Path, default=None,
                         help="the station's configuration file for the whole-station runs (default: one with "
@@ -524,6 +529,11 @@ def measure_json(args: argparse.Namespace) -> dict[str, Any]:
         "load_1min": os.getloadavg()[0],
         "note": "medians of the runs; CPU in % of one core; the machine may be shared (see load_1min)",
     }
+    if not args.no_live_view:
+        views = [run_once(args, seed=200 + i, live_view=True) for i in range(args.repeats)]
+        out["cpu_live_view_pct"] = med_of(views, "cpu_total")
+        out["cpu_live_view_screen_pct"] = med_of(views, "cpu_screen")
+        out["live_view_fps"] = med_of(views, "fps")
     if not args.no_station:
         stations = [run_station(args) for _ in range(args.station_repeats)]
         for key in ("cold_start_s", "cold_start_screen_s", "cold_start_web_s", "cpu_idle_pct",

@@ -137,6 +137,8 @@ def table(here: dict[str, Any]) -> str:
         ("frame rate (median)", f"{g['fps']:.0f} /s"),
         ("scaling to the panel on the CPU instead (no GPU)", f"{g['cpu_sw_scale_pct']:.1f} %"),
         ("whole station idle on the start screen", f"{g['cpu_idle_pct']:.1f} %"),
+        ("whole station on the live view (plate occupied)", f"{g['cpu_live_view_pct']:.1f} %"),
+        ("  of which the screen", f"{g['cpu_live_view_screen_pct']:.1f} %"),
         ("cold start (screen and web page)", f"{g['cold_start_s']:.1f} s"),
         ("memory, all processes (RSS / PSS)", f"{g['rss_total_mb']:.0f} / {g['pss_total_mb']:.0f} MB"),
     ]
