@@ -68,7 +68,7 @@ def reference_work(repeats: int = 7) -> dict[str, float]:
         def __init__(self, x: float, y: float) -> None:
             self.x, self.y = x, y
 
-        def moved(self, dx: float, dy: float) -> "Point":
+        def moved(self, dx: float, dy: float) -> Point:
             return Point(self.x + dx, self.y + dy)
 
     def interpreter() -> None:
@@ -149,8 +149,9 @@ def table(here: dict[str, Any]) -> str:
     ref = here["reference"]
     rows += [(f"reference work: {k[:-3]}", f"{v:.1f} ms") for k, v in ref.items()]
     width = max(len(r[0]) for r in rows)
-    lines = [f"{'part (CPU in % of one core)':<{width}} | {here['machine']['model']} ({g['screen']}, "
-             f"drawn at {g['drawn_at']})", "-" * (width + 40)]
+    head = (f"{'part (CPU in % of one core)':<{width}} | {here['machine']['model']} ({g['screen']}, "
+            f"drawn at {g['drawn_at']})")
+    lines = [head, "-" * (width + 40)]
     lines += [f"{name:<{width}} | {value}" for name, value in rows]
     return "\n".join(lines)
 

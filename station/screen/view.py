@@ -170,8 +170,10 @@ class PlateView:
     def draw_cop(self, surface: pygame.Surface, x_mm: float, y_mm: float,
                  trail: list[tuple[float, float]] | None = None) -> None:
         s = self.scale_px_per_mm
-        if trail:
-            points = [self.to_px(x, y) for x, y in trail if not (math.isnan(x) or math.isnan(y))]
+        if trail:  # (to_px inlined: a few hundred points a frame)
+            cx, cy = self.area.centerx, self.area.centery
+            points = [(round(cx + x * s), round(cy - y * s)) for x, y in trail
+                      if not (math.isnan(x) or math.isnan(y))]
             if len(points) > 1:
                 pygame.draw.lines(surface, COP_TRAIL, False, points, max(2, round(3 * s)))
         centre = self.to_px(x_mm, y_mm)
