@@ -66,7 +66,9 @@ def test_station_start_keeps_an_interrupted_trial_as_incomplete(tmp_path, capsys
     from station.storage import create_patient, get_trial, open_database, open_visit
     from station.storage.trials import TrialWriter
 
-    with open_database(data_dir=tmp_path) as db:
+    settings = load_settings(data_dir=tmp_path)
+    # opened as the station opens it: its trials carry its station id
+    with open_database(data_dir=tmp_path, station_id=settings.station_id) as db:
         with db.sessions() as s:
             create_patient(s, "P-001")
             visit_id = open_visit(s, "P-001").id
@@ -74,7 +76,7 @@ def test_station_start_keeps_an_interrupted_trial_as_incomplete(tmp_path, capsys
                                    geometry=PlateGeometry(), stance_side="left")
         writer.add_many([(i / 80, (170.0, 170.0, 170.0, 170.0)) for i in range(160)])
         writer.flush()  # and then the station is killed: no finish()
-    assert recover_trials(load_settings(data_dir=tmp_path)) == [writer.trial_id]
+    assert recover_trials(settings) == [writer.trial_id]
     with open_database(data_dir=tmp_path) as db, db.sessions() as s:
         trial = get_trial(s, writer.trial_id)
         assert trial.state == "incomplete" and trial.n_frames == 160
