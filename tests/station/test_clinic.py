@@ -146,7 +146,9 @@ def test_quiet_stance_with_conditions(db):
 
 @pytest.mark.parametrize("drill", ["reach", "symmetry", "rhythm", "hold"])
 def test_the_simulated_patient_plays_a_drill_stored_as_a_trial(db, drill):
-    live = _station(51, speed=25.0)
+    # x10, not x25: the player answers the metronome through the station's command channel in real
+    # time, and at x25 one hiccup of a loaded machine lost a whole rhythm round (score 0)
+    live = _station(51, speed=10.0)
     try:
         controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
                                      rng=np.random.default_rng(5))
