@@ -30,8 +30,8 @@ from hardware.fakes.board import Board
 from hardware.fakes.clock import RealClock, VirtualClock
 from hardware.fakes.install import fake_gpio_modules
 from hardware.fakes.lgpio import make_lgpio
-from hardware.hx711_lgpio import SharedClockHX711Plate
-from hardware.hx711_rpigpio import PerBoardHX711Plate
+from hardware.hx711.lgpio_backend import SharedClockHX711Plate
+from hardware.hx711.rpigpio_backend import PerBoardHX711Plate
 
 VALUES = (180_000, 175_000, 170_000, 185_000)  # about 70 kg on the plate, in counts
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from station.analysis import analyze_recording
-from station.cop import centre_of_pressure, split_load
-from station.filters import CausalLowpass
-from station.geometry import PlateGeometry
-from station.recording import Recording, parse_recording, recording_to_text
+from station.scoring.analyze import analyze_recording
+from station.core.cop import centre_of_pressure, split_load
+from station.signal.filters import CausalLowpass
+from station.core.geometry import PlateGeometry
+from station.core.recording import Recording, parse_recording, recording_to_text
 
 FS_HZ = 80.0
 SEED = 20261121

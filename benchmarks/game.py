@@ -38,7 +38,7 @@ what scaling each frame on the CPU would cost instead (``pygame.transform.scale`
 of one frame to the panel, times the frame rate), for a machine without a GPU.
 
 Then (unless ``--no-station``) the whole station is started as the technician
-starts it (``python -m station.cli --plate simulated``, a throw-away data
+starts it (``python -m station.commands.cli --plate simulated``, a throw-away data
 folder, a free port, the same screen size) ``--station-repeats`` times: its cold
 start (to the patient screen open and the web page answering), its CPU while it
 stands idle on the start screen, and the resident memory of all its processes
@@ -76,13 +76,13 @@ import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
 from calibration.model import simulator_calibration  # noqa: E402
-from station.acquisition import AcquisitionProcess, SourceSpec  # noqa: E402
-from station.config import ScreenSettings, load_settings  # noqa: E402
+from station.live.acquisition import AcquisitionProcess, SourceSpec  # noqa: E402
+from station.core.config import ScreenSettings, load_settings  # noqa: E402
 from station.drills import make_drill  # noqa: E402
 from station.drills.autoplay import AutoPlayer  # noqa: E402
-from station.forces import ForcePipeline  # noqa: E402
-from station.geometry import PlateGeometry  # noqa: E402
-from station.live import LiveStation  # noqa: E402
+from station.signal.forces import ForcePipeline  # noqa: E402
+from station.core.geometry import PlateGeometry  # noqa: E402
+from station.live.pipeline import LiveStation  # noqa: E402
 from station.screen.app import ScreenApp  # noqa: E402
 from station.screen.game import FRESH_WAIT_S, GameMode  # noqa: E402
 from station.screen.sounds import Sounds  # noqa: E402
@@ -216,7 +216,7 @@ def run_once(args: argparse.Namespace, seed: int, *, live_view: bool = False) ->
     with tempfile.TemporaryDirectory(prefix="game-bench-") as data_dir:
         try:
             if not args.no_web:
-                from station.runner import WebServer
+                from station.commands.run import WebServer
                 from webui.app import create_app
 
                 settings = load_settings(None, plate_source="simulated", data_dir=Path(data_dir))
@@ -345,7 +345,7 @@ def run_station(args: argparse.Namespace) -> dict[str, Any]:
             config.write_text(f"[screen]\nfullscreen = {str(args.fullscreen).lower()}\n"
                               f"width = {w}\nheight = {h}\nfps = {TARGET_FPS}\n")
         port = free_port()
-        cmd = [sys.executable, "-m", "station.cli", "--plate", args.station_plate, "--config", str(config),
+        cmd = [sys.executable, "-m", "station.commands.cli", "--plate", args.station_plate, "--config", str(config),
                "--data-dir", str(Path(data_dir) / "data"), "--port", str(port)]
         screen_at: list[float] = []
         lines: list[str] = []

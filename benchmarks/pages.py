@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from station.config import StationSettings  # noqa: E402
-from station.scoring import score_single_leg_recording  # noqa: E402
+from station.core.config import StationSettings  # noqa: E402
+from station.scoring.scores import score_single_leg_recording  # noqa: E402
 from station.storage.db import open_database  # noqa: E402
 from station.storage.models import ClinicSession, Trial, TrialState  # noqa: E402
 from station.storage.trials import TrialWriter, create_patient, open_visit  # noqa: E402
-from station.users import create_user  # noqa: E402
+from station.storage.accounts import create_user  # noqa: E402
 from webui.app import create_app  # noqa: E402
 
 PASSWORD = "benchmark password 1"

@@ -198,12 +198,12 @@ def main() -> int:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONPATH": str(repo)}
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         data = Path(tmp) / "data"
-        subprocess.run([sys.executable, "-m", "station.cli", "--data-dir", str(data), "user", "add", USERNAME,
+        subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "user", "add", USERNAME,
                         "--password-stdin"], input=PASSWORD + "\n", text=True, check=True, env=env,
                        capture_output=True, timeout=120)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "station.cli", "--data-dir", str(data), "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--port", str(port),
                                  "--plate", "simulated", "--no-screen"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         stop = threading.Event()

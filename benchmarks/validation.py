@@ -6,7 +6,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/validation.py --check    # exits 1 when the committed file differs
 
 It scores the acceptance corpus (``tests/station/population_trials.py``:
-500 labelled trials from ``hardware.population``, seed 20261207) with
+500 labelled trials from ``hardware.sim.population``, seed 20261207) with
 ``balance-station analyze``'s own code, then writes for each measure the bias
 and the 95 % limits of agreement against the truth (Bland & Altman 1986), the
 touchdown confusion table, the false-support rate, the sway measures on the
@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hardware.population import RANGES  # noqa: E402
-from station.analysis import analyze_file  # noqa: E402
+from hardware.sim.population import RANGES  # noqa: E402
+from station.scoring.analyze import analyze_file  # noqa: E402
 from tests.station.population_trials import (  # noqa: E402
     N_TRIALS,
     SEED,
@@ -134,12 +134,12 @@ def report(rows: list[Scored]) -> tuple[str, str]:
         "# Validation of the single-leg measures",
         "",
         "Written by `benchmarks/validation.py` (do not edit by hand; rerun it). It scores "
-        f"{len(rows)} labelled single-leg trials of the simulated population (`hardware/population.py`, "
-        f"corpus `hardware/sim_corpus.py`, seed {SEED}) with the code of `balance-station analyze "
+        f"{len(rows)} labelled single-leg trials of the simulated population (`hardware/sim/population.py`, "
+        f"corpus `hardware/sim/corpus.py`, seed {SEED}) with the code of `balance-station analyze "
         "--protocol single-leg` and compares every measure with the truth the simulator knows.",
         "",
         "The population is not the world: it is where the thresholds were set, so it flatters them. "
-        "Each of its parameters has a range from the literature (sources in `hardware/population.py`); "
+        "Each of its parameters has a range from the literature (sources in `hardware/sim/population.py`); "
         "the corpus covers both sides, 80 and 100 Hz, jittered time stamps, 45-120 kg, four plate sizes, "
         "clean holds, touchdowns on the plate and on the floor, a foot still down at the end, hand "
         "support of 1-8 % of body weight, and their combinations.",

@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
-    import station.users
+    import station.storage.accounts
     from tests.webui.helpers import login, make_app, seed_trials
 
-    station.users.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # the login is not measured
+    station.storage.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # the login is not measured
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         app, db = make_app(Path(tmp))
         t0 = time.perf_counter()

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.frames import CELLS
+from station.core.frames import CELLS
 
 FORMAT_NAME = "balance-station calibration"
 #: The newest file version this program reads (and writes, for a calibration with a matrix).
@@ -154,7 +154,7 @@ class Calibration:
         Without a matrix: ``(counts - offsets_counts) * gains_n_per_count``.
 
         With a matrix: ``[Fz, Mx, My] = matrix @ (counts - offsets_counts)``,
-        shared onto the corners as :func:`station.cop.split_load` shares a load
+        shared onto the corners as :func:`station.core.cop.split_load` shares a load
         ``Fz`` at ``(Mx / Fz, My / Fz)``, so that the COP formula of DESIGN.md
         section 3 applied to the result gives exactly the matrix's COP and its
         sum exactly ``Fz``. The split is computed in closed form,
@@ -184,7 +184,7 @@ class Calibration:
         matrix's pseudo-inverse (the counts of least norm that give it). The
         round trip ``to_forces(to_counts(f)) == f`` is exact (to rounding)
         for the loads the bilinear split can produce (those of
-        :func:`station.cop.split_load` with the COP between the cells); for
+        :func:`station.core.cop.split_load` with the COP between the cells); for
         any other forces it keeps Fz and the COP but not the twist.
         """
         f = np.asarray(forces_n, dtype=np.float64)

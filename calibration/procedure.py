@@ -2,7 +2,7 @@
 
 The procedure knows nothing of terminals, screens or plates: a driver (the
 terminal wizard, the patient screen, a test) feeds it raw frames
-(:class:`hardware.frames.RawFrame`, in counts, stamped with ``t_s``) and
+(:class:`station.core.frames.RawFrame`, in counts, stamped with ``t_s``) and
 calls :meth:`CalibrationProcedure.confirm` when the technician says a step is
 done. Time is the frames' own ``t_s``, so the procedure runs the same on the
 live plate, on the simulated plate in fast mode and in tests.
@@ -69,10 +69,10 @@ import numpy as np
 
 from calibration import solver
 from calibration.model import Calibration
-from hardware.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
-from station.cop import GRAVITY_M_S2, centre_of_pressure, split_load
-from station.errors import UserError
-from station.geometry import PlateGeometry
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
+from station.core.cop import GRAVITY_M_S2, centre_of_pressure, split_load
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
 
 KG_PER_LB = 0.45359237
 UNITS = ("kg", "lb")

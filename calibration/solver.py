@@ -54,10 +54,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hardware.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE
-from station.cop import GRAVITY_M_S2, centre_of_pressure
-from station.errors import UserError
-from station.geometry import PlateGeometry
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE
+from station.core.cop import GRAVITY_M_S2, centre_of_pressure
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
     from calibration.model import Calibration
@@ -97,7 +97,7 @@ class CalibrationInputError(UserError, ValueError):
     """The readings or placements cannot give a calibration; the message says why and what to do.
 
     One line, meant for the technician (``str(error)`` is the whole message).
-    It is a :class:`~station.errors.UserError` (shown without a traceback) and
+    It is a :class:`~station.core.errors.UserError` (shown without a traceback) and
     a ``ValueError``.
     """
 
@@ -788,7 +788,7 @@ def fit_gains(
     ``numpy.linalg.lstsq`` [3]_.
 
     Placements on a single line are *accepted* here: for a rigid plate
-    (load shared bilinearly, as :func:`station.cop.split_load`), two distinct
+    (load shared bilinearly, as :func:`station.core.cop.split_load`), two distinct
     positions already determine the four gains, and the condition number
     guards against positions that are too close. The matrix fit, which has
     more unknowns, refuses a line.
@@ -1045,7 +1045,7 @@ def verify(
     Notes
     -----
     The measured forces are ``calibration.to_forces(mean_counts)`` and the COP
-    is :func:`station.cop.centre_of_pressure`, as the station computes them
+    is :func:`station.core.cop.centre_of_pressure`, as the station computes them
     (with no occupancy threshold: every verification mass is on the plate).
     The COP error is Euclidean, ``hypot(x - x_true, y - y_true)``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 
-from hardware.frames import RawFrame, SourceStats
+from station.core.frames import RawFrame, SourceStats
 
 
 class SourceFault(RuntimeError):

@@ -4,7 +4,7 @@ The recorded forces are turned back into raw counts with a calibration's
 :meth:`~calibration.model.Calibration.to_counts` (by default the built-in
 simulator calibration), so the replayed frames go through exactly the same
 path as a live plate's: counts -> calibration -> force frame. Every frame
-carries :attr:`~hardware.frames.FrameFlag.SYNTHETIC`.
+carries :attr:`~station.core.frames.FrameFlag.SYNTHETIC`.
 
 Two modes:
 
@@ -31,8 +31,8 @@ import numpy as np
 
 from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from hardware.frames import FrameFlag, RawFrame
-from station.recording import Recording, read_recording
+from station.core.frames import FrameFlag, RawFrame
+from station.core.recording import Recording, read_recording
 
 __all__ = ["ReplaySource"]
 
@@ -40,13 +40,13 @@ _KNOWN_FLAGS = int(FrameFlag.GLITCH | FrameFlag.SATURATED | FrameFlag.CELL_FAULT
 
 
 class ReplaySource(PlateSource):
-    """Plays a :class:`~station.recording.Recording` as raw frames.
+    """Plays a :class:`~station.core.recording.Recording` as raw frames.
 
     Parameters
     ----------
     recording : Recording, str or Path
         The recording, or a recording file to read (a bad file raises
-        :class:`~station.recording.RecordingError` here).
+        :class:`~station.core.recording.RecordingError` here).
     calibration : Calibration, optional
         Turns the recorded forces back into counts (default: the built-in
         ``simulator_calibration()``). Counts are not rounded to integers, so

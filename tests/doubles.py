@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hardware.frames import RawFrame
+from station.core.frames import RawFrame
 
 
 class ListFeed:
-    """A frame feed (what :class:`station.live.LiveStation` reads) that hands out given frames."""
+    """A frame feed (what :class:`station.live.pipeline.LiveStation` reads) that hands out given frames."""
 
     def __init__(self, frames: list[RawFrame] | None = None, *, kind: str = "simulated",
                  description: str = "simulated plate (test)", nominal_rate_hz: float = 80.0) -> None:

@@ -5,7 +5,7 @@ Layout (in the manner of full-stack-fastapi-template):
 - :mod:`webui.deps`: the ``Annotated`` dependencies (settings, database
   session, plate, trial controller, ``CurrentUser``, ``PageUser``, CSRF);
 - :mod:`webui.auth`: session cookie, CSRF tokens, login and logout on HTTP
-  (accounts and lock-out are in :mod:`station.users`);
+  (accounts and lock-out are in :mod:`station.storage.accounts`);
 - :mod:`webui.models`: the API's pydantic models, a family per entity;
 - :mod:`webui.routes`: ``api`` (``/api/v1``, DESIGN.md section 6, assembled
   from ``auth``, ``patients``, ``live_tests``, ``trials``, ``export``),
@@ -41,9 +41,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import compile_path
 
 from station import __version__
-from station.clinic import TrialBusy
-from station.config import StationSettings
-from station.live import LiveStation
+from station.clinic.controller import TrialBusy
+from station.core.config import StationSettings
+from station.live.pipeline import LiveStation
 from station.storage.db import RESTORE_HINT, Database, StorageError, open_database
 from station.storage.trials import Conflict, InvalidValue, NotFound
 from webui.auth import LoginRequired
@@ -237,7 +237,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
         else ``station.db`` in ``settings.data_dir``), at once, since the station
         serves uvicorn without a lifespan, and closed at the app's shutdown.
     trials : TrialController, optional
-        The live-trial controller (:class:`station.clinic.TrialController`);
+        The live-trial controller (:class:`station.clinic.controller.TrialController`);
         may be attached later as ``app.state.trials``.
     """
     own_db = db is None

@@ -1,7 +1,7 @@
 """Logins, the session cookie and CSRF tokens of the web page and the JSON API.
 
 The accounts, their lock-out and the server-side sessions are in
-:mod:`station.users`; this module puts them on HTTP:
+:mod:`station.storage.accounts`; this module puts them on HTTP:
 
 - the session cookie :data:`SESSION_COOKIE` holds a random token (the
   database keeps its SHA-256): ``HttpOnly``, ``SameSite=Lax``, ``Path=/``,
@@ -34,11 +34,11 @@ from urllib.parse import quote, urlsplit
 from fastapi import HTTPException, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from station.config import StationSettings
+from station.core.config import StationSettings
 from station.storage.db import Database
 from station.storage.models import User, WebSession, utc_now
 from station.storage.trials import InvalidValue
-from station.users import (
+from station.storage.accounts import (
     TOUCH_EVERY,
     LockedOut,
     LoginFailed,

@@ -3,7 +3,7 @@
 Use them as ``Annotated`` types in route signatures (names are stable):
 
 ``SettingsDep``
-    The :class:`~station.config.StationSettings` (``app.state.settings``).
+    The :class:`~station.core.config.StationSettings` (``app.state.settings``).
 ``LiveDep``
     The running plate (``app.state.live``); 503 when there is none.
 ``DatabaseDep``
@@ -15,7 +15,7 @@ Use them as ``Annotated`` types in route signatures (names are stable):
     after a read cannot fail because the trial writer committed meanwhile).
     The repository functions (:mod:`station.storage.trials`) commit.
 ``TrialsDep``
-    The live-trial controller (:class:`station.clinic.TrialController`,
+    The live-trial controller (:class:`station.clinic.controller.TrialController`,
     ``app.state.trials``); 503 when there is none.
 ``CurrentUser``
     For the JSON API: the logged-in :class:`~station.storage.models.User`;
@@ -54,9 +54,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
 
-from station.clinic import TrialController
-from station.config import StationSettings
-from station.live import LiveStation
+from station.clinic.controller import TrialController
+from station.core.config import StationSettings
+from station.live.pipeline import LiveStation
 from station.storage.db import Database
 from station.storage.models import User
 from webui.auth import (

@@ -2,7 +2,7 @@
 
 The board is the wiring between the host side (what the fake ``lgpio`` and
 ``RPi.GPIO`` modules do to a GPIO number) and the chip side
-(:class:`hardware.hx711_chip.HX711Chip` pins). A ``PD_SCK`` line may go to
+(:class:`hardware.hx711.chip.HX711Chip` pins). A ``PD_SCK`` line may go to
 several chips (the shared-clock plate) or to one (a clock per board); each
 ``DOUT`` line comes from one chip. Lines with nothing on them read their pull
 (or ``floating_level`` when there is none).
@@ -17,8 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hardware.frames import CELLS
-from hardware.hx711_chip import HX711Chip
+from station.core.frames import CELLS
+from hardware.hx711.chip import HX711Chip
 
 __all__ = [
     "Board",

@@ -3,7 +3,7 @@
 Both offer the functions of the :mod:`time` module the HX711 backends use
 (``monotonic``, ``monotonic_ns``, ``perf_counter``, ``perf_counter_ns``,
 ``sleep``), so either can be passed where a backend takes ``clock=``, plus
-``now_ns`` for :class:`hardware.hx711_chip.HX711Chip` and two hooks for the
+``now_ns`` for :class:`hardware.hx711.chip.HX711Chip` and two hooks for the
 fake GPIO modules: :meth:`gpio_call` (the cost of one library call) and
 :meth:`stall` (a hiccup: the process is descheduled for a while).
 

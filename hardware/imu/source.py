@@ -8,7 +8,7 @@ Three pieces, from the sensor to the recording's ``pelvis_obliquity_deg`` column
   with its message, the sensor is closed, and it is opened again every
   ``retry_s``; meanwhile there are no samples and the plate goes on alone.
 * :class:`PelvisProcess` runs a stream in its own OS process (like the plate's
-  acquisition, :mod:`station.acquisition`): the driver polls the FIFO every
+  acquisition, :mod:`station.live.acquisition`): the driver polls the FIFO every
   5 ms, which must not share an interpreter (a GIL) with the HX711 clocking,
   whose clock-high phases must stay under 60 us. Samples come back on a queue,
   time-stamped with ``time.monotonic()``: system-wide on Linux, the clock the

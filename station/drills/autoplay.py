@@ -2,10 +2,10 @@
 
 :class:`AutoPlayer` looks at what the screen would show (a
 :class:`~station.drills.view.DrillView`) and the live COP, and returns
-commands for :meth:`hardware.simulated.SimulatedPlate.command` (or the
+commands for :meth:`hardware.sim.plate.SimulatedPlate.command` (or the
 station's simulator command channel): ``("lean_to", {"x_mm", "y_mm"})`` or
 ``("behaviour", {"name": ..., **params})`` with the behaviours of
-:mod:`hardware.sim_person` (``quiet``, ``lean`` with ``approach_s``,
+:mod:`hardware.sim.person` (``quiet``, ``lean`` with ``approach_s``,
 ``single_leg``, ``touchdown``). It is pure and deterministic: time is the
 ``t_s`` given, randomness the injected generator.
 
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from station.drills.view import DrillView, Target
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 
 __all__ = ["AutoPlayer", "PROFILES", "Command"]
 

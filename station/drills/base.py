@@ -1,6 +1,6 @@
 """What every drill shares: the state machine, rounds, score and streaks, events, the view, metrics.
 
-A drill is a pure state machine fed force frames (:class:`station.forces.ForceFrame`,
+A drill is a pure state machine fed force frames (:class:`station.signal.forces.ForceFrame`,
 or anything with ``t_s``, ``fz_n``, ``cop_ml_mm``, ``cop_ap_mm``) by
 :meth:`Drill.update`, which returns the events of that frame. Time is only the
 frames' ``t_s``; randomness only the injected :class:`numpy.random.Generator`.
@@ -40,8 +40,8 @@ from station.drills.params import ParamSpec, boolean, check_params, integer, num
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level, level_params, next_level
 from station.drills.stability import Limits
 from station.drills.view import Cue, DrillView, Metronome, ShareBars, SummaryLine, Target, Zone
-from station.geometry import PlateGeometry
-from station.analysis import json_ready  # the same JSON clean-up as the analyze output
+from station.core.geometry import PlateGeometry
+from station.scoring.analyze import json_ready  # the same JSON clean-up as the analyze output
 
 __all__ = ["Drill", "DrillEvent", "FrameLike", "COMMON_PARAMS", "SIDES", "json_ready"]
 

@@ -14,7 +14,7 @@ from station.drills.reach import ReachDrill
 from station.drills.rhythm import RhythmDrill
 from station.drills.symmetry import SymmetryDrill
 from station.drills.stability import Limits
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 
 __all__ = ["ALIASES", "DRILLS", "DRILL_CLASSES", "canonical_name", "drill_class", "make_drill"]
 

@@ -29,7 +29,7 @@ from station.drills.feedback import check_feedback
 from station.drills.params import integer, number
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level
 from station.drills.stability import Limits
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 
 __all__ = ["Programme", "ProgrammeItem"]
 

@@ -5,13 +5,13 @@ frames' own ``t_s`` and returns plain event dataclasses for the screen and the
 web page; it draws nothing, reads no clock and writes no file. The live
 station and ``balance-station analyze`` drive the same runner with the same
 frames (:mod:`station.protocols.trial`), and the same functions score them
-(:mod:`station.scoring`).
+(:mod:`station.scoring.scores`).
 
 Modules: :mod:`~station.protocols.single_leg` (the 30 s single-leg test),
 :mod:`~station.protocols.quiet_stance` (30 s quiet two-foot stance with
 conditions), :mod:`~station.protocols.baseline` (body weight from quiet
 two-foot stance, shared), :mod:`~station.protocols.events` (the events),
-:mod:`~station.protocols.session` (left and right in one session, repeats),
+:mod:`~station.clinic.single_leg_pair` (left and right in one session, repeats),
 :mod:`~station.protocols.trial` (feeding a runner live or from a recording),
 :mod:`~station.protocols.config` (settings in the recording's metadata).
 """

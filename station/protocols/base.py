@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 
-from station.cop import GRAVITY_M_S2
+from station.core.cop import GRAVITY_M_S2
 from station.protocols.baseline import BaselineResult
 from station.protocols.events import BaselineDone, Countdown, Instruction, ProtocolEvent, StateChanged
 

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from station.cop import DEFAULT_OCCUPANCY_N, GRAVITY_M_S2
-from station.geometry import PlateGeometry
+from station.core.cop import DEFAULT_OCCUPANCY_N, GRAVITY_M_S2
+from station.core.geometry import PlateGeometry
 
 __all__ = ["BaselineConfig", "BaselineDetector", "BaselineResult", "foot_share_pct"]
 

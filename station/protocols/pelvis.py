@@ -10,7 +10,7 @@ obliquity in the recording's optional column ``pelvis_obliquity_deg``
 the pelvis is higher**, empty (NaN) where the sensor had no value.
 
 Everything here is a pure function of arrays (keyword-only numbers in, numbers
-out); :func:`station.scoring.score_single_leg` calls :func:`pelvis_scores`
+out); :func:`station.scoring.scores.score_single_leg` calls :func:`pelvis_scores`
 with the runner's baseline and hold windows, so the live test and
 ``balance-station analyze`` compute the same thing from the same recording.
 
@@ -84,8 +84,8 @@ from typing import Any
 
 import numpy as np
 
-from station.recording import PELVIS_COLUMN
-from station.resample import uniform_grid_s
+from station.core.recording import PELVIS_COLUMN
+from station.signal.resample import uniform_grid_s
 
 __all__ = [
     "COMPENSATION_OFFSET_MM",
@@ -125,7 +125,7 @@ MAX_BRIDGE_S = 0.1
 MIN_SLOPE_WINDOW_S = 1.0
 #: A lateral COP offset over the stance foot of at least this (mm) with a level pelvis is a compensation.
 #: Healthy single-leg stance keeps the COP within -5..15 mm of the footprint centre (the simulated
-#: population's range, hardware/population.py, issue 10); a trunk lean moves it further out.
+#: population's range, hardware/sim/population.py, issue 10); a trunk lean moves it further out.
 COMPENSATION_OFFSET_MM = 15.0
 
 _SIDES = ("left", "right")
@@ -212,7 +212,7 @@ def resample_with_gaps(*, t_s: np.ndarray, values: np.ndarray, fs_hz: float) -> 
     """Linear interpolation onto the analysed uniform grid, keeping the sensor's gaps.
 
     The grid and the interpolation are those of
-    :func:`station.resample.resample_uniform` (the forces'): ``t_s[0] + k /
+    :func:`station.signal.resample.resample_uniform` (the forces'): ``t_s[0] + k /
     fs_hz`` up to ``t_s[-1]``. A grid point between two recorded samples gets
     their linear interpolation when both have a value, the value itself when
     it falls on a recorded sample, and NaN otherwise: a gap is never bridged.

@@ -18,11 +18,11 @@ States
    two-foot stance (the weight under one footprint only, by the lever rule,
    for ``stance_lost_s``: a step or a foot lifted) aborts the trial: the COP
    jump would dominate every sway measure, and the quiet-stance analysis
-   refuses a trial with an empty sample (:func:`station.analysis.score_quiet_stance`).
+   refuses a trial with an empty sample (:func:`station.scoring.analyze.score_quiet_stance`).
 
 Only the frames of the recorded window belong to the trial
 (:attr:`QuietStanceRunner.frame_in_trial`); they are scored with the
-quiet-stance metrics (:func:`station.scoring.quiet_stance_result`).
+quiet-stance metrics (:func:`station.scoring.scores.quiet_stance_result`).
 
 References
 ----------
@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata

@@ -1,7 +1,7 @@
 """The single-leg (Trendelenburg) stance test as a pure state machine fed by force frames.
 
 The runner knows nothing of screens, files or clocks: a driver feeds it force
-frames (:class:`station.forces.ForceFrame`, or anything with ``t_s``,
+frames (:class:`station.signal.forces.ForceFrame`, or anything with ``t_s``,
 ``fz_n``, ``cop_ml_mm``) with :meth:`SingleLegRunner.update`, and gets back
 the events of that frame (:mod:`station.protocols.events`). Time is the
 frames' own ``t_s``, so the live station, a recording read back by
@@ -88,7 +88,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
@@ -135,7 +135,7 @@ _SUPPORT_HISTORY_S = 1.0
 
 
 class FrameLike(Protocol):
-    """What the runners read from a frame (a :class:`station.forces.ForceFrame` has it)."""
+    """What the runners read from a frame (a :class:`station.signal.forces.ForceFrame` has it)."""
 
     @property
     def t_s(self) -> float: ...
@@ -295,7 +295,7 @@ class SupportEpisode:
 
 @dataclass(frozen=True)
 class SingleLegOutcome:
-    """Everything a single-leg runner found, for the scoring (:func:`station.scoring.score_single_leg`).
+    """Everything a single-leg runner found, for the scoring (:func:`station.scoring.scores.score_single_leg`).
 
     Times are on the frames' clock. ``end_s`` is when the test window ended:
     ``onset_s + hold_s``, the first failure (``end_on_failure``), the patient
@@ -632,7 +632,7 @@ class SingleLegRunner(RunnerBase):
                 screen.show(event.message)
             if runner.finished:
                 break
-        outcome = runner.outcome()           # scored by station.scoring.score_single_leg
+        outcome = runner.outcome()           # scored by station.scoring.scores.score_single_leg
     """
 
     protocol = "single-leg"

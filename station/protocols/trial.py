@@ -2,16 +2,16 @@
 
 "The same frames" means the frames **as the trial's recording holds them**
 (DESIGN.md section 4): time counted from the trial's first frame and rounded
-to 1 us, forces rounded to 0.1 mN, exactly as :class:`~station.recording.RecordingWriter`
+to 1 us, forces rounded to 0.1 mN, exactly as :class:`~station.core.recording.RecordingWriter`
 writes them, and Fz and the centre of pressure computed from those forces by
-:func:`station.cop.centre_of_pressure`. :class:`TrialCapture` turns each live
+:func:`station.core.cop.centre_of_pressure`. :class:`TrialCapture` turns each live
 force frame into that form *before* the runner sees it and keeps (and writes)
 the very same rows; :func:`frames_from_recording` builds the same frames from
 a recording file. The runner is therefore fed bit-identical frames on both
 paths, finds the same events, and the same scoring function
-(:mod:`station.scoring`) scores the same recorded trial: ``balance-station
+(:mod:`station.scoring.scores`) scores the same recorded trial: ``balance-station
 analyze`` on a trial's file prints what the live test reported. The rounding
-is far below anything measured (module notes of :mod:`station.recording`).
+is far below anything measured (module notes of :mod:`station.core.recording`).
 
 Scoring itself (resampling onto the nominal rate and the 10 Hz zero-phase
 low-pass of the ``analyze`` contract) works on the whole recorded trial after
@@ -28,14 +28,14 @@ from typing import IO, Any
 
 import numpy as np
 
-from station.cop import centre_of_pressure
-from hardware.frames import FrameFlag
-from station.forces import ForceFrame
-from station.geometry import PlateGeometry
+from station.core.cop import centre_of_pressure
+from station.core.frames import FrameFlag
+from station.signal.forces import ForceFrame
+from station.core.geometry import PlateGeometry
 from station.protocols.events import ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceRunner
 from station.protocols.single_leg import SingleLegRunner
-from station.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
+from station.core.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
 
 __all__ = ["LiveTrial", "TrialCapture", "frames_from_recording", "frames_from_rows", "score_runner"]
 
@@ -68,11 +68,11 @@ def frames_from_recording(rec: Recording) -> Iterator[ForceFrame]:
 def score_runner(runner: Runner, recording: Recording, *, lowpass_hz: float | None) -> dict[str, Any]:
     """The trial's result, exactly as ``balance-station analyze`` prints it for the same recording.
 
-    Single-leg: :func:`station.scoring.single_leg_result` on the runner's
-    outcome. Quiet stance: :func:`station.scoring.quiet_stance_result` (the
+    Single-leg: :func:`station.scoring.scores.single_leg_result` on the runner's
+    outcome. Quiet stance: :func:`station.scoring.scores.quiet_stance_result` (the
     quiet-stance metrics of the recorded window, with the conditions).
     """
-    from station import scoring
+    from station.scoring import scores as scoring
 
     if isinstance(runner, SingleLegRunner):
         return scoring.single_leg_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
@@ -226,7 +226,7 @@ class LiveTrial:
         result = trial.result()
 
     While the trial runs the station does not re-zero the plate
-    (:meth:`station.live.LiveStation.trial_started`).
+    (:meth:`station.live.pipeline.LiveStation.trial_started`).
     """
 
     def __init__(self, live: Any, runner: Runner, *, geometry: PlateGeometry,

@@ -1,7 +1,7 @@
 """The patient screen: a pygame window (full screen on the Pi) showing the live plate.
 
 Screens are mode classes: each reads input events and draws; all state lives
-in the station (:class:`station.live.LiveStation`). The loop runs on the main
+in the station (:class:`station.live.pipeline.LiveStation`). The loop runs on the main
 thread, as SDL wants, at a fixed frame rate, and reads the newest live sample
 on every frame, so the cursor is at most one screen frame behind the plate.
 """
@@ -21,10 +21,10 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to 
 
 import pygame  # noqa: E402
 
-from station.config import ScreenSettings
-from station.cop import GRAVITY_M_S2
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.core.config import ScreenSettings
+from station.core.cop import GRAVITY_M_S2
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.screen import view
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ CUES: dict[str, tuple[str | None, str | None]] = {
 class ScreenApp(Window):
     """The screen loop: input, update, draw, at a fixed frame rate.
 
-    With a ``visit`` (:class:`station.visit.Visit`) the screen runs the
+    With a ``visit`` (:class:`station.clinic.visit.Visit`) the screen runs the
     clinic's flow (choose the patient, the leg, the test, the result; see
     :mod:`station.screen.flow`) and follows any test the controller runs, even
     one started from the web page; without one it shows the live plate.

@@ -15,8 +15,8 @@ from typing import Any
 
 import pygame
 
-from station.config import ScreenSettings
-from station.geometry import PlateGeometry
+from station.core.config import ScreenSettings
+from station.core.geometry import PlateGeometry
 from station.screen import view
 from station.screen.app import Mode, ScreenUnavailable, Window
 

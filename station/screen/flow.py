@@ -3,7 +3,7 @@
 Each screen is a :class:`~station.screen.app.Mode`; they share a
 :class:`FlowContext` (the live station, the visit, the trial controller,
 the sounds). Modes read input and draw; the test itself runs in the
-controller (:mod:`station.clinic`), whose snapshot every mode draws from, so
+controller (:mod:`station.clinic.controller`), whose snapshot every mode draws from, so
 a test started from the web page or the start button shows here the same way.
 
 Navigation needs no mouse: arrow keys and Enter (or Space), Esc to go back,
@@ -19,13 +19,13 @@ from typing import Any
 
 import pygame
 
-from station.clinic import TrialBusy
-from station.cop import GRAVITY_M_S2
-from station.geometry import PlateGeometry
+from station.clinic.controller import TrialBusy
+from station.core.cop import GRAVITY_M_S2
+from station.core.geometry import PlateGeometry
 from station.screen import view
 from station.screen.app import Mode
 from station.storage.db import StorageError
-from station.visit import Visit
+from station.clinic.visit import Visit
 
 __all__ = ["FlowContext", "HomeMode", "NewPatientMode", "PatientMode", "ResultMode", "SideMode", "TrialMode"]
 

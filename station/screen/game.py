@@ -49,7 +49,7 @@ import pygame  # noqa: E402
 from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Target, Zone  # noqa: E402
 
 from station.drills.base import MAX_ROUNDS  # noqa: E402  (the most rounds a drill plays: a timed drill asks for that many)
-from station.geometry import PlateGeometry  # noqa: E402
+from station.core.geometry import PlateGeometry  # noqa: E402
 from station.screen import view  # noqa: E402
 from station.screen.app import Mode  # noqa: E402
 from station.screen.sounds import Sounds  # noqa: E402

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pygame
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 from station.screen import view
 from station.screen.app import Mode
 from station.screen.game import (

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import pygame
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 
 # High-contrast palette, readable from 2 m.
 BACKGROUND = (14, 27, 44)

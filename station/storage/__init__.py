@@ -7,7 +7,7 @@
 - :mod:`station.storage.schema`: schema versions and upgrades that never lose data;
 - :mod:`station.storage.trials`: repository functions and the writer of a running trial;
 - :mod:`station.storage.live_writer`: stores a live trial while it runs;
-- :mod:`station.storage.record`: the ``balance-station record`` command.
+- :mod:`station.commands.record`: the ``balance-station record`` command.
 
 Typical use::
 

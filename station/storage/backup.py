@@ -259,7 +259,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - StationSettings, imported late
-    from station.config import load_settings
+    from station.core.config import load_settings
 
     return load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None))
 

@@ -9,7 +9,7 @@ so a later layout can be added without touching the stored blocks)::
               fr_n   float64 little-endian [n]
               bl_n   float64 little-endian [n]
               br_n   float64 little-endian [n]
-              flags  uint32  little-endian [n]    hardware.frames.FrameFlag bits
+              flags  uint32  little-endian [n]    station.core.frames.FrameFlag bits
     len(body) == 44 * n,  n = FrameBlock.n_frames
 
 Column after column (not frame after frame), so that a reader takes each
@@ -17,7 +17,7 @@ column with one ``numpy.frombuffer``.
 
 Precision: float64 keeps times and forces bit for bit, so a trial rebuilt from
 its blocks is exactly what was written, far better than the 0.1 mN a
-recording file keeps (:mod:`station.recording`). The cost is 44 bytes a frame
+recording file keeps (:mod:`station.core.recording`). The cost is 44 bytes a frame
 before compression (about 37 after zlib: the low bits of calibrated forces
 are noise), 3 kB a second at 80 Hz, 100 kB for a 30-second trial. Scaled
 int32 with delta coding would be a third of that, but not exact; at a few

@@ -53,7 +53,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from station.errors import UserError
+from station.core.errors import UserError
 
 __all__ = [
     "BUSY_TIMEOUT_S",

@@ -1,6 +1,6 @@
 """Storing a live trial while it runs: a thread that drains a live-station subscription into a TrialWriter.
 
-Like :class:`station.recorder.LiveRecorder` (which writes a recording file),
+Like :class:`station.clinic.recorder.LiveRecorder` (which writes a recording file),
 but into the database: the frames are stored a block at a time (every
 :data:`~station.storage.trials.FLUSH_PERIOD_S`), each block in its own
 transaction, so a crash or a power cut loses at most the last second, and
@@ -8,7 +8,7 @@ the interrupted trial is found ``running`` at the next start and kept as
 ``incomplete`` (:func:`~station.storage.trials.recover_interrupted`).
 
 While the trial runs the live station does not re-zero the plate
-(:meth:`~station.live.LiveStation.trial_started`).
+(:meth:`~station.live.pipeline.LiveStation.trial_started`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from station.live import LiveStation
+from station.live.pipeline import LiveStation
 from station.storage.db import Database, StorageError
 from station.storage.models import StanceSide, TrialState
 from station.storage.trials import FLUSH_PERIOD_S, TrialWriter, todays_visit

@@ -38,9 +38,9 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from calibration.model import Calibration
 from station import __version__
-from station.forces import ForceFrame
-from station.geometry import PlateGeometry
-from station.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
+from station.signal.forces import ForceFrame
+from station.core.geometry import PlateGeometry
+from station.core.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
 from station.storage.blocks import ENCODING, BlockDecodeError, decode_block, encode_block
 from station.storage.db import StorageError, session_station_id, write_session
 from station.storage.models import (
@@ -691,7 +691,7 @@ def recover_interrupted(session: Session, *, stale_after_s: float | None = None,
 
 
 def trial_recording(session: Session, trial_id: int) -> Recording:
-    """The trial's frames as a :class:`~station.recording.Recording`, rebuilt from its blocks.
+    """The trial's frames as a :class:`~station.core.recording.Recording`, rebuilt from its blocks.
 
     Works on a running trial too (the frames stored so far). Metadata: the
     trial's settings (text values), ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),

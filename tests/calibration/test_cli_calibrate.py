@@ -14,7 +14,7 @@ from calibration.model import Calibration
 
 _SCRIPT = Path(sys.executable).with_name("balance-station")
 #: The installed console script when there is one, else the module (the same main()).
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "station.cli"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "station.commands.cli"]
 
 
 def run(*args: str | Path, seed: int = 20261121) -> subprocess.CompletedProcess[str]:

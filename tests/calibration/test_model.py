@@ -18,8 +18,8 @@ from calibration.model import (
     simulator_calibration,
 )
 from calibration.solver import Placement, force_of_mass_n, verify
-from station.cop import centre_of_pressure, split_load
-from station.geometry import PlateGeometry
+from station.core.cop import centre_of_pressure, split_load
+from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
 WHEN = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)

@@ -23,9 +23,9 @@ from calibration.procedure import (
     parse_masses,
     verification_points,
 )
-from hardware.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
-from station.cop import GRAVITY_M_S2, split_load
-from station.geometry import PlateGeometry
+from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
+from station.core.cop import GRAVITY_M_S2, split_load
+from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
 REF = simulator_calibration()

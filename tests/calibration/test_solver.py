@@ -1,7 +1,7 @@
 """The calibration solver: tare, placements, per-cell gains and the 3x4 matrix.
 
 Closed-form cases use exact synthetic counts (a rigid plate shares a load as
-:func:`station.cop.split_load`); the acceptance drives the real simulated plate.
+:func:`station.core.cop.split_load`); the acceptance drives the real simulated plate.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from calibration.solver import (
     tare_offsets,
     verify,
 )
-from hardware.frames import HX711_MAX_CODE
-from hardware.simulated import SimulatedPlate
-from station.cop import split_load
-from station.errors import UserError
-from station.geometry import PlateGeometry
+from station.core.frames import HX711_MAX_CODE
+from hardware.sim.plate import SimulatedPlate
+from station.core.cop import split_load
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
 CAL = simulator_calibration()

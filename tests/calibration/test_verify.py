@@ -20,8 +20,8 @@ from calibration.solver import (
     force_of_mass_n,
     verify,
 )
-from station.cop import split_load
-from station.geometry import PlateGeometry
+from station.core.cop import split_load
+from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
 GAINS = np.array([0.00023, 0.00021, 0.00025, 0.00022])

@@ -11,7 +11,7 @@ import pytest
 
 from calibration.model import Calibration, simulator_calibration
 from calibration.procedure import CalibrationProcedure, State, make_plan
-from calibration.wizard import (
+from station.commands.calibrate import (
     SIM_BACKEND,
     AcquisitionSource,
     SimFault,
@@ -23,10 +23,10 @@ from calibration.wizard import (
     gain_deviation_pct,
     run_procedure,
 )
-from hardware.frames import HX711_MAX_CODE, FrameFlag
-from station.cli import build_parser, main
-from station.errors import UserError
-from station.geometry import PlateGeometry
+from station.core.frames import HX711_MAX_CODE, FrameFlag
+from station.commands.cli import build_parser, main
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
 
@@ -299,7 +299,7 @@ def test_enter_on_the_screen_confirms_a_step():
 def test_calibration_screen_draws_the_target_progress_and_messages(artifacts):
     import pygame
 
-    from station.config import ScreenSettings
+    from station.core.config import ScreenSettings
     from station.screen.calibration import TARGET, CalibrationScreen
 
     plate = calibration_plate(GEO, seed=1, realtime=False)
@@ -379,7 +379,7 @@ class PersonAtTheTerminal:
 
 
 def test_a_technician_calibrates_the_hx711_plate_from_its_previous_calibration(tmp_path, monkeypatch):
-    import station.runner
+    import station.commands.run
 
     monkeypatch.setenv("BALANCE_STATION_HX711__BACKEND", "lgpio")
     plate = calibration_plate(GEO, seed=12, realtime=False)
@@ -390,7 +390,7 @@ def test_a_technician_calibrates_the_hx711_plate_from_its_previous_calibration(t
     previous.save(tmp_path / "calibration.json")
     stdout = io.StringIO()
     acq = PersonAtTheTerminal(SimulatedSource(plate, seed=12), stdout)
-    monkeypatch.setattr(station.runner, "start_plate", lambda settings: acq)
+    monkeypatch.setattr(station.commands.run, "start_plate", lambda settings: acq)
     code = calibrate(args_for("--masses", "20,40", "--points", "5", "--no-screen", "--data-dir", str(tmp_path)),
                      stdin=io.StringIO("\n" * 16), stdout=stdout)
     text = stdout.getvalue()
@@ -403,7 +403,7 @@ def test_a_technician_calibrates_the_hx711_plate_from_its_previous_calibration(t
 
 
 def test_a_replaced_cell_needs_ignore_previous(tmp_path, monkeypatch):
-    import station.runner
+    import station.commands.run
 
     monkeypatch.setenv("BALANCE_STATION_HX711__BACKEND", "lgpio")
     plate = calibration_plate(GEO, seed=13, realtime=False)
@@ -415,7 +415,7 @@ def test_a_replaced_cell_needs_ignore_previous(tmp_path, monkeypatch):
     for argv, expected in (((), 2), (("--ignore-previous",), 0)):
         stdout = io.StringIO()
         acq = PersonAtTheTerminal(SimulatedSource(calibration_plate(GEO, seed=13, realtime=False)), stdout)
-        monkeypatch.setattr(station.runner, "start_plate", lambda settings, acq=acq: acq)
+        monkeypatch.setattr(station.commands.run, "start_plate", lambda settings, acq=acq: acq)
         args = args_for("--masses", "20,40", "--points", "5", "--no-screen", "--data-dir", str(tmp_path), *argv)
         if expected == 2:
             with pytest.raises(UserError, match="tare refused: the plate seems loaded"):

@@ -10,10 +10,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from hardware.frames import FrameFlag
+from station.core.frames import FrameFlag
 from hardware.replay import ReplaySource
-from station.geometry import PlateGeometry
-from station.recording import Recording, write_recording
+from station.core.geometry import PlateGeometry
+from station.core.recording import Recording, write_recording
 
 SEED = 20261121
 

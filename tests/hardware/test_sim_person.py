@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from hardware.sim_person import BEHAVIOURS, SimPerson
-from station.cop import GRAVITY_M_S2
-from station.geometry import PlateGeometry
+from hardware.sim.person import BEHAVIOURS, SimPerson
+from station.core.cop import GRAVITY_M_S2
+from station.core.geometry import PlateGeometry
 
 RATE_HZ = 80.0
 

@@ -12,10 +12,10 @@ from scipy.signal import welch
 
 from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from hardware.frames import CELLS, HX711_MAX_CODE, FrameFlag
-from hardware.simulated import GLITCH_BITS, SimulatedPlate, check_command
-from station.cop import GRAVITY_M_S2, centre_of_pressure
-from station.geometry import PlateGeometry
+from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag
+from hardware.sim.plate import GLITCH_BITS, SimulatedPlate, check_command
+from station.core.cop import GRAVITY_M_S2, centre_of_pressure
+from station.core.geometry import PlateGeometry
 
 CAL = simulator_calibration()
 GEO = PlateGeometry()

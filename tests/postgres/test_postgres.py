@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 from station.storage import (
     Conflict,
     SchemaError,

@@ -8,17 +8,17 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-import station.users
+import station.storage.accounts
 
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(station.users, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(autouse=True)
 def _forget_failed_logins():
     """Failed logins are counted in memory, across apps: each test starts afresh."""
-    station.users._UNKNOWN_NAMES.clear()
+    station.storage.accounts._UNKNOWN_NAMES.clear()
     yield
-    station.users._UNKNOWN_NAMES.clear()
+    station.storage.accounts._UNKNOWN_NAMES.clear()

@@ -75,8 +75,8 @@ class Client:
 
 @contextlib.contextmanager
 def serve(app: Any, *, timeout_s: float = 10.0) -> Iterator[int]:
-    """Serve ``app`` as the station does (:class:`station.runner.WebServer`); yields the port."""
-    from station.runner import WebServer
+    """Serve ``app`` as the station does (:class:`station.commands.run.WebServer`); yields the port."""
+    from station.commands.run import WebServer
 
     port = free_port()
     server = WebServer(app, host="127.0.0.1", port=port)

@@ -15,7 +15,7 @@ from tests.webui.helpers import add_recorded_trial, add_user, seed_trials
 
 
 def _cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "station.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "station.commands.cli", *args], capture_output=True, text=True,
                           timeout=timeout_s)
 
 

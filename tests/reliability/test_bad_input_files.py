@@ -66,7 +66,7 @@ def _quiet_rows(n: int, *, override: dict[int, str] | None = None) -> str:
 
 
 def _analyze(path: Path, *, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "station.cli", "analyze", str(path), "--protocol", "quiet-stance",
+    return subprocess.run([sys.executable, "-m", "station.commands.cli", "analyze", str(path), "--protocol", "quiet-stance",
                            "--json"], capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -104,7 +104,7 @@ def test_analyze_of_dev_zero_is_one_line_and_bounded(tmp_path):
 def test_a_huge_recording_is_refused_before_it_is_parsed(tmp_path):
     import resource
 
-    from station.recording import MAX_FILE_BYTES, RecordingError, read_recording
+    from station.core.recording import MAX_FILE_BYTES, RecordingError, read_recording
 
     p = tmp_path / "huge.csv"
     row = "0.0000,171.2,168.9,170.4,172.0\n"
@@ -120,14 +120,14 @@ def test_a_huge_recording_is_refused_before_it_is_parsed(tmp_path):
 
 def test_a_recording_at_the_sample_limit_stays_within_its_stated_memory(tmp_path):
     """400,000 samples (the limit) read in a child process: peak memory well under the 1.7 GB the issue saw."""
-    from station.recording import MAX_SAMPLES
+    from station.core.recording import MAX_SAMPLES
 
     p = tmp_path / "long.csv"
     with p.open("w") as f:
         f.write(HEADER.replace("sample_rate_hz: 80", "sample_rate_hz: 1000"))
         for i in range(MAX_SAMPLES):
             f.write(f"{i / 1000:.3f},171.2,168.9,170.4,172.0\n")
-    code = ("import resource, sys; from station.recording import read_recording; r = read_recording(sys.argv[1]); "
+    code = ("import resource, sys; from station.core.recording import read_recording; r = read_recording(sys.argv[1]); "
             "print(r.n_samples, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
     done = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -153,7 +153,7 @@ def test_the_station_refuses_a_bad_calibration_file_in_one_line(tmp_path, conten
     config = tmp_path / "station.toml"
     config.write_text('[hx711]\nbackend = "lgpio"\n', encoding="utf-8")  # a configured (absent) real plate
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    done = subprocess.run([sys.executable, "-m", "station.cli", "--data-dir", str(data), "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--config", str(config),
                            "--no-screen", "--port", str(free_port())], capture_output=True, text=True, timeout=60,
                           env=env)
     err = done.stderr

@@ -18,7 +18,7 @@ from tests.webui.helpers import add_user, seed_trials
 
 def _run(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    return subprocess.run([sys.executable, "-m", "station.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "station.commands.cli", *args], capture_output=True, text=True,
                           timeout=timeout_s, env=env)
 
 
@@ -82,7 +82,7 @@ def test_the_station_refuses_to_start_on_a_damaged_database(tmp_path):
     path = _station_db(tmp_path, n_trials=2000)
     _damage(path, "middle")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "--data-dir", str(path.parent), "--plate",
+    proc = subprocess.Popen([sys.executable, "-m", "station.commands.cli", "--data-dir", str(path.parent), "--plate",
                              "simulated", "--no-screen", "--port", str(free_port())], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:

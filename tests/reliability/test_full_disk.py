@@ -12,7 +12,7 @@ from tests.webui.helpers import add_patient
 
 
 def test_a_trial_is_not_started_without_the_free_space_to_store_it(tmp_path, monkeypatch):
-    from station.geometry import PlateGeometry
+    from station.core.geometry import PlateGeometry
     from station.storage.db import StorageError, open_database
     from station.storage.trials import TrialWriter, open_visit
 
@@ -52,7 +52,7 @@ def test_the_status_page_and_api_warn_of_a_nearly_full_disk(tmp_path, monkeypatc
 _FULL_DISK_SCRIPT = textwrap.dedent('''
     import resource, signal, sys
     from pathlib import Path
-    from station.geometry import PlateGeometry
+    from station.core.geometry import PlateGeometry
     from station.storage.db import StorageError, open_database
     from station.storage.trials import TrialWriter, get_trial, open_visit, create_patient, trial_summary
 

@@ -48,7 +48,7 @@ def test_a_live_stream_ends_within_10_s_of_its_session(tmp_path, how):
             if how == "logout":
                 assert c.post_json("/api/v1/logout", {}).status == 200
             else:
-                from station.users import set_disabled
+                from station.storage.accounts import set_disabled
 
                 with db.write() as session:
                     set_disabled(session, "therapist", True)

@@ -9,7 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-import station.users
+import station.storage.accounts
 from tests.webui.helpers import PASSWORD, add_user, close_app, make_app
 
 BASE = "http://localhost"
@@ -39,13 +39,13 @@ def clock(monkeypatch):
     import datetime as dt
 
     class Clock:
-        now = station.users.utc_now()
+        now = station.storage.accounts.utc_now()
 
         def tick(self, seconds: float) -> None:
             self.now += dt.timedelta(seconds=seconds)
 
     c = Clock()
-    monkeypatch.setattr(station.users, "utc_now", lambda: c.now)
+    monkeypatch.setattr(station.storage.accounts, "utc_now", lambda: c.now)
     monkeypatch.setattr("webui.auth.utc_now", lambda: c.now)
     return c
 
@@ -91,8 +91,8 @@ def test_refused_attempts_do_not_extend_the_lock_out(app, monkeypatch):
     for _ in range(5):
         outsider.login("therapist", "wrong password")
     first = int(outsider.login("therapist", "wrong password").headers["retry-after"])
-    later = station.users.utc_now() + station.users.LoginPolicy().lockout - __import__("datetime").timedelta(seconds=5)
-    monkeypatch.setattr(station.users, "utc_now", lambda: later)
+    later = station.storage.accounts.utc_now() + station.storage.accounts.LoginPolicy().lockout - __import__("datetime").timedelta(seconds=5)
+    monkeypatch.setattr(station.storage.accounts, "utc_now", lambda: later)
     monkeypatch.setattr("webui.auth.utc_now", lambda: later)
     r = outsider.login("therapist", "wrong password")
     assert r.status_code == 429 and int(r.headers["retry-after"]) <= 10 < first
@@ -102,8 +102,8 @@ def test_a_login_holds_no_write_lock_while_the_password_is_checked(app, monkeypa
     """While argon2 runs for one login, another connection can write at once."""
     import sqlite3
 
-    monkeypatch.setattr(station.users, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    real_verify = station.users.verify_password
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    real_verify = station.storage.accounts.verify_password
     in_check = threading.Event()
     release = threading.Event()
 
@@ -112,7 +112,7 @@ def test_a_login_holds_no_write_lock_while_the_password_is_checked(app, monkeypa
         release.wait(5)
         return real_verify(password_hash, password)
 
-    monkeypatch.setattr(station.users, "verify_password", slow_verify)
+    monkeypatch.setattr(station.storage.accounts, "verify_password", slow_verify)
     db = app.state.db
     result = {}
 
@@ -151,19 +151,19 @@ def test_a_login_flood_gets_no_5xx(app, monkeypatch):
     import station.storage.db
 
     monkeypatch.setattr(station.storage.db, "BUSY_TIMEOUT_S", 0.5)
-    real_verify = station.users.verify_password
+    real_verify = station.storage.accounts.verify_password
 
     def pi_speed_verify(password_hash, password):
         time.sleep(0.2)
         return real_verify(password_hash, password)
 
-    monkeypatch.setattr(station.users, "verify_password", pi_speed_verify)
+    monkeypatch.setattr(station.storage.accounts, "verify_password", pi_speed_verify)
     app2, db = make_app(app.state.settings.data_dir.parent / "flood")
     add_user(db)
     stop = threading.Event()
 
     def writer():
-        from station.users import audit
+        from station.storage.accounts import audit
 
         n = 0
         while not stop.is_set() and n < 400:  # bounded
@@ -202,7 +202,7 @@ def test_a_login_flood_gets_no_5xx(app, monkeypatch):
 
 @pytest.mark.parametrize("how", ["enable", "passwd"])
 def test_user_enable_or_passwd_unlocks_at_once_even_from_another_process(app, how):
-    from station.users import set_disabled, set_password
+    from station.storage.accounts import set_disabled, set_password
 
     desk = _From(app, "10.0.0.5")
     for _ in range(5):

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from hardware.sim_corpus import CorpusTrial, corpus
-from hardware.sim_trial import TrialTruth, synthesize_single_leg
-from station.scoring import score_single_leg_recording
+from hardware.sim.corpus import CorpusTrial, corpus
+from hardware.sim.trial import TrialTruth, synthesize_single_leg
+from station.scoring.scores import score_single_leg_recording
 
 #: The corpus of the acceptance test and the report.
 N_TRIALS = 500

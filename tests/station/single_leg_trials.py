@@ -1,6 +1,6 @@
 """Labelled single-leg trials from the simulated plate, for the acceptance test and the runner tests.
 
-Each trial is a scenario for :class:`hardware.simulated.SimulatedPlate` in
+Each trial is a scenario for :class:`hardware.sim.plate.SimulatedPlate` in
 fast mode (a seeded simulated person: quiet stance, a lift on one side,
 touchdowns on or off the plate, hand support), run through the station's
 force pipeline and the live path (:class:`station.protocols.trial.TrialCapture`),
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.forces import ForceFrame, ForcePipeline
-from station.geometry import PlateGeometry
+from hardware.sim.plate import SimulatedPlate
+from station.signal.forces import ForceFrame, ForcePipeline
+from station.core.geometry import PlateGeometry
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner
 from station.protocols.trial import TrialCapture
 
@@ -269,8 +269,8 @@ def synthetic_trial(*, fs_hz: float = 80.0, body_weight_n: float = 700.0, stance
     (t_s, duration_s) a lift on the other side during the quiet part.
     Returns ``(recording, onset_s)``.
     """
-    from station.cop import split_load
-    from station.recording import Recording
+    from station.core.cop import split_load
+    from station.core.recording import Recording
 
     g = GEOMETRY
     n = int(round((empty_s + quiet_s + transition_s + after_s) * fs_hz))

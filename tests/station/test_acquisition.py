@@ -10,7 +10,7 @@ import time
 import pytest
 
 from hardware.base import SourceFault
-from station.acquisition import AcquisitionProcess, SourceSpec, build_source
+from station.live.acquisition import AcquisitionProcess, SourceSpec, build_source
 
 
 def proc_alive(pid: int) -> bool:
@@ -85,7 +85,7 @@ def test_commands_reach_the_simulated_person():
         while time.monotonic() < deadline and len(frames) < 240:
             frames.extend(acq.frames(timeout_s=0.2))
     from calibration.model import simulator_calibration
-    from station.cop import centre_of_pressure
+    from station.core.cop import centre_of_pressure
 
     forces = simulator_calibration().to_forces([f.counts for f in frames[-20:]])
     _, x, _ = centre_of_pressure(forces, ml_mm=400, ap_mm=300)
@@ -96,7 +96,7 @@ def test_child_dies_with_a_killed_parent(tmp_path):
     """kill -9 of the station must not leave the acquisition process clocking the boards."""
     script = textwrap.dedent("""
         import sys, time
-        from station.acquisition import AcquisitionProcess, SourceSpec
+        from station.live.acquisition import AcquisitionProcess, SourceSpec
         acq = AcquisitionProcess(SourceSpec("simulated", {"seed": 1, "realtime": True}))
         acq.start()
         print(acq.pid, flush=True)

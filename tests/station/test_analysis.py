@@ -1,4 +1,4 @@
-"""Scoring of recordings (station.analysis)."""
+"""Scoring of recordings (station.scoring.analyze)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import station.analysis as analysis
-from station.analysis import AnalysisError, analyze_file, analyze_recording
-from station.cop import DEFAULT_OCCUPANCY_N, split_load
-from station.errors import UserError
-from station.geometry import PlateGeometry
-from station.metrics import COP_KEYS, cop_metrics
-from station.recording import Recording, write_recording
+import station.scoring.analyze as analysis
+from station.scoring.analyze import AnalysisError, analyze_file, analyze_recording
+from station.core.cop import DEFAULT_OCCUPANCY_N, split_load
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
+from station.signal.metrics import COP_KEYS, cop_metrics
+from station.core.recording import Recording, write_recording
 
 BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 BDS_TRIALS = ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
@@ -144,7 +144,7 @@ def test_irregular_timing_is_resampled_onto_the_nominal_rate():
 
 
 def _cop(rec: Recording) -> tuple[np.ndarray, np.ndarray]:
-    from station.cop import centre_of_pressure
+    from station.core.cop import centre_of_pressure
 
     _, x, y = centre_of_pressure(rec.forces_n, ml_mm=GEOMETRY.ml_mm, ap_mm=GEOMETRY.ap_mm)
     return x, y
@@ -225,7 +225,7 @@ def test_a_single_empty_sample_is_enough():
 
 
 def test_single_leg_without_a_lift_is_refused():
-    # quiet two-foot stance only: the single-leg scorer (station.scoring) finds no lift-off
+    # quiet two-foot stance only: the single-leg scorer (station.scoring.scores) finds no lift-off
     with pytest.raises(AnalysisError, match=r"^synthetic\.csv: cannot score the single-leg test: no lift-off of the "
                                             r"right foot \(single-leg stance on the left leg\) after the baseline$"):
         analyze_recording(sway_trial(), protocol="single-leg", stance_side="left")
@@ -275,10 +275,10 @@ def test_low_rate_recordings_are_accepted_with_the_default_filter_skipped(tmp_pa
     """DESIGN.md section 4: any rate from 10 Hz; the default 10 Hz low-pass cannot apply at 20 Hz."""
     import io
 
-    from station.analysis import analyze_recording
-    from station.cop import split_load
-    from station.geometry import PlateGeometry
-    from station.recording import RecordingWriter, read_recording
+    from station.scoring.analyze import analyze_recording
+    from station.core.cop import split_load
+    from station.core.geometry import PlateGeometry
+    from station.core.recording import RecordingWriter, read_recording
 
     rng = np.random.default_rng(3)
     buf = io.StringIO()
@@ -293,8 +293,8 @@ def test_low_rate_recordings_are_accepted_with_the_default_filter_skipped(tmp_pa
 
 
 def test_time_in_the_wrong_unit_is_a_clear_error():
-    from station.analysis import AnalysisError, analyze_recording
-    from station.recording import parse_recording
+    from station.scoring.analyze import AnalysisError, analyze_recording
+    from station.core.recording import parse_recording
 
     rows = "\n".join(f"{i * 12500},175,175,175,175" for i in range(800))  # microseconds, not seconds
     text = "# sample_rate_hz: 80\n# plate_ml_mm: 400\n# plate_ap_mm: 300\nt_s,fl_n,fr_n,bl_n,br_n\n" + rows

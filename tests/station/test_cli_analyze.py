@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from station.cop import split_load
-from station.geometry import PlateGeometry
-from station.recording import Recording, write_recording
+from station.core.cop import split_load
+from station.core.geometry import PlateGeometry
+from station.core.recording import Recording, write_recording
 
 BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 BDS_TRIALS = ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
@@ -20,7 +20,7 @@ SEED = 20261121
 
 _SCRIPT = Path(sys.executable).with_name("balance-station")
 #: The installed console script when there is one, else the module (the same main()).
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "station.cli"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "station.commands.cli"]
 
 
 def run(*args: str | Path, command: list[str] = COMMAND) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,7 @@ def test_module_entry_point_gives_the_same_answer(tmp_path):
     write_recording(path, sway_recording(10.0))
     a = run(path, "--protocol", "quiet-stance", "--stance-side", "left", "--lowpass-hz", "6", "--json")
     b = run(path, "--protocol", "quiet-stance", "--stance-side", "left", "--lowpass-hz", "6", "--json",
-            command=[sys.executable, "-m", "station.cli"])
+            command=[sys.executable, "-m", "station.commands.cli"])
     assert a.returncode == b.returncode == 0
     assert json.loads(a.stdout) == json.loads(b.stdout)
     out = json.loads(a.stdout)
@@ -171,7 +171,7 @@ def test_bad_option_is_one_line():
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "station.cli", "analyze", "x.csv", "--protocol", "quiet-stance", "--lowpass-hz", "abc"],
+        [sys.executable, "-m", "station.commands.cli", "analyze", "x.csv", "--protocol", "quiet-stance", "--lowpass-hz", "abc"],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2

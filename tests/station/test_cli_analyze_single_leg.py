@@ -1,6 +1,6 @@
 """`balance-station analyze FILE --protocol single-leg` run as a real program, on simulated trials.
 
-The recordings are written with :class:`station.recording.RecordingWriter`
+The recordings are written with :class:`station.core.recording.RecordingWriter`
 from the simulated plate's force frames (as the station records them), so the
 command reads what a live trial leaves on disk.
 """
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.forces import ForcePipeline
+from hardware.sim.plate import SimulatedPlate
+from station.signal.forces import ForcePipeline
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture
-from station.recording import RecordingWriter
+from station.core.recording import RecordingWriter
 from tests.station.single_leg_trials import GEOMETRY
 from tests.station.test_cli_analyze import COMMAND, assert_one_line_error
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.clinic import TrialBusy, TrialController
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
-from station.analysis import analyze_recording
+from hardware.sim.plate import SimulatedPlate
+from station.clinic.controller import TrialBusy, TrialController
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
+from station.scoring.analyze import analyze_recording
 from station.storage import open_database
 from station.storage.trials import NotFound, create_patient, get_trial, trial_recording
 from tests.doubles import SimFeed

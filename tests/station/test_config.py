@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from station.config import load_settings
-from station.errors import UserError
+from station.core.config import load_settings
+from station.core.errors import UserError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -68,7 +68,7 @@ def test_feet_wider_than_the_cells_is_refused(tmp_path):
 
 
 def test_common_options_work_before_and_after_the_command():
-    from station.cli import build_parser
+    from station.commands.cli import build_parser
 
     before = build_parser().parse_args(["--plate", "simulated", "--data-dir", "/d", "calibrate", "--yes"])
     after = build_parser().parse_args(["calibrate", "--yes", "--plate", "simulated", "--data-dir", "/d"])

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from station.recording import read_recording
+from station.core.recording import read_recording
 from station.storage import TrialState, get_trial, open_database, recover_interrupted, write_trial_recording
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +38,10 @@ MAX_LOSS_S = 1.0
 CHILD = r"""
 import json, sys
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from hardware.sim.plate import SimulatedPlate
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.storage import LiveTrialWriter, create_patient, open_database
 
 class Feed:

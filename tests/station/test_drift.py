@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.frames import RawFrame
-from station.drift import ZeroTracker
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.core.frames import RawFrame
+from station.signal.drift import ZeroTracker
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 

@@ -8,8 +8,8 @@ import sys
 import pygame
 import pytest
 
-from station import drill_command
-from station.cli import main
+from station.commands import drill as drill_command
+from station.commands.cli import main
 from station.drills import DRILLS
 from tests.conftest import REPO
 
@@ -99,7 +99,7 @@ def test_argparse_errors_are_one_line(capsys):
 
 def test_as_a_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "station.cli", "drill", "rhythm", "--plate", "simulated",
+    proc = subprocess.run([sys.executable, "-m", "station.commands.cli", "drill", "rhythm", "--plate", "simulated",
                            "--autoplay", "--duration-s", "12", "--json", "--seed", "4", "--rounds", "1"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -110,7 +110,7 @@ def test_as_a_command(tmp_path):
 
 def test_bad_name_as_a_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "station.cli", "drill", "jump", "--plate", "simulated",
+    proc = subprocess.run([sys.executable, "-m", "station.commands.cli", "drill", "jump", "--plate", "simulated",
                            "--autoplay", "--duration-s", "5", "--json"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""

@@ -1,4 +1,4 @@
-"""Low-pass filters (station.filters): zero-phase for analysis, causal for the live display."""
+"""Low-pass filters (station.signal.filters): zero-phase for analysis, causal for the live display."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import signal
 
-from station.filters import CausalLowpass, lowpass_zero_phase, min_samples_zero_phase
+from station.signal.filters import CausalLowpass, lowpass_zero_phase, min_samples_zero_phase
 
 SEED = 20261121
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.frames import FrameFlag, RawFrame
-from station.cop import split_load
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
+from station.core.frames import FrameFlag, RawFrame
+from station.core.cop import split_load
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
 
 GEOM = PlateGeometry()
 CAL = simulator_calibration()
@@ -98,7 +98,7 @@ def test_arguments_are_checked():
 
 
 def test_every_simulated_bit_error_is_caught_and_none_is_invented():
-    from hardware.simulated import SimulatedPlate
+    from hardware.sim.plate import SimulatedPlate
 
     plate = SimulatedPlate(seed=11, realtime=False, glitch_rate=1 / 40, duration_s=60.0)
     pipe = ForcePipeline(CAL, GEOM)

@@ -16,15 +16,15 @@ import pygame
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.config import ScreenSettings
-from station.drill_command import InProcessFeed
+from hardware.sim.plate import SimulatedPlate
+from station.core.config import ScreenSettings
+from station.commands.drill import InProcessFeed
 from station.drills import DRILLS, make_drill
 from station.drills.autoplay import AutoPlayer
 from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Zone
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.screen import game as game_module
 from station.screen.app import ScreenApp
 from station.screen.game import ACTIVE, CURSOR, GOOD, GameMode, Layout, format_clock

@@ -1,4 +1,4 @@
-"""COP metrics (station.metrics): closed forms, a slow loop implementation, limits, the BDS trials."""
+"""COP metrics (station.signal.metrics): closed forms, a slow loop implementation, limits, the BDS trials."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from station.cop import centre_of_pressure
-from station.metrics import (
+from station.core.cop import centre_of_pressure
+from station.signal.metrics import (
     COP_KEYS,
     cop_metrics,
     ellipse95_area_mm2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from station.norms import SPRINGER_2007, SPRINGER_2007_CITATION, norm_for_age, norm_reference
+from station.scoring.norms import SPRINGER_2007, SPRINGER_2007_CITATION, norm_for_age, norm_reference
 
 
 @pytest.mark.parametrize(

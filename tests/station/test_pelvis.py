@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from station.analysis import analyze_file, analyze_recording
+from station.scoring.analyze import analyze_file, analyze_recording
 from station.protocols.pelvis import (
     SIGN_THRESHOLD_DEG,
     bridge_short_gaps,
@@ -30,14 +30,14 @@ from station.protocols.pelvis import (
 )
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture, frames_from_recording
-from station.recording import (
+from station.core.recording import (
     PELVIS_COLUMN,
     Recording,
     RecordingError,
     parse_recording,
     write_recording,
 )
-from station.scoring import single_leg_result
+from station.scoring.scores import single_leg_result
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
 HOLD_S = 30.0

@@ -1,7 +1,7 @@
 """Acceptance of the single-leg measures on 500 labelled trials of the simulated population (issue 10).
 
-The corpus (``hardware.sim_corpus``, seed 20261207) draws whole persons from
-``hardware.population`` (every parameter with its literature range) and gives
+The corpus (``hardware.sim.corpus``, seed 20261207) draws whole persons from
+``hardware.sim.population`` (every parameter with its literature range) and gives
 them every case: clean holds, touchdowns on the plate and the floor, a foot
 still down at the end, hand support of 1-8 % BW and combinations; both sides,
 80 and 100 Hz, jittered time stamps, 45-120 kg, four plate sizes. Each trial

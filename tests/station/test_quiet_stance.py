@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.analysis import analyze_file
-from station.forces import ForcePipeline
+from hardware.sim.plate import SimulatedPlate
+from station.scoring.analyze import analyze_file
+from station.signal.forces import ForcePipeline
 from station.protocols.events import Aborted, Finished, StateChanged
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner, QuietState
 from station.protocols.trial import TrialCapture, frames_from_recording

@@ -3,11 +3,11 @@
 import pytest
 
 from calibration.model import simulator_calibration
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
-from station.recorder import LiveRecorder
-from station.recording import read_recording
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
+from station.clinic.recorder import LiveRecorder
+from station.core.recording import read_recording
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 

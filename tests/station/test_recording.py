@@ -1,4 +1,4 @@
-"""The recording file (station.recording, DESIGN.md section 4)."""
+"""The recording file (station.core.recording, DESIGN.md section 4)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from station.errors import UserError
-from station.geometry import PlateGeometry
-from station.recording import (
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
+from station.core.recording import (
     Recording,
     RecordingError,
     RecordingWriter,

@@ -1,4 +1,4 @@
-"""Resampling onto the nominal grid (station.resample)."""
+"""Resampling onto the nominal grid (station.signal.resample)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from station.resample import resample_uniform, uniform_grid_s
+from station.signal.resample import resample_uniform, uniform_grid_s
 
 SEED = 20261121
 

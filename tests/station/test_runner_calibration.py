@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from calibration.model import Calibration, simulator_calibration
-from station.config import load_settings
-from station.errors import UserError
-from station.runner import choose_calibration
+from station.core.config import load_settings
+from station.core.errors import UserError
+from station.commands.run import choose_calibration
 from tests.doubles import ListFeed
 
 
@@ -61,8 +61,8 @@ def test_missing_file_on_a_real_plate_zeroes_on_nominal_gains(tmp_path, capsys):
 
 
 def test_station_start_keeps_an_interrupted_trial_as_incomplete(tmp_path, capsys):
-    from station.geometry import PlateGeometry
-    from station.runner import recover_trials
+    from station.core.geometry import PlateGeometry
+    from station.commands.run import recover_trials
     from station.storage import create_patient, get_trial, open_database, open_visit
     from station.storage.trials import TrialWriter
 

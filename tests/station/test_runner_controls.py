@@ -7,16 +7,16 @@ from gpiozero.pins.mock import MockFactory
 
 from calibration.model import simulator_calibration
 from hardware.controls import StationLight
-from station.config import load_settings
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.core.config import load_settings
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.storage import open_database
 from station.storage.trials import list_trials
-from station.visit import Visit
-from station.clinic import TrialController
-from hardware.simulated import SimulatedPlate
-from station.runner import start_controls
+from station.clinic.visit import Visit
+from station.clinic.controller import TrialController
+from hardware.sim.plate import SimulatedPlate
+from station.commands.run import start_controls
 from tests.doubles import ListFeed, SimFeed
 
 

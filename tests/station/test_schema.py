@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
-from station.geometry import PlateGeometry
+from station.core.geometry import PlateGeometry
 from station.storage import SchemaError, TrialWriter, create_patient, open_database, open_visit, trial_recording
 from station.storage.db import create_db_engine, default_database_url
 from station.storage.schema import (
@@ -373,7 +373,7 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
             after = trial_recording(s, trial_id)
             from station.storage import get_patient, list_patients
             from station.storage.trials import update_patient
-            from station.users import authenticate, create_user
+            from station.storage.accounts import authenticate, create_user
 
             assert [p.code for p in list_patients(s)] == ["P-001", "P-002"]
             assert get_patient(s, "P-001").programme is None

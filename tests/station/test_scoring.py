@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from station.analysis import AnalysisError, analyze_recording
-from station.cop import centre_of_pressure, split_load
-from station.metrics import COP_KEYS, cop_metrics
-from station.recording import Recording
-from station.scoring import (
+from station.scoring.analyze import AnalysisError, analyze_recording
+from station.core.cop import centre_of_pressure, split_load
+from station.signal.metrics import COP_KEYS, cop_metrics
+from station.core.recording import Recording
+from station.scoring.scores import (
     ASYMMETRY_FLAG_PCT,
     compare_sides,
     score_single_leg_recording,

@@ -4,10 +4,10 @@ import pygame
 import pytest
 
 from calibration.model import simulator_calibration
-from station.config import ScreenSettings
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.core.config import ScreenSettings
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.screen.app import LiveMode, ScreenApp
 from tests.doubles import ListFeed
 from tests.station.test_live import frames

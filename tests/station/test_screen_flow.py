@@ -14,17 +14,17 @@ import pygame
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.clinic import TrialController
-from station.config import ScreenSettings
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from hardware.sim.plate import SimulatedPlate
+from station.clinic.controller import TrialController
+from station.core.config import ScreenSettings
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from station.screen.app import ScreenApp
 from station.screen.flow import HomeMode, NewPatientMode, PatientMode, ResultMode, SideMode, TrialMode
 from station.storage import open_database
 from station.storage.trials import create_patient, list_trials
-from station.visit import Visit
+from station.clinic.visit import Visit
 from tests.doubles import SimFeed
 
 GEOMETRY = PlateGeometry()
@@ -195,7 +195,7 @@ def test_a_test_started_elsewhere_is_shown(station, artifacts):
 
 
 def test_games_for_a_patient_follow_the_programme_and_are_stored(station, artifacts):
-    from station.clinic import TrialBusy
+    from station.clinic.controller import TrialBusy
     from station.screen.game import GameMode
     from station.screen.menu import DrillMenuMode
     from station.storage.trials import update_patient

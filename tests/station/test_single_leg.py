@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
-from station.analysis import analyze_file
-from station.forces import ForceFrame, ForcePipeline
-from station.live import LiveStation
+from hardware.sim.plate import SimulatedPlate
+from station.scoring.analyze import analyze_file
+from station.signal.forces import ForceFrame, ForcePipeline
+from station.live.pipeline import LiveStation
 from station.protocols.baseline import BaselineConfig
 from station.protocols.events import (
     Aborted,
@@ -34,10 +34,10 @@ from station.protocols.events import (
     TouchdownStart,
     WrongSide,
 )
-from station.protocols.session import SingleLegSession
+from station.clinic.single_leg_pair import SingleLegSession
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner, State
 from station.protocols.trial import LiveTrial, TrialCapture, frames_from_recording, frames_from_rows
-from station.recording import read_recording
+from station.core.recording import read_recording
 from tests.doubles import ListFeed
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
@@ -58,7 +58,7 @@ def of(events, cls):
 
 def constant_frames(*, fz_n: float, x_mm: float, duration_s: float, fs_hz: float = 80.0, t0_s: float = 0.0,
                     wobble_n: float = 0.0):
-    from station.cop import split_load
+    from station.core.cop import split_load
 
     t = t0_s + np.arange(int(duration_s * fs_hz)) / fs_hz
     fz = fz_n + wobble_n * np.sin(2 * np.pi * 1.5 * t)

@@ -51,7 +51,7 @@ def start_station(tmp_path, *args, env_extra=None):
     add_user(tmp_path / "data")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **(env_extra or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "station.cli", "--data-dir", str(tmp_path / "data"), "--port", str(port), *args],
+        [sys.executable, "-m", "station.commands.cli", "--data-dir", str(tmp_path / "data"), "--port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     return proc, f"http://127.0.0.1:{port}"
@@ -140,7 +140,7 @@ def test_port_in_use_is_a_clear_message(tmp_path):
         blocker.listen()
         port = blocker.getsockname()[1]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "station.cli", "--plate", "simulated", "--no-screen",
+            [sys.executable, "-m", "station.commands.cli", "--plate", "simulated", "--no-screen",
              "--data-dir", str(tmp_path), "--port", str(port)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
@@ -158,7 +158,7 @@ def test_a_second_station_on_the_same_data_folder_refuses_in_one_line(tmp_path):
         wait_for_frames(first, base)
         assert f"process {first.pid}," in (tmp_path / "data" / "station.lock").read_text(encoding="utf-8")
         second = subprocess.run(
-            [sys.executable, "-m", "station.cli", "--data-dir", str(tmp_path / "data"), "--plate", "simulated",
+            [sys.executable, "-m", "station.commands.cli", "--data-dir", str(tmp_path / "data"), "--plate", "simulated",
              "--no-screen", "--port", str(free_port())],
             capture_output=True, text=True, timeout=60,
             env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
@@ -185,13 +185,13 @@ def test_analyze_into_a_closed_pipe_prints_no_traceback(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first byte
     try:
-        proc = subprocess.run([sys.executable, "-m", "station.cli", "analyze", str(bds), "--protocol",
+        proc = subprocess.run([sys.executable, "-m", "station.commands.cli", "analyze", str(bds), "--protocol",
                                "quiet-stance", "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
                               timeout=60)
     finally:
         os.close(write_end)
     assert proc.stderr == ""
     assert proc.returncode != 0
-    shell = subprocess.run(f"'{sys.executable}' -m station.cli analyze '{bds}' --protocol quiet-stance --json "
+    shell = subprocess.run(f"'{sys.executable}' -m station.commands.cli analyze '{bds}' --protocol quiet-stance --json "
                            "| head -c 1", shell=True, capture_output=True, text=True, timeout=60)
     assert shell.stdout == "{" and shell.stderr == ""

@@ -15,13 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from calibration.model import simulator_calibration
-from hardware.frames import FrameFlag
-from hardware.simulated import SimulatedPlate
-from station.forces import ForcePipeline
-from station.errors import UserError
-from station.geometry import PlateGeometry
-from station.live import LiveStation
-from station.recording import parse_recording, read_recording, recording_to_text
+from station.core.frames import FrameFlag
+from hardware.sim.plate import SimulatedPlate
+from station.signal.forces import ForcePipeline
+from station.core.errors import UserError
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
+from station.core.recording import parse_recording, read_recording, recording_to_text
 from station.storage import (
     AffectedSide,
     ClinicSession,
@@ -58,7 +58,7 @@ from station.storage import (
 from station.storage.blocks import BYTES_PER_FRAME, ENCODING, BlockDecodeError, decode_block, encode_block
 from station.storage.db import create_db_engine
 from station.storage.models import Base
-from station.storage.record import add_arguments, record_command
+from station.commands.record import add_arguments, record_command
 from station.storage.trials import MAX_BLOCK_FRAMES
 from tests.doubles import ListFeed
 from tests.postgres.server import BACKENDS, backend_url

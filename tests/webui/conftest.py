@@ -8,21 +8,21 @@ import inspect
 import pytest
 from argon2 import PasswordHasher
 
-import station.users
+import station.storage.accounts
 from tests.postgres.server import BACKENDS, scratch_database
 
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(station.users, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(autouse=True)
 def _forget_unknown_user_names():
     """The failed logins of unknown names are counted in memory, across apps: each test starts afresh."""
-    station.users._UNKNOWN_NAMES.clear()
+    station.storage.accounts._UNKNOWN_NAMES.clear()
     yield
-    station.users._UNKNOWN_NAMES.clear()
+    station.storage.accounts._UNKNOWN_NAMES.clear()
 
 
 # -- the database: SQLite, and PostgreSQL for the JSON API and the exports ---------------------------------

@@ -38,10 +38,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from station.config import StationSettings, WebSettings
+from station.core.config import StationSettings, WebSettings
 from station.storage.db import Database, open_database
 from station.storage.trials import NotFound
-from station.users import create_user, get_user
+from station.storage.accounts import create_user, get_user
 from webui.app import create_app
 
 __all__ = ["PASSWORD", "FakeTrials", "add_patient", "add_recorded_trial", "add_user", "close_app", "csrf", "form_login",
@@ -179,7 +179,7 @@ def seed_trials(db: Database, code: str, n: int, *, start: Any = None, every_s: 
 def add_recorded_trial(db: Database, code: str = "P-001", *, n_frames: int = 160, side: str = "left",
                        metrics: dict[str, Any] | None = None, state: str = "complete") -> int:
     """A trial with ``n_frames`` frames at 80 Hz stored through the real TrialWriter; returns its id."""
-    from station.geometry import PlateGeometry
+    from station.core.geometry import PlateGeometry
     from station.storage.trials import TrialWriter, get_patient, open_visit
 
     with db.sessions() as session:
@@ -201,7 +201,7 @@ def add_recorded_trial(db: Database, code: str = "P-001", *, n_frames: int = 160
 
 
 class FakeTrials:
-    """A stand-in for :class:`station.clinic.TrialController` (the interface the API uses)."""
+    """A stand-in for :class:`station.clinic.controller.TrialController` (the interface the API uses)."""
 
     def __init__(self, known_patients: tuple[str, ...] = ("P-001",)) -> None:
         self.known = {c.lower() for c in known_patients}
@@ -212,7 +212,7 @@ class FakeTrials:
 
     def start(self, *, patient_code: str, protocol: str, stance_side: str | None = None,
               params: dict | None = None) -> int:
-        from station.clinic import TrialBusy
+        from station.clinic.controller import TrialBusy
 
         if self.running:
             raise TrialBusy("a trial is already running (trial 41)")

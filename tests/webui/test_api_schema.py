@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from calibration.model import simulator_calibration
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
-from station.live import LiveStation
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
+from station.live.pipeline import LiveStation
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 from tests.webui.helpers import FakeTrials, add_recorded_trial, login, make_app, seed_trials

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from station.recording import read_recording
+from station.core.recording import read_recording
 from tests.webui.helpers import FakeTrials, add_patient, add_recorded_trial, csrf, login, make_app, seed_trials
 from webui.deps import get_trials
 

@@ -207,7 +207,7 @@ def test_bad_credentials_are_401_with_one_message(client, app_db, body):
 
 
 def test_a_disabled_account_cannot_log_in_and_its_sessions_end(client, app_db):
-    from station.users import set_disabled
+    from station.storage.accounts import set_disabled
 
     _, db = app_db
     login(client)
@@ -290,7 +290,7 @@ def test_five_wrong_passwords_lock_the_account_for_15_minutes(client, app_db, mo
     assert 14 * 60 <= int(r.headers["retry-after"]) <= 15 * 60
     # 15 minutes later the right password works again (the lock-out is per name and address, in memory)
     later = utc_now() + dt.timedelta(minutes=15, seconds=1)
-    monkeypatch.setattr("station.users.utc_now", lambda: later)
+    monkeypatch.setattr("station.storage.accounts.utc_now", lambda: later)
     monkeypatch.setattr("webui.auth.utc_now", lambda: later)
     assert client.post("/api/v1/login", json={"username": "therapist", "password": PASSWORD}).status_code == 200
 

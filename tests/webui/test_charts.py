@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from station.metrics import ellipse95_area_mm2
-from webui import charts
-from webui.charts import Band, Series, TrendSeries
+from station.signal.metrics import ellipse95_area_mm2
+from webui.views import charts
+from webui.views.charts import Band, Series, TrendSeries
 
 NS = "{http://www.w3.org/2000/svg}"
 

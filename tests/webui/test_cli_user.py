@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from station.cli import main
+from station.commands.cli import main
 from tests.webui.helpers import make_app
 
 SECRET = "a-Secret-that-is-long-enough"

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
-from station.recording import read_recording
+from station.core.recording import read_recording
 from station.storage.trials import set_metrics
 from tests.webui.helpers import add_recorded_trial, login, make_app, seed_trials
 from webui.routes.export import METRIC_COLUMNS, TRIAL_COLUMNS, flatten_metrics

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from station.scoring import score_single_leg_recording
+from station.scoring.scores import score_single_leg_recording
 from station.storage.db import Database
 from station.storage.trials import TrialWriter, create_patient, open_visit
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
@@ -303,7 +303,7 @@ class FakeController:
                                      "events": [], "event_count": 0, "status": {}, "result": None, "error": ""}
 
     def start(self, *, patient_code, protocol, stance_side=None, params=None):
-        from station.clinic import TrialBusy
+        from station.clinic.controller import TrialBusy
         from station.storage.trials import NotFound
 
         if self.snap["running"]:
@@ -332,9 +332,9 @@ class FakeController:
 @pytest.fixture
 def live_app(tmp_path):
     from calibration.model import simulator_calibration
-    from station.forces import ForcePipeline
-    from station.geometry import PlateGeometry
-    from station.live import LiveStation
+    from station.signal.forces import ForcePipeline
+    from station.core.geometry import PlateGeometry
+    from station.live.pipeline import LiveStation
     from tests.doubles import ListFeed
     from tests.station.test_live import frames
 

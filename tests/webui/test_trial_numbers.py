@@ -25,8 +25,8 @@ from station.storage.trials import TrialWriter, open_visit
 from tests.station.single_leg_trials import synthetic_trial
 from tests.webui.helpers import close_app, login, make_app
 from tests.webui.trial_numbers_data import DETECTION_LIMIT, QUALITY, scored_metrics, seed_visit
-from webui.report import SIMULATED_BAND
-from webui.routes import pages_data as pd
+from webui.views.report import SIMULATED_BAND
+from webui.views import pages_data as pd
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -34,8 +34,8 @@ def env(tmp_path):
 
 
 def test_the_station_id_setting_defaults_and_is_checked(tmp_path):
-    from station.config import load_settings
-    from station.errors import UserError
+    from station.core.config import load_settings
+    from station.core.errors import UserError
 
     assert load_settings(data_dir=tmp_path).station_id == "balance-station"
     assert load_settings(data_dir=tmp_path, station_id="room-a").station_id == "room-a"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from station.analysis import prepare_trial
-from station.scoring import score_single_leg_recording
+from station.scoring.analyze import prepare_trial
+from station.scoring.scores import score_single_leg_recording
 from station.storage.db import Database
 from station.storage.trials import NotFound, TrialWriter, create_patient, get_patient, open_visit
 from tests.station.single_leg_trials import synthetic_trial

@@ -40,7 +40,7 @@ from fastapi.responses import Response, StreamingResponse
 from station import __version__
 from station.storage.db import Database, StorageError
 from station.storage.trials import get_patient, iter_trial_scores, write_trial_recording
-from station.users import audit
+from station.storage.accounts import audit
 from webui.auth import client_address, write_session
 from webui.deps import CurrentUser, DatabaseDep, SessionDep
 from webui.models import PatientCode, Problem

@@ -1,6 +1,6 @@
 """Live trials on the plate: ``POST /tests``, ``GET /tests/current``, ``POST /tests/current/abort``.
 
-The station's :class:`~station.clinic.TrialController` runs one trial at a
+The station's :class:`~station.clinic.controller.TrialController` runs one trial at a
 time; these routes start it, watch it and abort it (503 when the station has
 no controller, e.g. the plate is not running).
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from station.clinic import TrialBusy
+from station.clinic.controller import TrialBusy
 from station.storage.trials import NotFound
 from webui.deps import CsrfHeader, CurrentUser, TrialsDep
 from webui.models import AbortResult, LiveTrial, Problem, TestStart, TestStarted

@@ -59,7 +59,7 @@ from station.storage.trials import (
     update_patient,
 )
 from webui.deps import FormCsrf, PageUser, SessionDep, SettingsDep
-from webui.routes import pages_data as pd
+from webui.views import pages_data as pd
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 templates.env.filters["fmt"] = lambda value, *a, **k: pd.fmt(None if isinstance(value, Undefined) else value, *a, **k)
@@ -463,7 +463,7 @@ def report_page(request: Request, visit_id: int, session: SessionDep, user: Page
 @router.get("/sessions/{visit_id}/report.pdf")
 def report_pdf(request: Request, visit_id: int, session: SessionDep, user: PageUser) -> Response:
     _check_id(visit_id, "visit")
-    from webui.report import session_report_pdf
+    from webui.views.report import session_report_pdf
 
     ctx = _report_context(session, visit_id)
     pdf = session_report_pdf(ctx, station_id=request.app.state.settings.station_id)
@@ -532,7 +532,7 @@ def _controller(request: Request) -> Any:
 def live_start(request: Request, user: PageUser, patient: Annotated[str, Form(max_length=64)] = "",
                protocol: Annotated[str, Form(max_length=40)] = "single-leg",
                stance_side: Annotated[str, Form(max_length=10)] = "") -> Response:
-    from station.clinic import TrialBusy
+    from station.clinic.controller import TrialBusy
 
     controller = _controller(request)
     try:
@@ -630,7 +630,7 @@ def _session_alive(request: Request) -> bool:
     Also records the use, at most once a minute, so a page that only watches the stream stays logged in.
     """
     from station.storage.models import utc_now
-    from station.users import TOUCH_EVERY, find_web_session, touch_web_session
+    from station.storage.accounts import TOUCH_EVERY, find_web_session, touch_web_session
     from webui.auth import SESSION_COOKIE, session_policy, write_session
 
     db = request.app.state.db

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from station.storage.db import StorageError
 from station.storage.models import TrialState
 from station.storage.trials import NotFound, get_trial, list_trials, trial_summary, update_trial, write_trial_recording
-from station.users import audit
+from station.storage.accounts import audit
 from webui.auth import client_address, write_session
 from webui.deps import CsrfHeader, CurrentUser, DatabaseDep, SessionDep
 from webui.models import PatientCode, Problem, TrialPublic, TrialUpdate

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.model import simulator_calibration
-from hardware.simulated import SimulatedPlate
+from hardware.sim.plate import SimulatedPlate
 from station.drills import make_drill
 from station.drills.autoplay import AutoPlayer
 from station.drills.base import Drill, DrillEvent
-from station.forces import ForcePipeline
-from station.geometry import PlateGeometry
+from station.signal.forces import ForcePipeline
+from station.core.geometry import PlateGeometry
 
 GEOMETRY = PlateGeometry()
 BODY_N = 700.0

@@ -268,7 +268,7 @@ def test_the_stored_level_is_the_level_played():
     import numpy as np
 
     from station.drills import make_drill
-    from station.geometry import PlateGeometry
+    from station.core.geometry import PlateGeometry
 
     drill = make_drill("reach", geometry=PlateGeometry(), rng=np.random.default_rng(0), level=8,
                        params={"level_bounds": [1, 6]})
