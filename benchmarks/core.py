@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from station.scoring.analyze import analyze_recording
 from station.core.cop import centre_of_pressure, split_load
-from station.signal.filters import CausalLowpass
 from station.core.geometry import PlateGeometry
 from station.core.recording import Recording, parse_recording, recording_to_text
+from station.scoring.analyze import analyze_recording
+from station.signal.filters import CausalLowpass
 
 FS_HZ = 80.0
 SEED = 20261121
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     lp = CausalLowpass()
     it = iter(np.tile(frames, (50, 1)))
     s = median_time_s(lambda: lp.update(next(it)), repeats=repeats, inner=2000)
-    rows.append(("causal low-pass, per frame of 3 channels", f"{s * 1e6:.1f} us", f"{s * FS_HZ * 100:.3f} % of a core at 80 Hz"))
+    rows.append(("causal low-pass, per frame of 3 channels", f"{s * 1e6:.1f} us",
+                 f"{s * FS_HZ * 100:.3f} % of a core at 80 Hz"))
 
     width = max(len(r[0]) for r in rows)
     print(f"balance-station core benchmark: Python {platform.python_version()}, numpy {np.__version__}, "

@@ -30,7 +30,7 @@ returns, it notes the live sample the cursor was drawn from and reports:
   the main process split by thread: the screen (the main thread), the pump,
   the web server's threads and any other.
 
-The screen is drawn at most 720 lines high (:func:`station.screen.app.logical_size`):
+The screen is drawn at most 720 lines high (:func:`station.screen.window.logical_size`):
 on a 1920x1080 panel SDL scales the picture up (pygame's SCALED; the GPU on the
 Pi). SDL's dummy driver has no GPU and shows nothing, so here the window is the
 drawn size and the scaling is not in the CPU figures; ``cpu_sw_scale_pct`` says
@@ -76,16 +76,16 @@ import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
 from calibration.model import simulator_calibration  # noqa: E402
-from station.live.acquisition import AcquisitionProcess, SourceSpec  # noqa: E402
 from station.core.config import ScreenSettings, load_settings  # noqa: E402
+from station.core.geometry import PlateGeometry  # noqa: E402
 from station.drills import make_drill  # noqa: E402
 from station.drills.autoplay import AutoPlayer  # noqa: E402
-from station.signal.forces import ForcePipeline  # noqa: E402
-from station.core.geometry import PlateGeometry  # noqa: E402
+from station.live.acquisition import AcquisitionProcess, SourceSpec  # noqa: E402
 from station.live.pipeline import LiveStation  # noqa: E402
 from station.screen.app import ScreenApp  # noqa: E402
 from station.screen.game import FRESH_WAIT_S, GameMode  # noqa: E402
 from station.screen.sounds import Sounds  # noqa: E402
+from station.signal.forces import ForcePipeline  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_P99_MS = 20.0

@@ -31,10 +31,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from station.core.config import StationSettings  # noqa: E402
 from station.scoring.scores import score_single_leg_recording  # noqa: E402
+from station.storage.accounts import create_user  # noqa: E402
 from station.storage.db import open_database  # noqa: E402
 from station.storage.models import ClinicSession, Trial, TrialState  # noqa: E402
-from station.storage.trials import TrialWriter, create_patient, open_visit  # noqa: E402
-from station.storage.accounts import create_user  # noqa: E402
+from station.storage.patients import create_patient
+from station.storage.trials import TrialWriter
+from station.storage.visits import open_visit  # noqa: E402
 from webui.app import create_app  # noqa: E402
 
 PASSWORD = "benchmark password 1"
@@ -56,7 +58,7 @@ def build(db, *, code: str, n_trials: int, per_visit: int, templates: list, rec=
     rng = np.random.default_rng(SEED)
     with db.sessions() as s:
         create_patient(s, code, birth_year=1955, sex="female", affected_side="right")
-    start = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.UTC)
     n_visits = -(-n_trials // per_visit)
     made = 0
     last_visit = None
@@ -69,7 +71,7 @@ def build(db, *, code: str, n_trials: int, per_visit: int, templates: list, rec=
             s.add(visit)
             visits.append(visit)
         s.flush()
-        for v, visit in enumerate(visits):
+        for visit in visits:
             for k in range(min(per_visit, n_trials - made)):
                 side = "left" if k % 2 == 0 else "right"
                 base = templates[(k // 2) % len(templates)][side]

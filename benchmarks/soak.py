@@ -203,7 +203,8 @@ def main() -> int:
                        capture_output=True, timeout=120)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--port",
+                                 str(port),
                                  "--plate", "simulated", "--no-screen"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         stop = threading.Event()

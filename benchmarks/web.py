@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     import station.storage.accounts
     from tests.webui.helpers import login, make_app, seed_trials
 
-    station.storage.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # the login is not measured
+    station.storage.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024,
+                                                     parallelism=1)  # the login is not measured
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         app, db = make_app(Path(tmp))
         t0 = time.perf_counter()

@@ -41,12 +41,12 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hardware.sim.cells import SIMULATED_CELLS
 from station.core.frames import CELLS
 
 FORMAT_NAME = "balance-station calibration"
@@ -196,7 +196,7 @@ class Calibration:
         return q @ np.linalg.pinv(np.asarray(self.matrix)).T + np.asarray(self.offsets_counts)
 
     def age_days(self, now: dt.datetime | None = None) -> float:
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         return (now - self.created_at).total_seconds() / 86400.0
 
     @property
@@ -322,7 +322,8 @@ def _check_matrix(matrix: Any) -> tuple[tuple[float, ...], ...]:
         raise CalibrationError("matrix must have rank 3 (it cannot give Fz and both COP coordinates)")
     for row, limit in zip(m, _MATRIX_LIMITS, strict=True):
         if np.any(np.abs(row) > limit):
-            raise CalibrationError(f"matrix has an entry beyond what a load cell on an HX711 gives (|value| > {limit:g})")
+            raise CalibrationError(
+                f"matrix has an entry beyond what a load cell on an HX711 gives (|value| > {limit:g})")
     return tuple(tuple(float(v) for v in row) for row in m)
 
 
@@ -398,9 +399,21 @@ def format_json(doc: Any, *, indent: int = 2) -> str:
 def simulator_calibration() -> Calibration:
     """The built-in calibration that matches the simulated plate exactly.
 
-    It serves the simulator until a real calibration is made, and is never
-    valid for a real plate.
+    It is made from the simulated plate's cells
+    (:data:`hardware.sim.cells.SIMULATED_CELLS`); it serves the simulator until a
+    real calibration is made, and is never valid for a real plate.
     """
-    ref = resources.files("calibration") / "data" / "simulator.json"
-    doc = json.loads(ref.read_text(encoding="utf-8"))
+    doc = {
+        "format": "balance-station calibration",
+        "version": 1,
+        "created_at": "2026-11-21T00:00:00+00:00",
+        "station_id": "simulator",
+        "backend": "simulated",
+        "plate": {"ml_mm": 400.0, "ap_mm": 300.0},
+        "cells": list(CELLS),
+        "offsets_counts": list(SIMULATED_CELLS.offsets_counts),
+        "gains_n_per_count": list(SIMULATED_CELLS.gains_n_per_count),
+        "note": ("Built-in calibration of the simulated plate (100 kg cells, 2 mV/V, 5 V excitation, HX711 gain 128). "
+                 "Not valid for a real plate: run 'balance-station calibrate'."),
+    }
     return Calibration.from_dict(doc, source="builtin:simulator")

@@ -69,9 +69,9 @@ import numpy as np
 
 from calibration import solver
 from calibration.model import Calibration
-from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure, split_load
 from station.core.errors import UserError
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 KG_PER_LB = 0.45359237
@@ -449,7 +449,7 @@ class CalibrationProcedure:
         self.zero_warn_n = float(zero_warn_n)
         self.spike_n = float(spike_n)
         self.station_id, self.backend, self.note = station_id, backend, note
-        self.created_at = created_at or dt.datetime.now(dt.timezone.utc)
+        self.created_at = created_at or dt.datetime.now(dt.UTC)
 
         steps = [Step(0, "tare")]
         for target in (*plan.fit, *plan.verify):

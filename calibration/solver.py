@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
 from station.core.errors import UserError
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE
 from station.core.geometry import PlateGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -687,7 +687,7 @@ class GainFit(_Fit):
         fields.setdefault("placements", [p.to_dict() for p in self.placements])
         return Calibration(
             offsets_counts=self.offsets_counts, gains_n_per_count=self.gains_n_per_count,
-            created_at=created_at or dt.datetime.now(dt.timezone.utc),
+            created_at=created_at or dt.datetime.now(dt.UTC),
             plate_ml_mm=self.plate_ml_mm, plate_ap_mm=self.plate_ap_mm,
             matrix=None if matrix_fit is None else matrix_fit.matrix_tuple(), **fields)
 

@@ -54,7 +54,7 @@ class PlateSource(abc.ABC):
         within ``timeout_s`` seconds.
         """
 
-    def command(self, name: str, /, **params: object) -> None:
+    def command(self, name: str, /, **params: object) -> None:  # noqa: B027 - optional for a source
         """Handle a command sent from the station (the simulator takes
         ``lean_to`` and behaviour changes). Sources that take none ignore it."""
 

@@ -1,9 +1,9 @@
 """Replay of a recording as a plate source (kind ``"replay"``).
 
 The recorded forces are turned back into raw counts with a calibration's
-:meth:`~calibration.model.Calibration.to_counts` (by default the built-in
-simulator calibration), so the replayed frames go through exactly the same
-path as a live plate's: counts -> calibration -> force frame. Every frame
+:meth:`~calibration.model.Calibration.to_counts` (by default the simulated
+plate's cells, which the built-in simulator calibration reads exactly), so the
+replayed frames go through exactly the same path as a live plate's: counts -> calibration -> force frame. Every frame
 carries :attr:`~station.core.frames.FrameFlag.SYNTHETIC`.
 
 Two modes:
@@ -26,15 +26,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
+from hardware.sim.cells import SIMULATED_CELLS
 from station.core.frames import FrameFlag, RawFrame
 from station.core.recording import Recording, read_recording
 
-__all__ = ["ReplaySource"]
+__all__ = ["CountsModel", "ReplaySource"]
+
+
+class CountsModel(Protocol):
+    """What turns forces back into counts: a calibration, or a plate's cells as built."""
+
+    def to_counts(self, forces_n: np.ndarray) -> np.ndarray: ...
 
 _KNOWN_FLAGS = int(FrameFlag.GLITCH | FrameFlag.SATURATED | FrameFlag.CELL_FAULT | FrameFlag.SYNTHETIC)
 
@@ -47,9 +54,11 @@ class ReplaySource(PlateSource):
     recording : Recording, str or Path
         The recording, or a recording file to read (a bad file raises
         :class:`~station.core.recording.RecordingError` here).
-    calibration : Calibration, optional
-        Turns the recorded forces back into counts (default: the built-in
-        ``simulator_calibration()``). Counts are not rounded to integers, so
+    calibration : CountsModel, optional
+        Turns the recorded forces back into counts: a
+        :class:`calibration.model.Calibration`, or by default the simulated
+        plate's cells (:data:`hardware.sim.cells.SIMULATED_CELLS`, which the
+        built-in simulator calibration reads exactly). Counts are not rounded to integers, so
         ``calibration.to_forces`` gives the recorded forces back to rounding.
     realtime : bool
         Deliver frames at their recorded times (default) or as fast as possible.
@@ -76,7 +85,7 @@ class ReplaySource(PlateSource):
         self,
         recording: Recording | str | Path,
         *,
-        calibration: Calibration | None = None,
+        calibration: CountsModel | None = None,
         realtime: bool = True,
         loop: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -86,7 +95,7 @@ class ReplaySource(PlateSource):
         if not isinstance(recording, Recording):
             recording = read_recording(recording)
         self.recording = recording
-        self.calibration = calibration if calibration is not None else simulator_calibration()
+        self.calibration = calibration if calibration is not None else SIMULATED_CELLS
         self.realtime = bool(realtime)
         self.loop = bool(loop)
         self.nominal_rate_hz = recording.sample_rate_hz

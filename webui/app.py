@@ -45,7 +45,7 @@ from station.clinic.controller import TrialBusy
 from station.core.config import StationSettings
 from station.live.pipeline import LiveStation
 from station.storage.db import RESTORE_HINT, Database, StorageError, open_database
-from station.storage.trials import Conflict, InvalidValue, NotFound
+from station.storage.values import Conflict, InvalidValue, NotFound
 from webui.auth import LoginRequired
 from webui.deps import get_page_user, write_sessions
 from webui.guards import GuardMiddleware, api_docs_html

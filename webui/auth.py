@@ -35,9 +35,6 @@ from fastapi import HTTPException, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from station.core.config import StationSettings
-from station.storage.db import Database
-from station.storage.models import User, WebSession, utc_now
-from station.storage.trials import InvalidValue
 from station.storage.accounts import (
     TOUCH_EVERY,
     LockedOut,
@@ -47,13 +44,16 @@ from station.storage.accounts import (
     audit,
     check_login,
     close_web_session,
-    hash_password,
     find_web_session,
+    hash_password,
     open_web_session,
     record_login,
     record_refusal,
     touch_web_session,
 )
+from station.storage.db import Database
+from station.storage.models import User, WebSession, utc_now
+from station.storage.values import InvalidValue
 
 __all__ = [
     "CSRF_FIELD",

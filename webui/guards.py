@@ -169,7 +169,8 @@ def api_docs_html(schema: dict[str, Any]) -> str:
             body = (op.get("requestBody") or {}).get("content") or {}
             for media, content in body.items():
                 out.append(f"<p>body ({e(media)}): <code>{e(json.dumps(content.get('schema', {})))}</code></p>")
-            answers = ", ".join(f"{e(code)} {e(r.get('description', ''))}" for code, r in op.get("responses", {}).items())
+            answers = ", ".join(f"{e(code)} {e(r.get('description', ''))}" for code, r in op.get("responses",
+                                                                                                 {}).items())
             out.append(f"<p>answers: {answers}</p></section>")
     schemas = (schema.get("components") or {}).get("schemas") or {}
     if schemas:

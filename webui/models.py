@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from station.storage.models import PATIENT_CODE_MAX_LEN, AffectedSide, Grade, Sex, StanceSide, TrialState
-from station.storage.trials import HEIGHT_RANGE_CM, MIN_BIRTH_YEAR, validate_patient_code
+from station.storage.values import HEIGHT_RANGE_CM, MIN_BIRTH_YEAR, validate_patient_code
 
 __all__ = [
     "AbortResult",

@@ -17,8 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from station.core.frames import CELLS
 from hardware.hx711.chip import HX711Chip
+from station.core.frames import CELLS
 
 __all__ = [
     "Board",

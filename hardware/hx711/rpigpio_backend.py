@@ -52,8 +52,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hardware.base import PlateSource, SourceFault
-from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame, decode_twos_complement_24
 from hardware.hx711.lgpio_backend import POWER_DOWN_US, RESET_HIGH_S, STUCK_LOW_READS, check_gpios, check_timing
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame, decode_twos_complement_24
 
 __all__ = ["PerBoardHX711Plate"]
 

@@ -94,13 +94,13 @@ import numpy as np
 from hardware.sim.population import PersonTraits
 from station.core.cop import GRAVITY_M_S2
 from station.core.geometry import PlateGeometry
+from station.core.sides import SIDES
 
 #: Length and width of a footprint, for the reachable lean area.
 FOOT_LENGTH_MM = 260.0
 FOOT_WIDTH_MM = 100.0
 
 SKILLS: tuple[str, ...] = ("normal", "weak_abductors")
-SIDES: tuple[str, str] = ("left", "right")
 TOUCHDOWN_PLACES: tuple[str, str] = ("plate", "floor")
 
 #: Ramp in and out of a touchdown, and of hand support.

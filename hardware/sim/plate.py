@@ -19,9 +19,10 @@ Every frame carries :attr:`~station.core.frames.FrameFlag.SYNTHETIC`.
 
 The TRUE offsets are what the cells read with the plate empty (the plate top's
 dead weight included), like :attr:`calibration.model.Calibration.offsets_counts`;
-by default offsets and gains are those of
-:func:`calibration.model.simulator_calibration`, so the built-in calibration is
-exact for this plate.
+by default offsets and gains are the plate's cells as built
+(:data:`hardware.sim.cells.SIMULATED_CELLS`), which
+:func:`calibration.model.simulator_calibration` is made from, so the built-in
+calibration is exact for this plate.
 
 Time
 ----
@@ -51,11 +52,11 @@ from typing import Any
 
 import numpy as np
 
-from calibration.model import simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
+from hardware.sim.cells import SIMULATED_CELLS
 from hardware.sim.person import SKILLS, PersonSample, SimPerson, check_behaviour, check_scenario
 from station.core.cop import split_load
+from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 #: Bits of the 24-bit code a glitch may flip (a spike of at least 2**19 counts, ~120 N).
@@ -252,7 +253,7 @@ class SimulatedPlate(PlateSource):
         if skill not in SKILLS:
             raise ValueError(f"skill must be one of {list(SKILLS)}, got {skill!r}")
         self.duration_s = None if duration_s is None else _check_number("duration_s", duration_s, 0.0, 1e9)
-        builtin = simulator_calibration()
+        builtin = SIMULATED_CELLS
         self.true_offsets_counts = _check_four(
             "true_offsets_counts", builtin.offsets_counts if true_offsets_counts is None else true_offsets_counts)
         self.true_gains_n_per_count = _check_four(

@@ -52,6 +52,7 @@ from hardware.sim.population import PersonTraits, transfer_profile
 from station.core.cop import GRAVITY_M_S2, split_load
 from station.core.geometry import PlateGeometry
 from station.core.recording import Recording
+from station.core.sides import SIDES
 
 __all__ = ["SupportPlan", "TouchdownPlan", "TrialPlan", "TrialTruth", "synthesize_single_leg"]
 
@@ -174,7 +175,7 @@ def synthesize_single_leg(person: PersonTraits, plan: TrialPlan) -> tuple[Record
     truth : TrialTruth
         The onset, touchdowns, support and hold time (module notes).
     """
-    if plan.stance_side not in ("left", "right"):
+    if plan.stance_side not in SIDES:
         raise ValueError(f"stance_side must be 'left' or 'right', got {plan.stance_side!r}")
     rng = np.random.default_rng(person.seed)
     g = plan.geometry

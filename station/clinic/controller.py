@@ -3,7 +3,7 @@
 :class:`TrialController` owns the station's running trial. ``start`` makes
 the protocol runner, adds the trial to the database (state ``running``, in
 the patient's visit of today) and starts a worker thread that feeds the
-runner every live frame (:class:`~station.protocols.trial.LiveTrial`) and
+runner every live frame (:class:`~station.clinic.live_trial.LiveTrial`) and
 stores those same frames, as the trial's recording holds them, a block at a
 time (:class:`~station.storage.trials.TrialWriter`, at least once a second).
 When the runner finishes, the trial is scored with the same function as
@@ -31,16 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from station.signal.forces import ForceFrame
+from station.clinic.live_trial import LiveTrial
+from station.clinic.sim_patient import SimulatedPatient
 from station.core.geometry import PlateGeometry
 from station.protocols.events import Instruction, ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
-from station.protocols.trial import LiveTrial
-from station.clinic.sim_patient import SimulatedPatient
+from station.signal.forces import ForceFrame
 from station.storage.db import Database, StorageError
 from station.storage.models import TrialState
-from station.storage.trials import TrialWriter, get_patient, latest_metrics, todays_visit
+from station.storage.patients import get_patient
+from station.storage.trials import TrialWriter, latest_metrics
+from station.storage.visits import todays_visit
 
 __all__ = ["PROTOCOLS", "TrialBusy", "TrialController"]
 

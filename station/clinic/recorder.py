@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from station.core.geometry import PlateGeometry
-from station.live.pipeline import LiveStation
 from station.core.recording import RecordingWriter
+from station.live.pipeline import LiveStation
 
 FLUSH_PERIOD_S = 1.0
 
@@ -30,7 +30,7 @@ class LiveRecorder:
                  metadata: dict[str, object] | None = None) -> None:
         self.live = live
         self.path = Path(path)
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         calib = live.pipeline.calibration
         meta = {"started_at": started, "plate_source": live.feed.info.get("kind", ""),
                 "calibration": f"{calib.source} {calib.created_at.date()}", **(metadata or {})}

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hardware.sim.population import RANGES, PersonTraits, draw_person
+from station.core.sides import SIDES
 
 __all__ = ["PROFILES", "Command", "SimulatedPatient"]
 
@@ -79,7 +80,7 @@ class SimulatedPatient:
         ``stance_side``; the weak-abductor profile adds hand support and
         touchdowns inside the hold.
         """
-        if stance_side not in ("left", "right"):
+        if stance_side not in SIDES:
             raise ValueError(f"stance_side must be 'left' or 'right', got {stance_side!r}")
         if not hold_s > 0:
             raise ValueError(f"hold_s must be positive, got {hold_s!r}")

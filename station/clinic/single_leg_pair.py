@@ -2,7 +2,7 @@
 
 A pure bookkeeping object, no frames: the driver asks :meth:`SingleLegSession.new_runner`
 for the next trial's runner (the leg comes from the plan), runs it (live with
-:class:`~station.protocols.trial.LiveTrial`), then hands back the scored result
+:class:`~station.clinic.live_trial.LiveTrial`), then hands back the scored result
 (:meth:`SingleLegSession.record`) or reports an abort
 (:meth:`SingleLegSession.record_aborted`), after which the same leg comes
 again. Legs alternate (left, right, left, ...) until each has

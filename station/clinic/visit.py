@@ -24,7 +24,8 @@ from station.clinic.single_leg_pair import SingleLegSession
 from station.protocols.single_leg import SIDES
 from station.storage.db import Database
 from station.storage.models import ClinicSession, Patient
-from station.storage.trials import create_patient, get_patient, latest_metrics
+from station.storage.patients import create_patient, get_patient
+from station.storage.trials import latest_metrics
 
 __all__ = ["PatientChoice", "Visit"]
 

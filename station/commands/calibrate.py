@@ -57,9 +57,9 @@ from calibration.procedure import (
     make_plan,
     parse_masses,
 )
-from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
 from hardware.sim.plate import SimulatedPlate
 from station.core.errors import UserError
+from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 #: masses used when none are given (``--yes``, or Enter at the prompt), by unit
@@ -604,8 +604,8 @@ def calibrate(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: 
     Raises :class:`UserError` (exit 2) for bad options and for a procedure
     that stopped on bad input; nothing is saved then.
     """
-    from station.core.config import load_settings
     from station.commands.run import say, start_plate
+    from station.core.config import load_settings
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout

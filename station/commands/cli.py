@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from station.core.errors import UserError
+from station.core.sides import SIDES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", parents=[common], help="score a recording file and print JSON")
     p.add_argument("file", type=Path)
     p.add_argument("--protocol", required=True, choices=("quiet-stance", "single-leg"))
-    p.add_argument("--stance-side", choices=("left", "right"), default=None)
+    p.add_argument("--stance-side", choices=SIDES, default=None)
     p.add_argument("--lowpass-hz", type=_lowpass, default=10.0, metavar="HZ|off",
                    help="zero-phase 4th-order Butterworth cut-off (default 10), or 'off'")
     p.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from station.core.errors import UserError
+from station.core.sides import SIDES
 
 #: screen frames per second of the unattended loop (as the patient screen)
 FPS = 60
@@ -72,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed of the plate, the person and the drill (default: a random one, printed)")
     p.add_argument("--feedback", choices=("continuous", "intermittent", "summary"), default="continuous",
                    help="when the cursor is shown (default continuous)")
-    p.add_argument("--side", choices=("left", "right"), default=None,
+    p.add_argument("--side", choices=SIDES, default=None,
                    help="stance leg (single-leg-hold; default left) or the leg to load (symmetry)")
     p.add_argument("--level", type=int, default=None, metavar="N", help="starting level, 1 to 10")
     p.add_argument("--realtime", action="store_true",
@@ -218,10 +219,10 @@ def run_fast(args: argparse.Namespace, drill: Any, player: Any, geometry: Any, s
     """The plate in process, in simulated time: a screen frame every 1/60 s of plate time."""
     from calibration.model import simulator_calibration
     from hardware.sim.plate import SimulatedPlate
-    from station.signal.forces import ForcePipeline
     from station.live.pipeline import LiveStation
     from station.screen.game import GameMode
     from station.screen.sounds import Sounds
+    from station.signal.forces import ForcePipeline
 
     plate = SimulatedPlate(geometry=geometry, seed=seed, realtime=False, mass_kg=mass_kg)
     feed = InProcessFeed(plate)
@@ -249,10 +250,10 @@ def run_realtime(args: argparse.Namespace, drill: Any, player: Any, geometry: An
     from calibration.model import simulator_calibration
     from hardware.base import SourceFault
     from station.live.acquisition import AcquisitionProcess, SourceSpec
-    from station.signal.forces import ForcePipeline
     from station.live.pipeline import LiveStation
     from station.screen.game import GameMode
     from station.screen.sounds import Sounds
+    from station.signal.forces import ForcePipeline
 
     spec = SourceSpec("simulated", {"seed": seed, "realtime": True, "ml_mm": geometry.ml_mm, "ap_mm": geometry.ap_mm,
                                     "feet_ml_mm": geometry.feet_ml_mm,

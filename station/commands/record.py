@@ -28,6 +28,7 @@ from typing import Any
 
 from station.core.config import StationSettings, load_settings
 from station.core.errors import UserError
+from station.core.sides import SIDES
 from station.storage.db import DATABASE_FILE, StorageError, open_database
 
 __all__ = ["MAX_LIVE_DURATION_S", "add_arguments", "record_command"]
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --live: also store the trial in the database for this patient")
     p.add_argument("--protocol", default=None, metavar="NAME",
                    help="with --live: protocol name written in the file and the database (default: free)")
-    p.add_argument("--stance-side", choices=("left", "right"), default=None, help="with --live: the stance leg")
+    p.add_argument("--stance-side", choices=SIDES, default=None, help="with --live: the stance leg")
 
 
 def _settings(args: argparse.Namespace) -> StationSettings:
@@ -90,8 +91,8 @@ def _describe(recording: Any) -> str:
 
 
 def _export_trial(settings: StationSettings, trial_id: int, output: Path) -> int:
-    from station.core.recording import write_recording
     from station.commands.run import say
+    from station.core.recording import write_recording
     from station.storage.trials import trial_recording
 
     path = Path(settings.data_dir) / DATABASE_FILE
@@ -134,14 +135,15 @@ def _settle(live: Any, *, timeout_s: float = 5.0, lag_s: float = 0.2) -> None:
 
 def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s: float, output: Path,
                  *, stop: threading.Event | None = None) -> int:
-    from station.signal.forces import ForcePipeline
-    from station.live.pipeline import LiveStation
     from station.clinic.recorder import LiveRecorder
-    from station.core.recording import read_recording
     from station.commands.run import choose_calibration, say, start_plate
+    from station.core.recording import read_recording
+    from station.live.pipeline import LiveStation
+    from station.signal.forces import ForcePipeline
     from station.storage.live_writer import LiveTrialWriter
     from station.storage.models import TrialState
-    from station.storage.trials import get_patient, write_trial_recording
+    from station.storage.patients import get_patient
+    from station.storage.trials import write_trial_recording
 
     stop = stop or threading.Event()
     patient = getattr(args, "patient", None)

@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from calibration.model import Calibration, CalibrationError, simulator_calibration
 from hardware.base import SourceFault
-from station.live.acquisition import AcquisitionProcess, SourceSpec
-from pydantic import ValidationError
-
+from station.clinic.controller import TrialController
+from station.clinic.visit import Visit
 from station.core.config import StationSettings, WebSettings, load_settings
 from station.core.errors import UserError
-from station.signal.forces import ForcePipeline
-from station.clinic.controller import TrialController
+from station.live.acquisition import AcquisitionProcess, SourceSpec
 from station.live.pipeline import LiveStation
-from station.clinic.visit import Visit
+from station.signal.forces import ForcePipeline
 
 log = logging.getLogger("balance-station")
 
@@ -153,7 +152,7 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
         "Run 'balance-station calibrate'.")
     return Calibration(
         offsets_counts=tuple(float(v) for v in offsets),  # type: ignore[arg-type]
-        gains_n_per_count=builtin.gains_n_per_count, created_at=dt.datetime.now(dt.timezone.utc),
+        gains_n_per_count=builtin.gains_n_per_count, created_at=dt.datetime.now(dt.UTC),
         station_id=settings.station_id, backend=str(acq.info.get("kind")),
         note="Not calibrated: nominal gains and a start-up zero.", source="builtin:uncalibrated",
     )
@@ -306,7 +305,7 @@ class DataFolderLock:
                             "stop it first, or give this one another --data-dir") from None
         f.seek(0)
         f.truncate()
-        started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         f.write(f"process {os.getpid()}, started {started}\n")
         f.flush()
         self._file = f

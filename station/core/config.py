@@ -84,7 +84,8 @@ class SimulatorSettings(_Section):
     body_mass_kg: float = Field(70.0, gt=10, lt=250)
     glitch_rate: float = Field(1 / 2000, ge=0, lt=0.1, description="share of frames with a bit-error spike")
     speed: float = Field(1.0, ge=0.1, le=20.0,
-                         description="simulated time runs this much faster than the clock (demonstrations; 1 = real time)")
+                         description="simulated time runs this much faster than the clock "
+                                     "(demonstrations; 1 = real time)")
     patient: Literal["healthy", "weak_abductors", "none"] = Field(
         "healthy", description="who performs the tests started on the simulated plate: a healthy person, one with "
                                "weak hip abductors (sway, touchdowns, hand support), or nobody (steer with the keys)")
@@ -152,7 +153,8 @@ class StationSettings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite station.db in the data folder")
     calibration_max_age_days: float = Field(30.0, gt=0)
     auto_rezero: bool = Field(True, description="re-zero the cells when the plate is empty and still, between trials")
-    zero_drift_warn_n: float = Field(20.0, gt=0, description="warn when the empty plate's zero moved this far since calibration")
+    zero_drift_warn_n: float = Field(20.0, gt=0,
+                                     description="warn when the empty plate's zero moved this far since calibration")
     plate: PlateSettings = PlateSettings()
     hx711: HX711Settings | None = None
     simulator: SimulatorSettings = SimulatorSettings()

@@ -52,7 +52,8 @@ def centre_of_pressure(
 
 
 def split_load(
-    fz_n: float | np.ndarray, cop_ml_mm: float | np.ndarray, cop_ap_mm: float | np.ndarray, *, ml_mm: float, ap_mm: float
+    fz_n: float | np.ndarray, cop_ml_mm: float | np.ndarray, cop_ap_mm: float | np.ndarray, *, ml_mm: float,
+    ap_mm: float
 ) -> np.ndarray:
     """Corner forces of a load ``fz_n`` whose centre of pressure is at (x, y).
 

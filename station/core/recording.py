@@ -28,7 +28,7 @@ Written precision
   round time stamps by up to 5 % of a period; 1 us keeps that below 0.05 %,
   finer than the scheduling jitter of the Pi's clock, so nothing measured is lost;
 * force: one HX711 count is about 0.23 mN with the station's 100 kg cells
-  (calibration/data/simulator.json) and the noise is about 40 counts rms, so
+  (hardware/sim/cells.py) and the noise is about 40 counts rms, so
   0.1 mN is below one count. The COP error from this rounding is at most
   ``(ml/2) * 2 * 0.05 mN / Fz``, about 4e-5 mm for a 500 N person: negligible.
 """
@@ -505,6 +505,9 @@ def _no_value(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and not math.isfinite(value))
 
 
+_DEFAULT_GEOMETRY = PlateGeometry()
+
+
 class RecordingWriter:
     """Write a recording as it is made: the header first, then one row per frame.
 
@@ -544,13 +547,14 @@ class RecordingWriter:
         target: str | Path | IO[str],
         *,
         sample_rate_hz: float,
-        geometry: PlateGeometry = PlateGeometry(),
+        geometry: PlateGeometry = _DEFAULT_GEOMETRY,
         metadata: Mapping[str, object] | None = None,
         extra_columns: Iterable[str] = (),
     ) -> None:
         rate = float(sample_rate_hz)
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
-            raise ValueError(f"sample_rate_hz must be between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g}, got {sample_rate_hz!r}")
+            raise ValueError(
+                f"sample_rate_hz must be between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g}, got {sample_rate_hz!r}")
         if not isinstance(geometry, PlateGeometry):
             raise ValueError(f"geometry must be a PlateGeometry, got {type(geometry).__name__}")
         self.extra_columns = tuple(extra_columns)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from station.drills.view import DrillView, Target
 from station.core.geometry import PlateGeometry
+from station.drills.view import DrillView, Target
 
 __all__ = ["AutoPlayer", "PROFILES", "Command"]
 

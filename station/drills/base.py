@@ -35,17 +35,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from station.core.geometry import PlateGeometry
+from station.core.jsonclean import json_ready  # the same JSON clean-up as the analyze output
+from station.core.sides import SIDES
 from station.drills.feedback import check_feedback, cursor_visible
 from station.drills.params import ParamSpec, boolean, check_params, integer, number, optional
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level, level_params, next_level
 from station.drills.stability import Limits
 from station.drills.view import Cue, DrillView, Metronome, ShareBars, SummaryLine, Target, Zone
-from station.core.geometry import PlateGeometry
-from station.scoring.analyze import json_ready  # the same JSON clean-up as the analyze output
 
 __all__ = ["Drill", "DrillEvent", "FrameLike", "COMMON_PARAMS", "SIDES", "json_ready"]
 
-SIDES = ("left", "right")
 #: frames whose Fz reaches this carry a person on the plate (a default; a drill parameter)
 DEFAULT_OCCUPANCY_N = 150.0
 #: the most rounds a drill runs (a drill given only ``duration_s`` runs rounds until the time is up)

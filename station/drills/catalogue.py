@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from station.core.geometry import PlateGeometry
 from station.drills.base import Drill
 from station.drills.hold import SingleLegHoldDrill
 from station.drills.limits import LimitsDrill
 from station.drills.reach import ReachDrill
 from station.drills.rhythm import RhythmDrill
-from station.drills.symmetry import SymmetryDrill
 from station.drills.stability import Limits
-from station.core.geometry import PlateGeometry
+from station.drills.symmetry import SymmetryDrill
 
 __all__ = ["ALIASES", "DRILLS", "DRILL_CLASSES", "canonical_name", "drill_class", "make_drill"]
 

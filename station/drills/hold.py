@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from station.core.sides import SIDES
 from station.drills.base import MAX_ROUNDS, Drill, DrillEvent, nanmean
 from station.drills.measures import mean_speed_mm_s, rms_about_mean_mm, time_in_zone_s
 from station.drills.params import ParamSpec, integer, number
@@ -76,7 +77,7 @@ class SingleLegHoldDrill(Drill):
         self._started_by_timeout = False
 
     def _check_side(self) -> None:
-        if self.stance_side not in ("left", "right"):
+        if self.stance_side not in SIDES:
             raise ValueError(f"stance_side must be 'left' or 'right' for the single-leg hold, got {self.stance_side!r}")
 
     @property

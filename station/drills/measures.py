@@ -429,7 +429,8 @@ def time_in_zone_s(*, t_s: object, cop_ml_mm: object, cop_ap_mm: object, zone_ml
     x, y, t = _path(cop_ml_mm, cop_ap_mm, t_s)
     hw = _number("half_width_mm", half_width_mm, lo=0.0, lo_open=True)
     hh = _number("half_height_mm", half_height_mm, lo=0.0, lo_open=True)
-    inside = (np.abs(x - _number("zone_ml_mm", zone_ml_mm)) <= hw) & (np.abs(y - _number("zone_ap_mm", zone_ap_mm)) <= hh)
+    inside = (np.abs(x - _number("zone_ml_mm", zone_ml_mm)) <= hw) & (np.abs(y - _number("zone_ap_mm",
+                                                                                         zone_ap_mm)) <= hh)
     return time_within_s(t_s=t, inside=inside, end_s=end_s)
 
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from station.core.geometry import PlateGeometry
 from station.drills.base import Drill, json_ready
 from station.drills.catalogue import DRILLS, canonical_name, drill_class
 from station.drills.feedback import check_feedback
 from station.drills.params import integer, number
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level
 from station.drills.stability import Limits
-from station.core.geometry import PlateGeometry
 
 __all__ = ["Programme", "ProgrammeItem"]
 

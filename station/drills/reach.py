@@ -196,7 +196,8 @@ class ReachDrill(Drill):
         if hit:
             span = max(p["timeout_s"] - tgt["hold_s"], 1e-9)
             speed = 5.0 * max(0.0, 1.0 - (t - appear - tgt["hold_s"]) / span)
-            self._hit(t, f"You reached the {tgt['direction']} target!", 10 + round(speed) + 2 * min(self.streak, 5), events)
+            self._hit(t, f"You reached the {tgt['direction']} target!", 10 + round(speed) + 2 * min(self.streak, 5),
+                      events)
         else:
             self._miss(t, f"Missed the {tgt['direction']} target.", events)
         self._next += 1

@@ -172,20 +172,20 @@ class RhythmDrill(Drill):
 
     def _on_frame(self, t: float, fz: float, x: float, y: float, events: list[DrillEvent]) -> None:
         p = self.params
-        T = self.period_s()
+        period = self.period_s()
         elapsed = t - self._round_t0
         if elapsed >= self._round_duration_s():
             self._end_round(t, events, reason="all cycles paced")
             return
         along, across = self._along_across(x, y)
         self._samples.append((t, along, across))
-        beat = int(math.floor(2 * elapsed / T + 0.5))
+        beat = int(math.floor(2 * elapsed / period + 0.5))
         if beat > self._beat:
             self._beat = beat
             self._emit("beat", t, "beat", "beat", events)
         # online cycles, for the cues and the score
-        A = self.amplitude_mm()
-        h = 0.25 * A
+        amp = self.amplitude_mm()
+        h = 0.25 * amp
         self._peak = max(self._peak, abs(along))
         if along < -h:
             self._armed = True
@@ -194,7 +194,8 @@ class RhythmDrill(Drill):
             tc = t0 + (-a0) / (along - a0) * (t - t0)
             if self._last_cross is not None:
                 self._cycles += 1
-                ok = abs(tc - self._last_cross - T) <= p["period_tolerance_pct"] / 100.0 * T and self._peak >= 0.5 * A
+                on_time = abs(tc - self._last_cross - period) <= p["period_tolerance_pct"] / 100.0 * period
+                ok = on_time and self._peak >= 0.5 * amp
                 if ok:
                     self._good += 1
                     self._hit(t, "Good rhythm!", 5 + min(self.streak, 5), events)
@@ -204,15 +205,15 @@ class RhythmDrill(Drill):
         self._prev = (t, along)
 
     def _round_result(self, t: float, reason: str) -> dict[str, Any]:
-        T = self.period_s()
-        A = self.amplitude_mm()
-        out: dict[str, Any] = {"axis": self.params["axis"], "period_s": T, "paced_amplitude_mm": A,
+        period = self.period_s()
+        amp = self.amplitude_mm()
+        out: dict[str, Any] = {"axis": self.params["axis"], "period_s": period, "paced_amplitude_mm": amp,
                                "cycles": self._cycles, "good_cycles": self._good}
         if len(self._samples) >= 2:
             arr = np.asarray(self._samples)
-            pace = A * np.sin(2 * np.pi * (arr[:, 0] - self._round_t0) / T)
-            out.update(rhythm_measures(t_s=arr[:, 0], along_mm=arr[:, 1], across_mm=arr[:, 2], period_s=T,
-                                       amplitude_mm=A, pace_mm=pace))
+            pace = amp * np.sin(2 * np.pi * (arr[:, 0] - self._round_t0) / period)
+            out.update(rhythm_measures(t_s=arr[:, 0], along_mm=arr[:, 1], across_mm=arr[:, 2], period_s=period,
+                                       amplitude_mm=amp, pace_mm=pace))
         expected = max(int(self.params["cycles"]) - 1, 1)
         out["success_pct"] = min(100.0, 100.0 * self._good / expected)
         return out
@@ -245,8 +246,8 @@ class RhythmDrill(Drill):
     def _view_metronome(self) -> Metronome | None:
         if self.state != "running":
             return None
-        T = self.period_s()
+        period = self.period_s()
         e = self._round_elapsed_s
         centre = self.centre_ml_mm if self.params["axis"] == "ml" else self.centre_ap_mm
         return Metronome(axis=self.params["axis"], pace_mm=centre + self.pace_mm(e), amplitude_mm=self.amplitude_mm(),
-                         period_s=T, phase=(e / T) % 1.0)
+                         period_s=period, phase=(e / period) % 1.0)

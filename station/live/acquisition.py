@@ -38,6 +38,9 @@ from station.core.frames import FrameFlag, RawFrame
 
 log = logging.getLogger(__name__)
 
+#: prctl(2): deliver a signal to this process when its parent dies
+_PR_SET_PDEATHSIG = 1
+
 #: how often the child reports its source's counters
 STATS_PERIOD_S = 0.5
 #: a fault repeats this often at most while the child keeps retrying
@@ -105,8 +108,7 @@ def _die_with_parent() -> None:
     """Ask Linux to send us SIGTERM when the parent process ends."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the parent-id watch below still works
         pass
 
@@ -238,7 +240,7 @@ class AcquisitionProcess:
                 if not self._proc.is_alive():
                     code = self._proc.exitcode
                     self.stop()
-                    raise SourceFault(f"{self.spec.kind}: the acquisition process exited ({code})")
+                    raise SourceFault(f"{self.spec.kind}: the acquisition process exited ({code})") from None
                 continue
             if msg[0] == "ready":
                 self.info = msg[1]

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from calibration.model import Calibration
-from station.core.frames import CELLS, FrameFlag, RawFrame
 from station.core.cop import GRAVITY_M_S2
+from station.core.frames import CELLS, FrameFlag, RawFrame
 from station.signal.drift import ZeroEstimate, ZeroTracker
 from station.signal.forces import ForceFrame, ForcePipeline
 
@@ -123,7 +123,7 @@ class LiveStation:
 
         self.feed = feed
         self.pipeline = pipeline
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.UTC)
         nominal_hz = float(feed.info.get("nominal_rate_hz") or 80.0)
         self._display = CausalLowpass(fs_hz=nominal_hz, cutoff_hz=display_cutoff_hz)
         self._lock = threading.Lock()
@@ -220,7 +220,7 @@ class LiveStation:
                 return
             self.pipeline.set_calibration(dataclasses.replace(self.pipeline.calibration,
                                                               offsets_counts=estimate.offsets_counts))
-        entry = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                  "moved_n": [round(d, 3) for d in estimate.drift_n]}
         self.rezeros.append(entry)
         log.info("re-zeroed the plate: zeros moved by %s N (fl, fr, bl, br)", entry["moved_n"])
@@ -231,7 +231,8 @@ class LiveStation:
         if latest is None:
             return None
         calib = self.calibration
-        moved = (np.asarray(latest.offsets_counts) - np.asarray(calib.offsets_counts)) * np.asarray(calib.gains_n_per_count)
+        moved_counts = np.asarray(latest.offsets_counts) - np.asarray(calib.offsets_counts)
+        moved = moved_counts * np.asarray(calib.gains_n_per_count)
         return [float(v) for v in moved]
 
     # -- readers ----------------------------------------------------------------------
@@ -273,7 +274,8 @@ class LiveStation:
         if calib.is_builtin and not self.synthetic:
             warnings.append("The plate is not calibrated: run 'balance-station calibrate'.")
         elif not calib.is_builtin and age_days > calibration_max_age_days:
-            warnings.append(f"The calibration is {age_days:.0f} days old: recalibrate (limit {calibration_max_age_days:.0f} days).")
+            warnings.append(f"The calibration is {age_days:.0f} days old: "
+                            f"recalibrate (limit {calibration_max_age_days:.0f} days).")
         drift = self.drift_since_calibration_n()
         if drift is not None and (abs(sum(drift)) > self.drift_warn_n or max(map(abs, drift)) > self.drift_warn_n / 2):
             worst = max(range(4), key=lambda i: abs(drift[i]))

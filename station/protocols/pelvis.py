@@ -85,6 +85,7 @@ from typing import Any
 import numpy as np
 
 from station.core.recording import PELVIS_COLUMN
+from station.core.sides import SIDES
 from station.signal.resample import uniform_grid_s
 
 __all__ = [
@@ -128,7 +129,6 @@ MIN_SLOPE_WINDOW_S = 1.0
 #: population's range, hardware/sim/population.py, issue 10); a trunk lean moves it further out.
 COMPENSATION_OFFSET_MM = 15.0
 
-_SIDES = ("left", "right")
 
 
 def obliquity_values(raw: Any) -> np.ndarray:
@@ -270,7 +270,7 @@ def lifted_side_drop(*, obliquity_deg: np.ndarray, baseline_deg: float, stance_s
     >>> lifted_side_drop(obliquity_deg=np.array([-3.0]), baseline_deg=0.0, stance_side="right").tolist()
     [-3.0]
     """
-    if stance_side not in _SIDES:
+    if stance_side not in SIDES:
         raise ValueError(f"stance_side must be 'left' or 'right', got {stance_side!r}")
     o = np.asarray(obliquity_deg, dtype=np.float64)
     return (baseline_deg - o) if stance_side == "left" else (o - baseline_deg)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from station.core.geometry import PlateGeometry
+from station.core.sides import SIDES
 from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
@@ -292,7 +293,7 @@ class QuietStanceRunner(RunnerBase):
         if math.isnan(x):
             self._abort(f"stepped off the plate {into:.1f} s into the recording", t, events)
             return
-        shares = [foot_share_pct(x, side=s, geometry=self.geometry) for s in ("left", "right")]
+        shares = [foot_share_pct(x, side=s, geometry=self.geometry) for s in SIDES]
         if min(shares) < c.baseline.min_foot_share_pct:
             if self._lost_since is None:
                 self._lost_since = t

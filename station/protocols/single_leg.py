@@ -89,10 +89,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from station.core.geometry import PlateGeometry
+from station.core.sides import SIDES
 from station.protocols.base import RunnerBase
 from station.protocols.baseline import BaselineConfig, BaselineDetector, BaselineResult, foot_share_pct
 from station.protocols.config import config_from_metadata, config_to_metadata
-from station.protocols.onset import fit_transfer
 from station.protocols.events import (
     Aborted,
     Finished,
@@ -104,6 +104,7 @@ from station.protocols.events import (
     TouchdownStart,
     WrongSide,
 )
+from station.protocols.onset import fit_transfer
 
 __all__ = [
     "METADATA_PREFIX",
@@ -117,7 +118,6 @@ __all__ = [
     "TouchdownEpisode",
 ]
 
-SIDES = ("left", "right")
 METADATA_PREFIX = "single_leg"
 
 #: frames kept for looking back (the weight transfer, touchdown starts), in s

@@ -24,20 +24,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 
 from station.core.cop import centre_of_pressure
 from station.core.frames import FrameFlag
-from station.signal.forces import ForceFrame
 from station.core.geometry import PlateGeometry
+from station.core.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
 from station.protocols.events import ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceRunner
 from station.protocols.single_leg import SingleLegRunner
-from station.core.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
+from station.signal.forces import ForceFrame
 
-__all__ = ["LiveTrial", "TrialCapture", "frames_from_recording", "frames_from_rows", "score_runner"]
+__all__ = ["Runner", "TrialCapture", "frames_from_recording", "frames_from_rows"]
 
 Runner = SingleLegRunner | QuietStanceRunner
 
@@ -63,20 +63,6 @@ def frames_from_rows(t_s: np.ndarray, forces_n: np.ndarray, *, geometry: PlateGe
 def frames_from_recording(rec: Recording) -> Iterator[ForceFrame]:
     """The recording's samples as force frames, as recorded (no resampling, no filtering)."""
     return frames_from_rows(rec.t_s, rec.forces_n, geometry=rec.geometry)
-
-
-def score_runner(runner: Runner, recording: Recording, *, lowpass_hz: float | None) -> dict[str, Any]:
-    """The trial's result, exactly as ``balance-station analyze`` prints it for the same recording.
-
-    Single-leg: :func:`station.scoring.scores.single_leg_result` on the runner's
-    outcome. Quiet stance: :func:`station.scoring.scores.quiet_stance_result` (the
-    quiet-stance metrics of the recorded window, with the conditions).
-    """
-    from station.scoring import scores as scoring
-
-    if isinstance(runner, SingleLegRunner):
-        return scoring.single_leg_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
-    return scoring.quiet_stance_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
 
 
 class TrialCapture:
@@ -197,8 +183,9 @@ class TrialCapture:
                          sample_rate_hz=self.sample_rate_hz, geometry=self.geometry, metadata=dict(self.metadata),
                          extra={"flags": np.array(self._rows_flags, dtype=np.float64)}, name="<live trial>")
 
-    def result(self, *, lowpass_hz: float | None = 10.0) -> dict[str, Any]:
-        """The scored result (the ``analyze`` contract), once the runner is done.
+    def finished_recording(self) -> Recording:
+        """The trial's recording, once the runner is done, to be scored
+        (:func:`station.scoring.analyze.score_runner`: the ``analyze`` contract).
 
         Raises
         ------
@@ -210,75 +197,4 @@ class TrialCapture:
         if self.runner.state.value == "aborted":
             raise ValueError(f"the test was aborted ({self.runner.end_reason}): nothing to score")
         self.close()
-        return score_runner(self.runner, self.recording(), lowpass_hz=lowpass_hz)
-
-
-class LiveTrial:
-    """A test on the live station: subscribes to its frames and feeds a :class:`TrialCapture`.
-
-    The caller owns the loop (a thread of the web server or the screen's main
-    loop) and calls :meth:`poll` until :attr:`finished`::
-
-        trial = LiveTrial(live, SingleLegRunner(stance_side="left", geometry=g), target=path)
-        while not trial.finished:
-            for event in trial.poll(timeout_s=0.1):
-                show(event)
-        result = trial.result()
-
-    While the trial runs the station does not re-zero the plate
-    (:meth:`station.live.pipeline.LiveStation.trial_started`).
-    """
-
-    def __init__(self, live: Any, runner: Runner, *, geometry: PlateGeometry,
-                 metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None,
-                 on_keep: Callable[[ForceFrame], None] | None = None) -> None:
-        self.live = live
-        rate = float(live.feed.info.get("nominal_rate_hz") or 80.0)
-        self.capture = TrialCapture(runner, geometry=geometry, sample_rate_hz=rate, metadata=metadata, target=target,
-                                    on_keep=on_keep)
-        self._sub = live.subscribe()
-        live.trial_started()
-        self._open = True
-
-    @property
-    def runner(self) -> Runner:
-        return self.capture.runner
-
-    @property
-    def finished(self) -> bool:
-        return self.capture.finished
-
-    @property
-    def overflowed(self) -> int:
-        """Frames the subscription dropped because the loop fell behind (should stay 0)."""
-        return self._sub.overflowed
-
-    def poll(self, *, timeout_s: float = 0.1) -> list[ProtocolEvent]:
-        """Feed the frames that arrived (waiting up to ``timeout_s`` for the first); return their events."""
-        events: list[ProtocolEvent] = []
-        if not self._open:
-            return events
-        for frame in self._sub.get_all(timeout_s=timeout_s):
-            events += self.capture.push(frame)
-            if self.capture.finished:
-                break
-        if self.capture.finished:
-            self.close()
-        return events
-
-    def abort(self, reason: str = "aborted by the operator") -> list[ProtocolEvent]:
-        events = self.capture.abort(reason)
-        self.close()
-        return events
-
-    def close(self) -> None:
-        """Stop listening, let the station re-zero again, close the file. Idempotent."""
-        if self._open:
-            self._open = False
-            self.live.unsubscribe(self._sub)
-            self.live.trial_ended()
-        self.capture.close()
-
-    def result(self, *, lowpass_hz: float | None = 10.0) -> dict[str, Any]:
-        return self.capture.result(lowpass_hz=lowpass_hz)
-
+        return self.recording()

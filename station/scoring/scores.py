@@ -78,11 +78,9 @@ from typing import Any
 
 import numpy as np
 
-from station.scoring.analyze import AnalysisError, json_ready, prepare_trial, score_quiet_stance
 from station.core.cop import centre_of_pressure
-from station.signal.filters import lowpass_zero_phase, min_samples_zero_phase
-from station.signal.metrics import COP_KEYS, cop_metrics
-from station.scoring.norms import norm_reference
+from station.core.jsonclean import json_ready
+from station.core.recording import Recording
 from station.protocols.pelvis import (
     PELVIS_COLUMN,
     bridge_short_gaps,
@@ -94,7 +92,10 @@ from station.protocols.quiet_stance import QuietStanceOutcome
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegOutcome, SingleLegRunner
 from station.protocols.support import detect_support
 from station.protocols.trial import frames_from_recording
-from station.core.recording import Recording
+from station.scoring.norms import norm_reference
+from station.scoring.prepare import AnalysisError, prepare_trial, score_quiet_stance
+from station.signal.filters import lowpass_zero_phase, min_samples_zero_phase
+from station.signal.metrics import COP_KEYS, cop_metrics
 
 __all__ = [
     "ASYMMETRY_FLAG_PCT",

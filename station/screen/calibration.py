@@ -18,7 +18,7 @@ import pygame
 from station.core.config import ScreenSettings
 from station.core.geometry import PlateGeometry
 from station.screen import view
-from station.screen.app import Mode, ScreenUnavailable, Window
+from station.screen.window import Mode, ScreenUnavailable, Window
 
 TARGET = (255, 205, 70)
 DONE = (110, 210, 140)

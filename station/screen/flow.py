@@ -1,6 +1,6 @@
 """The single-leg test on the patient screen: patient, leg, instructions, countdown, hold, result, other leg.
 
-Each screen is a :class:`~station.screen.app.Mode`; they share a
+Each screen is a :class:`~station.screen.window.Mode`; they share a
 :class:`FlowContext` (the live station, the visit, the trial controller,
 the sounds). Modes read input and draw; the test itself runs in the
 controller (:mod:`station.clinic.controller`), whose snapshot every mode draws from, so
@@ -20,12 +20,15 @@ from typing import Any
 import pygame
 
 from station.clinic.controller import TrialBusy
+from station.clinic.visit import Visit
 from station.core.cop import GRAVITY_M_S2
 from station.core.geometry import PlateGeometry
+from station.core.sides import SIDES
 from station.screen import view
-from station.screen.app import Mode
+from station.screen.live_view import LiveMode
+from station.screen.menu import DrillMenuMode, available_items, programme_items
+from station.screen.window import Mode
 from station.storage.db import StorageError
-from station.clinic.visit import Visit
 
 __all__ = ["FlowContext", "HomeMode", "NewPatientMode", "PatientMode", "ResultMode", "SideMode", "TrialMode"]
 
@@ -219,7 +222,6 @@ class HomeMode(MenuMode):
         elif index <= 1 + len(self.ctx.extra_menu):
             self.ctx.switch(self.ctx.extra_menu[index - 2][2]())
         else:
-            from station.screen.app import LiveMode
 
             self.ctx.switch(_BackToHome(LiveMode(self.ctx.live, self.ctx.geometry), self.ctx))
 
@@ -300,7 +302,6 @@ class GamesPatientMode(PatientMode):
 def GamesMenu(ctx: FlowContext) -> Mode:  # noqa: N802 - a mode factory, named like the modes
     """The drill menu for the patient on the station: their programme first, then every drill; each
     game stored as a trial of the patient (nothing stored without a patient)."""
-    from station.screen.menu import DrillMenuMode, available_items, programme_items
 
     visit = ctx.visit
     patient = visit.patient
@@ -419,7 +420,7 @@ class SideMode(MenuMode):
         return [("Left leg", "lift the right foot"), ("Right leg", "lift the left foot")]
 
     def choose(self, index: int) -> None:
-        side = ("left", "right")[index]
+        side = SIDES[index]
         self.ctx.visit.plan_single_leg(side)
         self.start()
 
@@ -506,7 +507,7 @@ class TrialMode(Mode):
         # the plate with the feet and the COP; the stance foot highlighted, the lifted one dimmed in the hold
         pv = self.plate_view(surface)
         pv.draw_plate(surface)
-        if side in ("left", "right") and state in ("await_lift", "hold", "done"):
+        if side in SIDES and state in ("await_lift", "hold", "done"):
             lifted_x = self.ctx.geometry.right_foot_x_mm if side == "left" else self.ctx.geometry.left_foot_x_mm
             s_px = pv.scale_px_per_mm  # the stance foot ringed in green, the lifted one labelled
             ring = pygame.Rect(0, 0, round(130 * s_px), round(min(300.0, self.ctx.geometry.ap_mm) * 0.95 * s_px))

@@ -1,6 +1,6 @@
 """The biofeedback game on the patient screen: one drill, drawn large, with the COP as the cursor.
 
-:class:`GameMode` is a screen mode (:class:`station.screen.app.Mode`): it
+:class:`GameMode` is a screen mode (:class:`station.screen.window.Mode`): it
 reads input, feeds the drill every force frame and draws the drill's
 :class:`~station.drills.view.DrillView`. All game state (targets, score,
 streaks, rounds, timing) lives in the drill (:mod:`station.drills`), which is
@@ -46,13 +46,12 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame  # noqa: E402
 
-from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Target, Zone  # noqa: E402
-
-from station.drills.base import MAX_ROUNDS  # noqa: E402  (the most rounds a drill plays: a timed drill asks for that many)
 from station.core.geometry import PlateGeometry  # noqa: E402
+from station.drills.base import MAX_ROUNDS  # noqa: E402  (the most rounds a drill plays: a timed drill asks for that many)
+from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Target, Zone  # noqa: E402
 from station.screen import view  # noqa: E402
-from station.screen.app import Mode  # noqa: E402
 from station.screen.sounds import Sounds  # noqa: E402
+from station.screen.window import Mode  # noqa: E402
 
 # -- colours (on view.BACKGROUND; all pass 4.5:1 contrast for the text ones) -------------------------------
 GOOD = (96, 214, 132)

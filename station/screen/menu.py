@@ -26,11 +26,23 @@ import pygame
 
 from station.core.geometry import PlateGeometry
 from station.screen import view
-from station.screen.app import Mode
 from station.screen.game import (
-    ACTIVE, BACK_KEYS, GOOD, MISSED, PACER, PENDING, SELECT_KEYS, GameMode, event_pos, fit_lines, font, pill, text,
+    ACTIVE,
+    BACK_KEYS,
+    GOOD,
+    MISSED,
+    PACER,
+    PENDING,
+    SELECT_KEYS,
+    GameMode,
+    event_pos,
+    fit_lines,
+    font,
+    pill,
+    text,
 )
 from station.screen.sounds import Sounds
+from station.screen.window import Mode
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ Only drawing lives here: no state of the station, no input.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import pygame
@@ -165,7 +165,8 @@ class PlateView:
         for i, (dx, r) in enumerate([(0.32, 0.17), (0.08, 0.12), (-0.12, 0.11), (-0.29, 0.1), (-0.44, 0.085)]):
             cx = x_mm + inside * dx * width_mm
             cy = toe_y_mm - (i * 0.045) * length_mm
-            pygame.draw.circle(surface, FOOT, self.to_px(cx, cy), max(2, round(r * width_mm * s)), width=max(1, round(2.5 * s)))
+            pygame.draw.circle(surface, FOOT, self.to_px(cx, cy), max(2, round(r * width_mm * s)),
+                               width=max(1, round(2.5 * s)))
 
     def draw_cop(self, surface: pygame.Surface, x_mm: float, y_mm: float,
                  trail: list[tuple[float, float]] | None = None) -> None:

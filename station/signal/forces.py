@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.model import Calibration
-from station.core.frames import FrameFlag, RawFrame
 from station.core.cop import DEFAULT_OCCUPANCY_N, GRAVITY_M_S2, centre_of_pressure
+from station.core.frames import FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 #: A change of one cell's force larger than this between two frames (12.5 ms at
@@ -74,7 +74,8 @@ class ForcePipeline:
     between them). When the next frame stays at the suspect's level (within
     ``spike_n / 2``), the change was real (a load dropped straight onto one
     corner) and is accepted, one frame late; otherwise the suspect was a
-    glitch (two bit errors in a row on one cell are both caught). A bit-error spike never reaches the COP, except in the very
+    glitch (two bit errors in a row on one cell are both caught). A bit-error spike never reaches the COP,
+    except in the very
     first frame after a start or a calibration change, which has nothing to be
     compared with.
     """

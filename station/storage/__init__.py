@@ -36,27 +36,21 @@ from station.storage.models import (
     Trial,
     TrialState,
 )
+from station.storage.patients import create_patient, get_patient, list_patients
 from station.storage.schema import SchemaError, ensure_schema, latest_version
 from station.storage.trials import (
-    Conflict,
-    InvalidValue,
-    NotFound,
     TrialWriter,
-    create_patient,
-    get_patient,
     get_trial,
-    list_patients,
     list_trials,
-    open_visit,
     recover_interrupted,
     set_grade,
     set_metrics,
-    todays_visit,
     trial_recording,
     trial_summary,
-    validate_patient_code,
     write_trial_recording,
 )
+from station.storage.values import Conflict, InvalidValue, NotFound, validate_patient_code
+from station.storage.visits import open_visit, todays_visit
 
 __all__ = [
     "AffectedSide",

@@ -67,7 +67,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from station.core.errors import UserError
 from station.storage.models import USERNAME_MAX_LEN, AuditEntry, User, WebSession, utc_now
-from station.storage.trials import Conflict, InvalidValue, NotFound
+from station.storage.values import Conflict, InvalidValue, NotFound
 
 __all__ = [
     "LockedOut",

@@ -48,7 +48,7 @@ class BackupReport:
 
 
 def _stamp(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _counts(path: Path) -> tuple[int | None, int | None]:

@@ -53,7 +53,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from station.core.errors import UserError
+from station.storage import schema
+from station.storage.errors import StorageError
+from station.storage.stations import touch_station
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -94,10 +96,6 @@ SQLITE_PRAGMAS = (
 _BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(UserError):
-    """A problem with the station's database, said in one line (which database, what is wrong)."""
 
 
 def default_database_url(data_dir: str | Path) -> str:
@@ -293,8 +291,6 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     """
     from sqlalchemy.exc import DatabaseError
 
-    from station.storage import schema
-
     if url is None:
         if data_dir is None:
             raise ValueError("open_database needs a url or a data_dir")
@@ -325,8 +321,6 @@ def _note_station(db: Database, station_id: str) -> None:
     """The station's ``stations`` row, best effort: a database that takes no write now (a full disk, a read-only
     account) still opens, as before; its trials then say so themselves."""
     from sqlalchemy.exc import SQLAlchemyError
-
-    from station.storage.trials import touch_station
 
     try:
         with write_session(db.sessions) as session:

@@ -21,7 +21,8 @@ from typing import Any
 from station.live.pipeline import LiveStation
 from station.storage.db import Database, StorageError
 from station.storage.models import StanceSide, TrialState
-from station.storage.trials import FLUSH_PERIOD_S, TrialWriter, todays_visit
+from station.storage.trials import FLUSH_PERIOD_S, TrialWriter
+from station.storage.visits import todays_visit
 
 log = logging.getLogger(__name__)
 

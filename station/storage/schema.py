@@ -76,8 +76,15 @@ from sqlalchemy import (
     text,
 )
 
-from station.storage.db import StorageError
-from station.storage.models import NAMING_CONVENTION, Base, JSONData, SchemaVersion, UTCDateTime, utc_now
+from station.storage.errors import StorageError
+from station.storage.models import (
+    NAMING_CONVENTION,
+    Base,
+    JSONData,
+    SchemaVersion,
+    UTCDateTime,
+    utc_now,
+)
 
 __all__ = [
     "BASE_VERSION",
@@ -297,7 +304,7 @@ def _backup_path(engine: Engine, version: int, now: dt.datetime) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     db = Path(url.database)
-    stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return db.with_name(f"{db.stem}-v{version}-backup-{stamp}{db.suffix or '.db'}")
 
 

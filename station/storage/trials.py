@@ -1,9 +1,9 @@
-"""Patients, visits and trials: the repository functions, and the writer that stores a trial as it runs.
+"""Trials: the repository functions, and the writer that stores a trial as it runs.
 
 Repository functions take an ORM :class:`~sqlalchemy.orm.Session` (from
 ``Database.sessions``), do one job and commit it. Their errors are
 :class:`NotFound` (404 in the HTTP API), :class:`Conflict` (409) and
-:class:`InvalidValue` (422), all :class:`~station.storage.db.StorageError`,
+:class:`InvalidValue` (422) (:mod:`station.storage.values`), all :class:`~station.storage.errors.StorageError`,
 with a one-line message.
 
 :class:`TrialWriter` stores the raw frames of a running trial: it creates
@@ -22,79 +22,68 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-import resource
-import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import numpy as np
-from sqlalchemy import case, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from calibration.model import Calibration
-from station import __version__
-from station.signal.forces import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.core.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
-from station.storage.blocks import ENCODING, BlockDecodeError, decode_block, encode_block
+from station.signal.forces import ForceFrame
+from station.storage.blocks import (
+    ENCODING,
+    BlockDecodeError,
+    decode_block,
+    encode_block,
+)
 from station.storage.db import StorageError, session_station_id, write_session
+from station.storage.disk import check_free_space
 from station.storage.models import (
-    PATIENT_CODE_MAX_LEN,
     STATION_ID_MAX_LEN,
-    AffectedSide,
     ClinicSession,
     FrameBlock,
     Grade,
     Patient,
-    Sex,
     StanceSide,
-    StationContact,
     Trial,
     TrialState,
     utc_now,
 )
+from station.storage.patients import get_patient
+from station.storage.stations import touch_station
+from station.storage.values import (
+    PROTOCOL_RE,
+    Conflict,
+    InvalidValue,
+    NotFound,
+    as_enum,
+    calibration_summary,
+    plain_json,
+)
 
 __all__ = [
     "FLUSH_PERIOD_S",
-    "LOW_DISK_BYTES",
+    "INTERRUPTED_DETAIL",
     "MAX_BLOCK_FRAMES",
-    "MIN_FREE_BYTES",
-    "Conflict",
-    "InvalidValue",
-    "NotFound",
-    "PATIENT_FIELDS",
-    "SCORE_ROW_FIELDS",
-    "TrialWriter",
-    "calibration_summary",
-    "check_free_space",
-    "create_patient",
-    "disk_warning",
-    "free_bytes",
-    "get_patient",
+    "UNKNOWN_STATION_STALE_S",
     "get_trial",
-    "iter_trial_scores",
-    "list_patients",
+    "latest_metrics",
     "list_trials",
-    "open_visit",
-    "patient_trial_counts",
-    "plain_json",
     "recover_interrupted",
     "set_grade",
     "set_metrics",
-    "station_activity",
-    "todays_visit",
-    "touch_station",
+    "trial_filters",
     "trial_recording",
     "trial_summary",
-    "update_patient",
+    "TrialWriter",
     "unstored_trials",
     "update_trial",
-    "validate_patient_code",
     "write_trial_recording",
 ]
 
@@ -107,401 +96,16 @@ MAX_BLOCK_FRAMES = 4000
 
 INTERRUPTED_DETAIL = ("interrupted: the station stopped while the trial was running; "
                       "kept with the frames stored up to then")
-#: a trial is not started with less free space than this where the database lives, bytes (a trial takes
-#: about 200 kB a minute; the rest is room for the database's journal, the other data and the system)
-MIN_FREE_BYTES = 50_000_000
-#: below this much free space the station warns on its status page, bytes
-LOW_DISK_BYTES = 500_000_000
-
 #: trials whose end could not be stored (a full disk...): trial id -> the cause; they are shown as
 #: ``incomplete`` with that cause rather than ``running`` (until the station restarts and recovers them)
 _UNSTORED: dict[int, str] = {}
 _UNSTORED_LOCK = threading.Lock()
 
 
-def free_bytes(folder: Path) -> int:
-    """Bytes a file in ``folder`` may still grow by: the free disk space, or less under a file-size limit."""
-    free = shutil.disk_usage(folder).free
-    try:
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    except (OSError, ValueError):  # pragma: no cover - no such limit here
-        limit = resource.RLIM_INFINITY
-    if limit != resource.RLIM_INFINITY:
-        largest = max((f.stat().st_size for f in folder.iterdir() if f.name.startswith(("station.db",))), default=0)
-        free = min(free, max(0, int(limit) - largest))
-    return int(free)
-
-
-def _database_folder(sessions: sessionmaker[Session]) -> Path | None:
-    bind = sessions.kw.get("bind")
-    url = getattr(bind, "url", None)
-    if url is None or url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
-        return None
-    return Path(url.database).parent
-
-
-def check_free_space(sessions: sessionmaker[Session], *, needed_bytes: int = MIN_FREE_BYTES) -> None:
-    """StorageError (one line, how much is free and where) when a trial could not be stored whole."""
-    folder = _database_folder(sessions)
-    if folder is None:
-        return
-    try:
-        free = free_bytes(folder)
-    except OSError as exc:
-        raise StorageError(f"{folder}: cannot tell the free disk space ({exc.strerror})") from None
-    if free < needed_bytes:
-        raise StorageError(f"not enough free disk space to store a trial: {free / 1e6:.0f} MB free in {folder}, "
-                           f"a trial needs {needed_bytes / 1e6:.0f} MB: free some space first")
-
-
-def disk_warning(folder: Path, *, low_bytes: int = LOW_DISK_BYTES) -> str:
-    """A warning for the status page when the data folder runs short of space; "" when there is enough."""
-    try:
-        free = free_bytes(Path(folder))
-    except OSError as exc:
-        return f"Cannot tell the free disk space in {folder} ({exc.strerror})."
-    if free < MIN_FREE_BYTES:
-        return (f"The disk is full: {free / 1e6:.0f} MB free in {folder}. No test can be stored until space is "
-                "freed.")
-    if free < low_bytes:
-        return f"The disk is nearly full: {free / 1e6:.0f} MB free in {folder}. Free some space soon."
-    return ""
-
-
 def unstored_trials() -> dict[int, str]:
     """Trials whose end could not be stored, and why (see :data:`_UNSTORED`)."""
     with _UNSTORED_LOCK:
         return dict(_UNSTORED)
-
-_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_PROTOCOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-MIN_BIRTH_YEAR = 1900
-HEIGHT_RANGE_CM = (40.0, 250.0)
-
-E = TypeVar("E", Sex, AffectedSide, StanceSide, Grade, TrialState)
-
-
-class NotFound(StorageError):
-    """No such patient, visit or trial."""
-
-
-class Conflict(StorageError):
-    """The change clashes with what is stored (a patient code taken, a trial no longer running)."""
-
-
-class InvalidValue(StorageError, ValueError):
-    """A value that cannot be stored (bad patient code, year out of range, unknown grade...)."""
-
-
-# -- values ------------------------------------------------------------------------------
-
-
-def validate_patient_code(code: object) -> str:
-    """The code, stripped, when it is a usable pseudonymous code; :class:`InvalidValue` otherwise.
-
-    A code is 2 to 32 letters, digits, ``-`` and ``_``, starting with a letter
-    or a digit, with at least one digit (``P-001``, ``KNEE_2024_17``). A code
-    of letters only looks like a name, and the station stores no names: such a
-    code is refused.
-    """
-    if not isinstance(code, str):
-        raise InvalidValue(f"patient code must be text, got {type(code).__name__}")
-    c = code.strip()
-    if not c:
-        raise InvalidValue("patient code is empty: give a pseudonymous code such as P-001")
-    if len(c) < 2 or len(c) > PATIENT_CODE_MAX_LEN:
-        raise InvalidValue(f"patient code {c!r} must be 2 to {PATIENT_CODE_MAX_LEN} characters long")
-    if not _CODE_RE.match(c) or not c.isascii():
-        raise InvalidValue(
-            f"patient code {c!r} may hold only letters, digits, '-' and '_' and must start with a letter or digit "
-            "(a pseudonymous code such as P-001, never a name)"
-        )
-    if not any(ch.isdigit() for ch in c):
-        raise InvalidValue(f"patient code {c!r} has no digit: use a pseudonymous code such as P-001, never a name")
-    return c
-
-
-def _as_enum(cls: type[E], value: E | str | None, what: str, *, optional: bool = True) -> E | None:
-    if value is None:
-        if optional:
-            return None
-        raise InvalidValue(f"{what} is required")
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(str(getattr(value, "value", value)).strip().lower())
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise InvalidValue(f"{what} {value!r} is not one of: {allowed}") from None
-
-
-def plain_json(value: Any, *, what: str = "value") -> Any:
-    """``value`` as plain JSON data: numpy numbers become Python numbers, NaN and infinities null.
-
-    Raises :class:`InvalidValue` for anything that is not data (objects, bytes).
-    """
-    if isinstance(value, Mapping):
-        return {str(k): plain_json(v, what=what) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_json(v, what=what) for v in value]
-    if isinstance(value, np.ndarray):
-        return plain_json(value.tolist(), what=what)
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidValue(f"{what} must be plain data (numbers, text, lists, mappings), got {type(value).__name__}")
-
-
-def calibration_summary(calibration: Calibration | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What a trial keeps of the calibration it was measured with.
-
-    ``label`` (``"<source> <date>"``, the recording file's ``calibration``
-    key), where it came from and when, the coefficients as used (offsets
-    included, after any re-zeroing) and the verification figures. A mapping is
-    stored as given.
-    """
-    if calibration is None:
-        return None
-    if isinstance(calibration, Mapping):
-        return plain_json(calibration, what="calibration")
-    verification = calibration.verification or {}
-    return plain_json({
-        "label": f"{calibration.source} {calibration.created_at.date()}",
-        "source": calibration.source,
-        "created_at": calibration.created_at.isoformat(),
-        "backend": calibration.backend,
-        "station_id": calibration.station_id,
-        "offsets_counts": list(calibration.offsets_counts),
-        "gains_n_per_count": list(calibration.gains_n_per_count),
-        "matrix": [list(r) for r in calibration.matrix] if calibration.matrix is not None else None,
-        "max_cop_error_mm": verification.get("max_cop_error_mm"),
-        "max_force_error_pct": verification.get("max_force_error_pct"),
-        "verified": verification.get("passed"),
-    }, what="calibration")
-
-
-# -- patients ------------------------------------------------------------------------------
-
-
-def _find_patient(session: Session, code: str) -> Patient | None:
-    return session.scalar(select(Patient).where(func.lower(Patient.code) == code.strip().lower()))
-
-
-def _check_birth_year(birth_year: Any) -> None:
-    if birth_year is not None:
-        this_year = dt.date.today().year
-        if isinstance(birth_year, bool) or not isinstance(birth_year, (int, np.integer)):
-            raise InvalidValue(f"birth_year must be a whole year, got {birth_year!r}")
-        if not MIN_BIRTH_YEAR <= int(birth_year) <= this_year:
-            raise InvalidValue(f"birth_year {birth_year} is not between {MIN_BIRTH_YEAR} and {this_year}")
-
-
-def _check_height(height_cm: Any) -> None:
-    if height_cm is not None:
-        try:
-            h = float(height_cm)
-        except (TypeError, ValueError):
-            h = math.nan
-        lo, hi = HEIGHT_RANGE_CM
-        if not (math.isfinite(h) and lo <= h <= hi):
-            raise InvalidValue(f"height_cm {height_cm!r} is not a height between {lo:g} and {hi:g} cm")
-
-
-def create_patient(session: Session, code: str, *, birth_year: int | None = None, sex: Sex | str | None = None,
-                   height_cm: float | None = None, affected_side: AffectedSide | str | None = None,
-                   notes: str = "") -> Patient:
-    """Add a patient. :class:`InvalidValue` for a bad field, :class:`Conflict` when the code is taken (any case)."""
-    c = validate_patient_code(code)
-    _check_birth_year(birth_year)
-    _check_height(height_cm)
-    if _find_patient(session, c) is not None:
-        raise Conflict(f"patient code {c!r} is already taken")
-    patient = Patient(
-        code=c, birth_year=None if birth_year is None else int(birth_year), sex=_as_enum(Sex, sex, "sex"),
-        height_cm=None if height_cm is None else float(height_cm),
-        affected_side=_as_enum(AffectedSide, affected_side, "affected_side"), notes=str(notes or ""),
-    )
-    session.add(patient)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(f"patient code {c!r} is already taken") from None
-    return patient
-
-
-def get_patient(session: Session, code: str) -> Patient:
-    """The patient with this code (ignoring case); :class:`NotFound` otherwise."""
-    patient = _find_patient(session, str(code))
-    if patient is None:
-        raise NotFound(f"no patient with code {str(code).strip()!r}")
-    return patient
-
-
-def list_patients(session: Session) -> list[Patient]:
-    """Every patient, by code."""
-    return list(session.scalars(select(Patient).order_by(func.lower(Patient.code))))
-
-
-#: the fields :func:`update_patient` changes
-PATIENT_FIELDS = ("birth_year", "sex", "height_cm", "affected_side", "notes", "programme")
-
-
-def update_patient(session: Session, code: str, **changes: Any) -> Patient:
-    """Change some of a patient's fields (:data:`PATIENT_FIELDS`; None clears one, ``notes`` becomes "").
-
-    The code itself never changes (it is how exports and other tools know the patient).
-    """
-    unknown = sorted(set(changes) - set(PATIENT_FIELDS))
-    if unknown:
-        raise InvalidValue(f"cannot change {', '.join(unknown)} of a patient (only {', '.join(PATIENT_FIELDS)})")
-    patient = get_patient(session, code)
-    if "birth_year" in changes:
-        _check_birth_year(changes["birth_year"])
-        patient.birth_year = None if changes["birth_year"] is None else int(changes["birth_year"])
-    if "height_cm" in changes:
-        _check_height(changes["height_cm"])
-        patient.height_cm = None if changes["height_cm"] is None else float(changes["height_cm"])
-    if "sex" in changes:
-        patient.sex = _as_enum(Sex, changes["sex"], "sex")
-    if "affected_side" in changes:
-        patient.affected_side = _as_enum(AffectedSide, changes["affected_side"], "affected_side")
-    if "notes" in changes:
-        patient.notes = str(changes["notes"] or "")
-    if "programme" in changes:
-        programme = changes["programme"]
-        if programme is not None and not isinstance(programme, Mapping):
-            raise InvalidValue("programme must be a mapping (a JSON object) or null")
-        patient.programme = None if programme is None else plain_json(programme, what="programme")
-    session.commit()
-    return patient
-
-
-def patient_trial_counts(session: Session) -> dict[int, tuple[int, dt.datetime | None]]:
-    """For each patient id with trials: (number of trials, when the last one started)."""
-    rows = session.execute(
-        select(ClinicSession.patient_id, func.count(Trial.id), func.max(Trial.started_at))
-        .join(Trial, Trial.session_id == ClinicSession.id).group_by(ClinicSession.patient_id)).all()
-    result = {}
-    for patient_id, n, last in rows:
-        if isinstance(last, str):  # an aggregate over a UTC column comes back as SQLite text
-            last = dt.datetime.fromisoformat(last)
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=dt.timezone.utc)
-        result[int(patient_id)] = (int(n), last)
-    return result
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """An aggregate over a UTC column as an aware datetime (SQLite gives it back as naive text)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
-def station_activity(session: Session) -> list[dict[str, Any]]:
-    """Every station that used this database (started on it or stored a trial), the one in contact last first.
-
-    Each: ``station_id`` (None for the trials stored before stations were recorded, one row for all of
-    them, last), ``trials`` (how many), ``first_trial_at`` and ``last_trial_at`` (when its first and
-    latest trials started), ``last_contact_at`` (its last write: its start-up, a trial's start, its
-    frames written every half second while it runs, its end), ``running`` (trials still running
-    there), the plate and calibration of its latest trial (``plate_source``, ``calibration``: the
-    label) and the software it last ran (``software_version``, None when unknown).
-    """
-    rows = session.execute(
-        select(Trial.station_id, func.count(Trial.id), func.min(Trial.started_at), func.max(Trial.started_at),
-               func.max(func.coalesce(Trial.ended_at, Trial.updated_at)), func.max(Trial.updated_at),
-               func.sum(case((Trial.state == TrialState.RUNNING, 1), else_=0)))
-        .group_by(Trial.station_id)).all()
-    stations = []
-    contacts_of = {c.station_id: c for c in session.scalars(select(StationContact))}
-    for station_id, n, first, last, ended, updated, running in rows:
-        latest = session.execute(
-            select(Trial.plate_source, Trial.calibration).where(
-                Trial.station_id.is_(None) if station_id is None else Trial.station_id == station_id)
-            .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).one()
-        contact = contacts_of.pop(station_id, None) if station_id is not None else None
-        contacts = [t for t in (_aware(ended), _aware(updated), contact and contact.last_seen_at) if t is not None]
-        stations.append({
-            "station_id": station_id, "trials": int(n), "first_trial_at": _aware(first),
-            "last_trial_at": _aware(last), "last_contact_at": max(contacts) if contacts else None,
-            "running": int(running or 0), "plate_source": latest[0] or "",
-            "calibration": (latest[1] or {}).get("label"),
-            "software_version": contact.software_version if contact is not None else None,
-        })
-    for contact in contacts_of.values():  # started on this database, no trial yet
-        stations.append({
-            "station_id": contact.station_id, "trials": 0, "first_trial_at": None, "last_trial_at": None,
-            "last_contact_at": contact.last_seen_at, "running": 0, "plate_source": "", "calibration": None,
-            "software_version": contact.software_version,
-        })
-    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    stations.sort(key=lambda s: (s["station_id"] is None, -(s["last_contact_at"] or epoch).timestamp()))
-    return stations
-
-
-def touch_station(session: Session, station_id: str | None, *, now: dt.datetime | None = None) -> None:
-    """Record that ``station_id`` (running this program) used the database now, in the session's transaction.
-
-    One row per station (``stations``), inserted or updated in one statement (no race between two
-    processes of one station). Nothing for ``None``. The caller commits.
-    """
-    if not station_id:
-        return
-    now = now or utc_now()
-    dialect = session.get_bind().dialect.name
-    values = {"station_id": station_id, "software_version": __version__, "first_seen_at": now, "last_seen_at": now}
-    if dialect in ("postgresql", "sqlite"):
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(StationContact).values(**values)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=[StationContact.station_id],
-            set_={"software_version": stmt.excluded.software_version, "last_seen_at": stmt.excluded.last_seen_at}))
-        return
-    contact = session.get(StationContact, station_id)  # pragma: no cover - another database
-    if contact is None:
-        session.add(StationContact(**values))
-    else:
-        contact.software_version, contact.last_seen_at = __version__, now
-
-
-# -- visits --------------------------------------------------------------------------------
-
-
-def open_visit(session: Session, patient_code: str, *, clinician: str = "", notes: str = "",
-               started_at: dt.datetime | None = None) -> ClinicSession:
-    """Start a new clinic visit (a ``sessions`` row) for the patient."""
-    patient = get_patient(session, patient_code)
-    visit = ClinicSession(patient_id=patient.id, clinician=str(clinician or ""), notes=str(notes or ""),
-                          started_at=started_at or utc_now())
-    session.add(visit)
-    session.commit()
-    return visit
-
-
-def todays_visit(session: Session, patient_code: str, *, now: dt.datetime | None = None) -> ClinicSession:
-    """The patient's visit started today (local date), or a new one."""
-    now = now or utc_now()
-    patient = get_patient(session, patient_code)
-    latest = session.scalar(select(ClinicSession).where(ClinicSession.patient_id == patient.id)
-                            .order_by(ClinicSession.started_at.desc(), ClinicSession.id.desc()).limit(1))
-    if latest is not None and latest.started_at.astimezone().date() == now.astimezone().date():
-        return latest
-    return open_visit(session, patient.code, started_at=now)
-
 
 # -- trials --------------------------------------------------------------------------------
 
@@ -525,7 +129,7 @@ def list_trials(session: Session, patient_code: str | None = None, *,
     query = (select(Trial).join(Trial.session).join(ClinicSession.patient)
              .options(joinedload(Trial.session).joinedload(ClinicSession.patient))
              .order_by(Trial.started_at, Trial.id))
-    query = _trial_filters(session, query, patient_code, state, started_from, started_before)
+    query = trial_filters(session, query, patient_code, state, started_from, started_before)
     return list(session.scalars(query).unique())
 
 
@@ -537,13 +141,13 @@ def latest_metrics(session: Session, patient_code: str, protocol: str) -> dict[s
         .order_by(Trial.started_at.desc(), Trial.id.desc()).limit(1)).first()
 
 
-def _trial_filters(session: Session, query: Any, patient_code: str | None, state: TrialState | str | None,
+def trial_filters(session: Session, query: Any, patient_code: str | None, state: TrialState | str | None,
                    started_from: dt.datetime | None, started_before: dt.datetime | None) -> Any:
     if patient_code is not None:
         patient = get_patient(session, patient_code)
         query = query.where(Patient.id == patient.id)
     if state is not None:
-        query = query.where(Trial.state == _as_enum(TrialState, state, "state"))
+        query = query.where(Trial.state == as_enum(TrialState, state, "state"))
     if started_from is not None:
         query = query.where(Trial.started_at >= started_from)
     if started_before is not None:
@@ -551,41 +155,12 @@ def _trial_filters(session: Session, query: Any, patient_code: str | None, state
     return query
 
 
-#: the columns of :func:`iter_trial_scores` rows, before ``metrics``
-SCORE_ROW_FIELDS = ("trial_id", "patient", "session_id", "protocol", "stance_side", "state", "grade",
-                    "started_at", "ended_at", "duration_s", "n_frames", "frames_dropped", "sample_rate_hz",
-                    "plate_source", "station_id", "metrics")
-
-
-def iter_trial_scores(session: Session, patient_code: str | None = None, *,
-                      state: TrialState | str | None = None, started_from: dt.datetime | None = None,
-                      started_before: dt.datetime | None = None, batch: int = 1000) -> Iterator[tuple[Any, ...]]:
-    """Trials as plain tuples (:data:`SCORE_ROW_FIELDS`), oldest first, fetched ``batch`` at a time.
-
-    For exports: no ORM objects, so 10,000 trials stream in a fraction of a second.
-    Enumerations come as their values, times as aware UTC datetimes, ``metrics`` as plain data.
-    """
-    query = (select(Trial.id, Patient.code, Trial.session_id, Trial.protocol, Trial.stance_side, Trial.state,
-                    Trial.grade, Trial.started_at, Trial.ended_at, Trial.duration_s, Trial.n_frames,
-                    Trial.frames_dropped, Trial.sample_rate_hz, Trial.plate_source, Trial.station_id, Trial.metrics)
-             .join(ClinicSession, Trial.session_id == ClinicSession.id)
-             .join(Patient, ClinicSession.patient_id == Patient.id)
-             .order_by(Trial.started_at, Trial.id))
-    query = _trial_filters(session, query, patient_code, state, started_from, started_before)
-    result = session.execute(query.execution_options(yield_per=batch))
-    for row in result:
-        (trial_id, code, session_id, protocol, side, state_, grade, started, ended, duration, n, dropped, rate,
-         source, station, metrics) = row
-        yield (trial_id, code, session_id, protocol, side.value if side is not None else None, state_.value,
-               grade.value, started, ended, duration, n, dropped, rate, source, station, metrics)
-
-
 def update_trial(session: Session, trial_id: int, *, grade: Grade | str | None = None,
                  notes: str | None = None) -> Trial:
     """Change a trial's grade and/or notes (what is None is left as it is)."""
     trial = get_trial(session, trial_id)
     if grade is not None:
-        trial.grade = _as_enum(Grade, grade, "grade", optional=False)  # type: ignore[assignment]
+        trial.grade = as_enum(Grade, grade, "grade", optional=False)  # type: ignore[assignment]
     if notes is not None:
         trial.notes = str(notes)
     session.commit()
@@ -626,7 +201,7 @@ def trial_summary(trial: Trial) -> dict[str, Any]:
 def set_grade(session: Session, trial_id: int, grade: Grade | str, *, notes: str | None = None) -> Trial:
     """Record the clinician's grade (negative, positive, compensated, not_assessed), and notes when given."""
     trial = get_trial(session, trial_id)
-    trial.grade = _as_enum(Grade, grade, "grade", optional=False)  # type: ignore[assignment]
+    trial.grade = as_enum(Grade, grade, "grade", optional=False)  # type: ignore[assignment]
     if notes is not None:
         trial.notes = str(notes)
     session.commit()
@@ -824,7 +399,7 @@ class TrialWriter:
         (:func:`station.storage.db.open_database`'s ``station_id``, kept by the session factory).
         ``writer_options`` go to the constructor (``flush_period_s``, ``clock``...).
         """
-        if not isinstance(protocol, str) or not _PROTOCOL_RE.match(protocol):
+        if not isinstance(protocol, str) or not PROTOCOL_RE.match(protocol):
             raise InvalidValue(f"protocol {protocol!r} must be a word of letters, digits, '-', '_', '.' "
                                "(up to 40 characters)")
         rate = float(sample_rate_hz)
@@ -836,7 +411,7 @@ class TrialWriter:
         station = station_id if station_id is not None else session_station_id(sessions)
         if station is not None and (not isinstance(station, str) or not 0 < len(station) <= STATION_ID_MAX_LEN):
             raise InvalidValue(f"station_id {station!r} must be text of 1 to {STATION_ID_MAX_LEN} characters")
-        side = _as_enum(StanceSide, stance_side, "stance_side")
+        side = as_enum(StanceSide, stance_side, "stance_side")
         plain_settings = plain_json(dict(settings or {}), what="settings")
         calib = calibration_summary(calibration)
         now = started_at or utc_now()
@@ -954,7 +529,7 @@ class TrialWriter:
         NaN as null. Raises :class:`Conflict` when the trial is no longer
         running (it was recovered as interrupted meanwhile).
         """
-        end = _as_enum(TrialState, state, "state", optional=False)
+        end = as_enum(TrialState, state, "state", optional=False)
         if end is TrialState.RUNNING:
             raise InvalidValue("finish needs the state the trial ends in: complete, incomplete or aborted")
         if self.finished:

@@ -22,7 +22,7 @@ from station.core.cop import centre_of_pressure, split_load
 from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
-WHEN = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
 GAINS = np.array([0.00023, 0.00021, 0.00025, 0.00022])
 OFFSETS = np.array([72150.0, -51820.0, 88410.0, 160230.0])
 HX, HY = GEO.ml_mm / 2, GEO.ap_mm / 2

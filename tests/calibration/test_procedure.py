@@ -23,8 +23,8 @@ from calibration.procedure import (
     parse_masses,
     verification_points,
 )
-from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
 from station.core.cop import GRAVITY_M_S2, split_load
+from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()

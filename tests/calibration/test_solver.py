@@ -23,10 +23,10 @@ from calibration.solver import (
     tare_offsets,
     verify,
 )
-from station.core.frames import HX711_MAX_CODE
 from hardware.sim.plate import SimulatedPlate
 from station.core.cop import split_load
 from station.core.errors import UserError
+from station.core.frames import HX711_MAX_CODE
 from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
@@ -95,7 +95,8 @@ def test_tare_of_the_simulated_empty_plate_ignores_glitches():
 def test_tare_refuses_a_moving_load_naming_a_cell():
     plate = SimulatedPlate(seed=2, realtime=False, start="quiet")  # a person swaying on the plate
     counts = np.array([plate.read().counts for _ in range(240)])
-    with pytest.raises(CalibrationInputError, match=r"tare refused: cell (fl|fr|bl|br) (is not steady|moved by)") as info:
+    with pytest.raises(CalibrationInputError,
+                       match=r"tare refused: cell (fl|fr|bl|br) (is not steady|moved by)") as info:
         tare_offsets(counts)
     assert "\n" not in str(info.value)
     assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
@@ -104,7 +105,8 @@ def test_tare_refuses_a_moving_load_naming_a_cell():
 def test_tare_refuses_a_drift_naming_the_cell():
     counts = noisy_frames(OFFSETS, 240, seed=3)
     counts[:, 2] += np.linspace(0.0, 2000.0, 240)  # bl creeps by 2000 counts
-    with pytest.raises(CalibrationInputError, match=r"tare refused: cell bl moved by 1\d\d\d counts during the reading \(limit 300\)"):
+    with pytest.raises(CalibrationInputError,
+                       match=r"tare refused: cell bl moved by 1\d\d\d counts during the reading \(limit 300\)"):
         tare_offsets(counts)
     counts[:, 2] = OFFSETS[2]
     counts[120:, 0] += 1000.0  # a step on fl
@@ -170,7 +172,8 @@ def test_placement_from_frames_leaves_glitches_out():
 def test_placement_from_frames_refuses_an_unsteady_mass():
     counts = noisy_frames(exact_counts(20.0, 0.0, 0.0), 160, seed=8)
     counts[:, 1] += 3000.0 * np.sin(np.arange(160) / 5.0)  # still swinging
-    with pytest.raises(CalibrationInputError, match=r"placement 20 kg at \(0, 0\) mm: cell fr (is not steady|moved by)"):
+    with pytest.raises(CalibrationInputError,
+                       match=r"placement 20 kg at \(0, 0\) mm: cell fr (is not steady|moved by)"):
         Placement.from_frames(counts, mass_kg=20.0, x_mm=0.0, y_mm=0.0)
 
 
@@ -316,7 +319,8 @@ def test_refuses_placements_too_close_together():
 def test_refuses_a_mass_that_is_not_positive(mass_kg):
     placements = exact_placements(FIT_POSITIONS)
     placements[3] = Placement(mass_kg=mass_kg, x_mm=100.0, y_mm=-75.0, mean_counts=placements[3].mean_counts)
-    with pytest.raises(CalibrationInputError, match=r"placement 4 \(.* kg at \(100, -75\) mm\): the mass must be positive"):
+    with pytest.raises(CalibrationInputError,
+                       match=r"placement 4 \(.* kg at \(100, -75\) mm\): the mass must be positive"):
         fit_gains(placements, offsets_counts=OFFSETS, geometry=GEO)
 
 
@@ -324,7 +328,8 @@ def test_refuses_a_dead_cell_naming_it():
     placements = [Placement(mass_kg=p.mass_kg, x_mm=p.x_mm, y_mm=p.y_mm,
                             mean_counts=(*p.mean_counts[:3], OFFSETS[3] + 3.0))
                   for p in exact_placements(FIT_POSITIONS)]
-    with pytest.raises(CalibrationInputError, match="cell br reads \\(almost\\) nothing under any of the 18 placements"):
+    with pytest.raises(CalibrationInputError,
+                       match="cell br reads \\(almost\\) nothing under any of the 18 placements"):
         fit_gains(placements, offsets_counts=OFFSETS, geometry=GEO)
     with pytest.raises(CalibrationInputError, match="cell br reads"):
         fit_matrix(placements, offsets_counts=OFFSETS, geometry=GEO)
@@ -335,7 +340,8 @@ def test_refuses_a_gain_of_the_wrong_sign():
     placements = exact_placements([(0.0, 0.0), (-150.0, 100.0)], masses=(20.0,))
     wrong = Placement(mass_kg=20.0, x_mm=150.0, y_mm=100.0, mean_counts=exact_counts(20.0, -150.0, -100.0))
     with pytest.raises(CalibrationInputError,
-                       match=r"cell bl comes out with a gain of the wrong sign .*a mass or a position is probably wrong"):
+                       match=r"cell bl comes out with a gain of the wrong sign "
+                             r".*a mass or a position is probably wrong"):
         fit_gains([placements[0], wrong, placements[1]], offsets_counts=OFFSETS, geometry=GEO)
 
 

@@ -26,7 +26,7 @@ from station.core.geometry import PlateGeometry
 GEO = PlateGeometry()
 GAINS = np.array([0.00023, 0.00021, 0.00025, 0.00022])
 OFFSETS = np.array([72150.0, -51820.0, 88410.0, 160230.0])
-WHEN = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
 TRUE = Calibration(offsets_counts=tuple(OFFSETS), gains_n_per_count=tuple(GAINS), created_at=WHEN)
 GRID_3X3 = [(x, y) for x in (-150.0, 0.0, 150.0) for y in (-100.0, 0.0, 100.0)]
 

@@ -23,9 +23,9 @@ from station.commands.calibrate import (
     gain_deviation_pct,
     run_procedure,
 )
-from station.core.frames import HX711_MAX_CODE, FrameFlag
 from station.commands.cli import build_parser, main
 from station.core.errors import UserError
+from station.core.frames import HX711_MAX_CODE, FrameFlag
 from station.core.geometry import PlateGeometry
 
 GEO = PlateGeometry()
@@ -438,7 +438,8 @@ def test_the_terminal_shows_a_progress_bar_with_the_steadiness():
                   TerminalView(out, progress_bar=True))
     text = out.getvalue()
     assert proc.result.verification.passed
-    assert re.search(r"\r        measuring \[#{10,14}-{10,14}\]  [45]\d %  steady \(0\.0\d N, steady below 0\.3 N\)", text)
+    assert re.search(r"\r        measuring \[#{10,14}-{10,14}\]  [45]\d %  steady \(0\.0\d N, steady below 0\.3 N\)",
+                     text)
     assert "MOVING (" in text  # the rocking mass on the first try
     bars = [chunk for chunk in text.split("\r") if chunk.startswith("        measuring [")]
     assert 16 * 10 < len(bars) < 16 * 80  # redrawn as it fills, not on every frame

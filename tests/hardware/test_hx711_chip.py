@@ -7,8 +7,8 @@ import statistics
 import pytest
 
 from hardware.fakes.clock import VirtualClock
-from station.core.frames import decode_twos_complement_24
 from hardware.hx711.chip import HX711Chip
+from station.core.frames import decode_twos_complement_24
 
 PERIOD_S = 1 / 80
 

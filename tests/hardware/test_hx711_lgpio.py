@@ -10,8 +10,8 @@ from hardware.base import SourceFault
 from hardware.fakes.board import Board
 from hardware.fakes.clock import RealClock, VirtualClock
 from hardware.fakes.lgpio import make_lgpio
-from station.core.frames import FrameFlag
 from hardware.hx711.lgpio_backend import SharedClockHX711Plate
+from station.core.frames import FrameFlag
 
 SCK = 5
 

@@ -10,8 +10,8 @@ import pytest
 from hardware.base import SourceFault
 from hardware.fakes.board import Board
 from hardware.fakes.clock import RealClock
-from station.core.frames import FrameFlag
 from hardware.hx711.rpigpio_backend import PerBoardHX711Plate
+from station.core.frames import FrameFlag
 
 SCKS = (5, 6, 19, 26)
 DATA = (17, 27, 22, 23)

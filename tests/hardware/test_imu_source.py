@@ -106,8 +106,8 @@ def test_the_track_interpolates_and_never_bridges_a_gap():
 
 def test_end_to_end_a_trendelenburg_drop_is_scored_from_the_sensor(clock):
     """The chip's pelvis drops 4 degrees on the lifted (right) side: the recording scores it positive."""
-    from station.scoring.analyze import analyze_recording
     from station.core.recording import PELVIS_COLUMN, Recording
+    from station.scoring.analyze import analyze_recording
     from tests.station.single_leg_trials import synthetic_trial
 
     rec, onset = synthetic_trial(stance_side="left", fs_hz=80.0)  # the right foot lifts at `onset`

@@ -8,13 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hardware.sim.population import AGE_GROUPS, RANGES, TRANSFER_SHAPES, PersonTraits, draw_person, transfer_profile
 from hardware.sim.corpus import CASES, PLATES, corpus
 from hardware.sim.person import SimPerson
+from hardware.sim.population import AGE_GROUPS, RANGES, TRANSFER_SHAPES, PersonTraits, draw_person, transfer_profile
 from hardware.sim.trial import SupportPlan, TouchdownPlan, TrialPlan, synthesize_single_leg
+from station.clinic.sim_patient import SimulatedPatient
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
 from station.core.geometry import PlateGeometry
-from station.clinic.sim_patient import SimulatedPatient
 
 FIELDS_WITH_A_RANGE = [f.name for f in dataclasses.fields(PersonTraits) if f.name in RANGES]
 

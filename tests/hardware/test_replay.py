@@ -10,8 +10,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from station.core.frames import FrameFlag
 from hardware.replay import ReplaySource
+from station.core.frames import FrameFlag
 from station.core.geometry import PlateGeometry
 from station.core.recording import Recording, write_recording
 
@@ -41,7 +41,8 @@ def make_recording(n: int = 120, *, fs_hz: float = 80.0, jitter: bool = True, ex
         step += rng.uniform(-0.002, 0.002, size=n - 1)
     t = 0.5 + np.concatenate([[0.0], np.cumsum(step)])
     forces = 175.0 + rng.normal(0.0, 4.0, size=(n, 4))
-    return Recording(t_s=t, forces_n=forces, sample_rate_hz=fs_hz, geometry=PlateGeometry(), extra=extra or {}, name="rec.csv")
+    return Recording(t_s=t, forces_n=forces, sample_rate_hz=fs_hz, geometry=PlateGeometry(), extra=extra or {},
+                     name="rec.csv")
 
 
 def drain(src: PlateSource) -> list:
@@ -77,7 +78,7 @@ def test_another_calibration():
     cal = Calibration(
         offsets_counts=(1000.0, -2000.0, 0.0, 50.0),
         gains_n_per_count=(0.001, -0.002, 0.0005, 0.01),
-        created_at=dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc),
+        created_at=dt.datetime(2026, 11, 21, tzinfo=dt.UTC),
     )
     frames = list(ReplaySource(rec, calibration=cal, realtime=False))
     counts = np.array([f.counts for f in frames])

@@ -12,9 +12,9 @@ from scipy.signal import welch
 
 from calibration.model import Calibration, simulator_calibration
 from hardware.base import PlateSource, SourceFault
-from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag
 from hardware.sim.plate import GLITCH_BITS, SimulatedPlate, check_command
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
+from station.core.frames import CELLS, HX711_MAX_CODE, FrameFlag
 from station.core.geometry import PlateGeometry
 
 CAL = simulator_calibration()
@@ -113,7 +113,7 @@ def test_other_true_gains_and_offsets_need_their_own_calibration():
     offsets = np.asarray(CAL.offsets_counts) * rng.uniform(0.9, 1.1, 4)
     kwargs = {"true_gains_n_per_count": gains.tolist(), "true_offsets_counts": offsets.tolist()}
     true_cal = Calibration(offsets_counts=tuple(offsets), gains_n_per_count=tuple(gains),
-                           created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+                           created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     right_mm, right_pct = static_cop_errors(60.0, kwargs, true_cal)
     wrong_mm, wrong_pct = static_cop_errors(60.0, kwargs, CAL)
     assert right_mm < 0.5 and right_pct < 0.1

@@ -61,7 +61,8 @@ def make_v1(url):
     engine = create_engine(url)
     try:
         with engine.begin() as c:
-            for sql in ("DROP TABLE stations", "DROP INDEX ix_trials_station_id", "ALTER TABLE trials DROP COLUMN station_id",
+            for sql in ("DROP TABLE stations", "DROP INDEX ix_trials_station_id",
+                        "ALTER TABLE trials DROP COLUMN station_id",
                         "DROP TABLE audit_log", "DROP TABLE web_sessions", "DROP TABLE users",
                         "ALTER TABLE patients DROP COLUMN programme", "DELETE FROM schema_version",
                         "INSERT INTO schema_version (version, applied_at, description) "

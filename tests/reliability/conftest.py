@@ -13,7 +13,8 @@ import station.storage.accounts
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                           parallelism=1))
 
 
 @pytest.fixture(autouse=True)

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from calibration.model import Calibration, CalibrationError
+from calibration.model import Calibration, CalibrationError, simulator_calibration
 
 REPO = Path(__file__).resolve().parents[2]
-SIM = REPO / "calibration" / "data" / "simulator.json"
+
+
+def _builtin_doc() -> dict:
+    return simulator_calibration().to_dict()
 
 
 def _calibration_file(tmp_path: Path, **changes) -> Path:
-    doc = json.loads(SIM.read_text())
+    doc = _builtin_doc()
     doc.update(changes)
     p = tmp_path / "calibration.json"
     p.write_text(json.dumps(doc))
@@ -45,7 +48,7 @@ def test_an_offset_outside_the_24_bit_range_is_refused(tmp_path):
 
 
 def test_the_built_in_and_reversed_cells_still_load(tmp_path):
-    Calibration.load(SIM)
+    Calibration.load(_calibration_file(tmp_path))
     Calibration.load(_calibration_file(tmp_path, gains_n_per_count=[-2.3e-4, 2.3e-4, 2.3e-4, 2.3e-4]))
 
 
@@ -66,7 +69,8 @@ def _quiet_rows(n: int, *, override: dict[int, str] | None = None) -> str:
 
 
 def _analyze(path: Path, *, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "station.commands.cli", "analyze", str(path), "--protocol", "quiet-stance",
+    return subprocess.run([sys.executable, "-m", "station.commands.cli", "analyze", str(path), "--protocol",
+                           "quiet-stance",
                            "--json"], capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -144,7 +148,7 @@ def test_the_station_refuses_a_bad_calibration_file_in_one_line(tmp_path, conten
     data = tmp_path / "data"
     data.mkdir()
     if content == "gains":
-        doc = json.loads(SIM.read_text())
+        doc = _builtin_doc()
         doc["gains_n_per_count"] = [1e300, 1e300, 1e300, 1e300]
         doc["backend"] = "hx711"
         (data / "calibration.json").write_text(json.dumps(doc))
@@ -153,7 +157,8 @@ def test_the_station_refuses_a_bad_calibration_file_in_one_line(tmp_path, conten
     config = tmp_path / "station.toml"
     config.write_text('[hx711]\nbackend = "lgpio"\n', encoding="utf-8")  # a configured (absent) real plate
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    done = subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data), "--config",
+                           str(config),
                            "--no-screen", "--port", str(free_port())], capture_output=True, text=True, timeout=60,
                           env=env)
     err = done.stderr

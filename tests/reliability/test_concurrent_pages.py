@@ -75,7 +75,8 @@ def test_16_clients_x_4_page_requests_get_no_5xx_and_none_waits_over_5_s(tmp_pat
             t.join(20)
     statuses = sorted({s for s, _ in results})
     worst_s = max(e for _, e in results)
-    print(f"\n{CLIENTS}x{REQUESTS_EACH} page requests: statuses {statuses}, max {worst_s:.2f} s, all in {wall_s:.2f} s; "
+    print(f"\n{CLIENTS}x{REQUESTS_EACH} page requests: statuses {statuses}, max {worst_s:.2f} s, "
+          f"all in {wall_s:.2f} s; "
           f"live streams' longest pause {max(gaps):.2f} s")
     assert statuses == [200]
     assert worst_s < 5.0

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-import station.storage.trials as trials_mod
+import station.storage.disk as trials_mod
 from tests.reliability.served import Client, served_app
 from tests.webui.helpers import add_patient
 
@@ -14,7 +14,8 @@ from tests.webui.helpers import add_patient
 def test_a_trial_is_not_started_without_the_free_space_to_store_it(tmp_path, monkeypatch):
     from station.core.geometry import PlateGeometry
     from station.storage.db import StorageError, open_database
-    from station.storage.trials import TrialWriter, open_visit
+    from station.storage.trials import TrialWriter
+    from station.storage.visits import open_visit
 
     db = open_database(data_dir=tmp_path / "data")
     try:

@@ -91,7 +91,8 @@ def test_refused_attempts_do_not_extend_the_lock_out(app, monkeypatch):
     for _ in range(5):
         outsider.login("therapist", "wrong password")
     first = int(outsider.login("therapist", "wrong password").headers["retry-after"])
-    later = station.storage.accounts.utc_now() + station.storage.accounts.LoginPolicy().lockout - __import__("datetime").timedelta(seconds=5)
+    accounts = station.storage.accounts
+    later = accounts.utc_now() + accounts.LoginPolicy().lockout - __import__("datetime").timedelta(seconds=5)
     monkeypatch.setattr(station.storage.accounts, "utc_now", lambda: later)
     monkeypatch.setattr("webui.auth.utc_now", lambda: later)
     r = outsider.login("therapist", "wrong password")
@@ -102,7 +103,8 @@ def test_a_login_holds_no_write_lock_while_the_password_is_checked(app, monkeypa
     """While argon2 runs for one login, another connection can write at once."""
     import sqlite3
 
-    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                           parallelism=1))
     real_verify = station.storage.accounts.verify_password
     in_check = threading.Event()
     release = threading.Event()

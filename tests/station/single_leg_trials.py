@@ -17,10 +17,10 @@ import numpy as np
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
-from station.signal.forces import ForceFrame, ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner
 from station.protocols.trial import TrialCapture
+from station.signal.forces import ForceFrame, ForcePipeline
 
 GEOMETRY = PlateGeometry()
 
@@ -90,7 +90,7 @@ def make_specs(n: int, *, seed: int = 20260404) -> list[TrialSpec]:
             spec.lift_s += 5.0
         busy: list[tuple[float, float]] = []
 
-        def free_slot(length_s: float) -> float:
+        def free_slot(length_s: float, busy: list[tuple[float, float]] = busy) -> float:
             for _ in range(200):
                 t0 = float(rng.uniform(2.0, 26.5 - length_s))
                 if all(t0 + length_s + 1.5 < a or t0 > b + 1.5 for a, b in busy):

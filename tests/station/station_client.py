@@ -16,7 +16,8 @@ PASSWORD = "correct horse battery staple"
 
 def add_user(data_dir: Path, *, username: str = USERNAME, password: str = PASSWORD) -> None:
     """``balance-station user add`` in its own process, as a technician would run it."""
-    done = subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data_dir), "user", "add", username,
+    done = subprocess.run([sys.executable, "-m", "station.commands.cli", "--data-dir", str(data_dir), "user", "add",
+                           username,
                            "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 or "already exists" in done.stderr, done.stderr
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import station.scoring.analyze as analysis
-from station.scoring.analyze import AnalysisError, analyze_file, analyze_recording
 from station.core.cop import DEFAULT_OCCUPANCY_N, split_load
 from station.core.errors import UserError
 from station.core.geometry import PlateGeometry
-from station.signal.metrics import COP_KEYS, cop_metrics
 from station.core.recording import Recording, write_recording
+from station.scoring.analyze import AnalysisError, analyze_file, analyze_recording
+from station.signal.metrics import COP_KEYS, cop_metrics
 
 BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 BDS_TRIALS = ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
@@ -24,7 +24,8 @@ GEOMETRY = PlateGeometry(ml_mm=400.0, ap_mm=300.0, feet_ml_mm=200.0)
 
 
 def recording_from_cop(
-    t_s: np.ndarray, fz_n: np.ndarray | float, x_mm: np.ndarray, y_mm: np.ndarray, *, fs_hz: float, name: str = "synthetic.csv"
+    t_s: np.ndarray, fz_n: np.ndarray | float, x_mm: np.ndarray, y_mm: np.ndarray, *, fs_hz: float,
+    name: str = "synthetic.csv"
 ) -> Recording:
     fz = np.broadcast_to(np.asarray(fz_n, dtype=float), np.shape(t_s))
     forces = split_load(fz, x_mm, y_mm, ml_mm=GEOMETRY.ml_mm, ap_mm=GEOMETRY.ap_mm)
@@ -37,7 +38,8 @@ def circle_trial(duration_s: float = 30.0, *, fs_hz: float = 80.0, r_mm: float =
     return recording_from_cop(t, 700.0, 10.0 + r_mm * np.cos(w), -20.0 + r_mm * np.sin(w), fs_hz=fs_hz)
 
 
-def sway_trial(duration_s: float = 30.0, *, fs_hz: float = 80.0, seed: int = SEED, t_s: np.ndarray | None = None) -> Recording:
+def sway_trial(duration_s: float = 30.0, *, fs_hz: float = 80.0, seed: int = SEED,
+               t_s: np.ndarray | None = None) -> Recording:
     """Smooth, seeded sway: a few slow sines with random phases (exactly known at any time)."""
     rng = np.random.default_rng(seed)
     freqs = np.array([0.05, 0.13, 0.31, 0.6, 0.9])
@@ -79,7 +81,8 @@ def test_bds_default_lowpass_smooths_a_little():
 
 def test_output_has_every_contract_field():
     out = analyze_recording(sway_trial(), protocol="quiet-stance")
-    assert list(out)[:7] == ["protocol", "stance_side", "sample_rate_hz", "duration_s", "n_samples", "body_weight_n", "cop"]
+    assert list(out)[:7] == ["protocol", "stance_side", "sample_rate_hz", "duration_s", "n_samples", "body_weight_n",
+                             "cop"]
     assert out["protocol"] == "quiet-stance" and out["stance_side"] is None
     assert isinstance(out["n_samples"], int) and out["n_samples"] == 2400
     assert out["duration_s"] == 30.0 and out["sample_rate_hz"] == 80.0
@@ -97,7 +100,8 @@ def test_stance_side_is_reported_as_given():
 
 def test_circle_closed_form():
     r, fs_hz, f_hz = 6.0, 80.0, 0.5
-    out = analyze_recording(circle_trial(30.0, fs_hz=fs_hz, r_mm=r, f_hz=f_hz), protocol="quiet-stance", lowpass_hz=None)
+    out = analyze_recording(circle_trial(30.0, fs_hz=fs_hz, r_mm=r, f_hz=f_hz), protocol="quiet-stance",
+                            lowpass_hz=None)
     n = 2400  # 15 whole turns of 160 samples
     assert out["n_samples"] == n
     cop = out["cop"]
@@ -109,7 +113,8 @@ def test_circle_closed_form():
     assert out["body_weight_n"] == pytest.approx(700.0, rel=1e-12)
     lam = r * r / 2 * n / (n - 1)
     f = (n - 2) / 2 * (0.05 ** (-2 / (n - 2)) - 1)  # F(0.95; 2, n-2) in closed form
-    assert cop["ellipse95_area_mm2"] == pytest.approx(math.pi * lam * f * 2 * (n - 1) * (n + 1) / (n * (n - 2)), rel=1e-9)
+    assert cop["ellipse95_area_mm2"] == pytest.approx(math.pi * lam * f * 2 * (n - 1) * (n + 1) / (n * (n - 2)),
+                                                      rel=1e-9)
 
 
 def test_lowpass_removes_high_frequency_noise():
@@ -165,7 +170,8 @@ def test_timing_warnings():
     gappy = Recording(t_s=t, forces_n=rec.forces_n, sample_rate_hz=80.0, geometry=GEOMETRY, name="gap.csv")
     out = analyze_recording(gappy, protocol="quiet-stance")
     assert any("gap of 0.512 s" in w and "t = 12.488 s" in w for w in out["warnings"])
-    slow_clock = Recording(t_s=rec.t_s * 1.05, forces_n=rec.forces_n, sample_rate_hz=80.0, geometry=GEOMETRY, name="c.csv")
+    slow_clock = Recording(t_s=rec.t_s * 1.05, forces_n=rec.forces_n, sample_rate_hz=80.0, geometry=GEOMETRY,
+                           name="c.csv")
     out = analyze_recording(slow_clock, protocol="quiet-stance")
     assert any("the time stamps give 76.19 Hz but the file says 80 Hz" in w for w in out["warnings"])
 
@@ -196,7 +202,8 @@ def test_short_trials_are_scored_with_a_warning(duration_s, warned):
 def test_nobody_on_the_plate_at_all():
     t = np.arange(800) / 80.0
     rec = recording_from_cop(t, 3.0, np.zeros(800), np.zeros(800), fs_hz=80.0, name="empty.csv")
-    with pytest.raises(AnalysisError, match=r"^empty\.csv: nobody on the plate: .* whole recording \(at most 3\.0 N\)$"):
+    with pytest.raises(AnalysisError,
+                       match=r"^empty\.csv: nobody on the plate: .* whole recording \(at most 3\.0 N\)$"):
         analyze_recording(rec, protocol="quiet-stance")
 
 
@@ -237,7 +244,8 @@ def test_a_new_scorer_slots_in(monkeypatch):
 
     monkeypatch.setitem(analysis.SCORERS, "single-leg", fake_single_leg)
     out = analyze_recording(sway_trial(), protocol="single-leg", stance_side="right")
-    assert out == {"protocol": "single-leg", "stance_side": "right", "hold_time_s": 30.0, "completed": True, "ratio": None}
+    assert out == {"protocol": "single-leg", "stance_side": "right", "hold_time_s": 30.0, "completed": True,
+                   "ratio": None}
 
 
 @pytest.mark.parametrize(
@@ -275,10 +283,10 @@ def test_low_rate_recordings_are_accepted_with_the_default_filter_skipped(tmp_pa
     """DESIGN.md section 4: any rate from 10 Hz; the default 10 Hz low-pass cannot apply at 20 Hz."""
     import io
 
-    from station.scoring.analyze import analyze_recording
     from station.core.cop import split_load
     from station.core.geometry import PlateGeometry
     from station.core.recording import RecordingWriter, read_recording
+    from station.scoring.analyze import analyze_recording
 
     rng = np.random.default_rng(3)
     buf = io.StringIO()
@@ -293,11 +301,12 @@ def test_low_rate_recordings_are_accepted_with_the_default_filter_skipped(tmp_pa
 
 
 def test_time_in_the_wrong_unit_is_a_clear_error():
-    from station.scoring.analyze import AnalysisError, analyze_recording
     from station.core.recording import parse_recording
+    from station.scoring.analyze import AnalysisError, analyze_recording
 
     rows = "\n".join(f"{i * 12500},175,175,175,175" for i in range(800))  # microseconds, not seconds
     text = "# sample_rate_hz: 80\n# plate_ml_mm: 400\n# plate_ap_mm: 300\nt_s,fl_n,fr_n,bl_n,br_n\n" + rows
     rec = parse_recording(text, name="us.csv")
-    with pytest.raises(AnalysisError, match=r"us.csv: the time stamps give 8e-05 samples per second .* is t_s in seconds"):
+    with pytest.raises(AnalysisError,
+                       match=r"us.csv: the time stamps give 8e-05 samples per second .* is t_s in seconds"):
         analyze_recording(rec, protocol="quiet-stance")

@@ -65,7 +65,8 @@ def test_prints_one_json_object(tmp_path):
     assert out["n_samples"] == 2400 and out["lowpass_hz"] == 10.0
     assert "NaN" not in proc.stdout
     assert set(out["cop"]) == {
-        "path_length_mm", "mean_velocity_mm_s", "ml_range_mm", "ap_range_mm", "ml_rms_mm", "ap_rms_mm", "ellipse95_area_mm2",
+        "path_length_mm", "mean_velocity_mm_s", "ml_range_mm", "ap_range_mm", "ml_rms_mm", "ap_rms_mm",
+        "ellipse95_area_mm2",
     }
 
 
@@ -105,10 +106,12 @@ BAD_FILES = {
     "empty": (b"", [": empty file"]),
     "not_utf8": ((HEAD + "# patient: Ren").encode() + b"\xe9\n" + (COLS + ROWS).encode(), [":5: not UTF-8"]),
     "no_header": (HEAD.encode(), [":4: no header row"]),
-    "missing_key": ((HEAD.replace("# plate_ap_mm: 300\n", "") + COLS + ROWS).encode(), [":4: missing required metadata key 'plate_ap_mm'"]),
+    "missing_key": ((HEAD.replace("# plate_ap_mm: 300\n", "") + COLS + ROWS).encode(),
+                    [":4: missing required metadata key 'plate_ap_mm'"]),
     "bad_rate": ((HEAD.replace(": 80", ": 5") + COLS + ROWS).encode(), [":2: sample_rate_hz 5 is outside 10..1000 Hz"]),
     "missing_column": ((HEAD + "t_s,fl_n,fr_n,bl_n\n0,1,1,1\n").encode(), [":5: missing required column br_n"]),
-    "non_numeric": ((HEAD + COLS + ROWS + "0.0375,170,abc,172,173\n").encode(), [":9: column fr_n: 'abc' is not a number"]),
+    "non_numeric": ((HEAD + COLS + ROWS + "0.0375,170,abc,172,173\n").encode(),
+                    [":9: column fr_n: 'abc' is not a number"]),
     "wrong_fields": ((HEAD + COLS + ROWS + "0.0375,170,171,172\n").encode(), [":9: expected 5 fields"]),
     "not_increasing": ((HEAD + COLS + ROWS + "0.0250,170,171,172,173\n").encode(), [":9: t_s 0.0250 is not after"]),
     "too_few": ((HEAD + COLS + "0,1,1,1,1\n").encode(), [":6: too few samples"]),
@@ -147,7 +150,8 @@ def test_stepping_off(tmp_path):
     forces[800:900] = 0.0
     path = tmp_path / "step-off.csv"
     write_recording(path, Recording(t_s=rec.t_s, forces_n=forces, sample_rate_hz=80.0, geometry=rec.geometry))
-    assert_one_line_error(run(path, "--protocol", "quiet-stance", "--json"), f"{path}: nobody on the plate at t = 10.000 s")
+    assert_one_line_error(run(path, "--protocol", "quiet-stance", "--json"),
+                          f"{path}: nobody on the plate at t = 10.000 s")
 
 
 def test_single_leg_without_a_lift(tmp_path):
@@ -171,7 +175,8 @@ def test_bad_option_is_one_line():
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "station.commands.cli", "analyze", "x.csv", "--protocol", "quiet-stance", "--lowpass-hz", "abc"],
+        [sys.executable, "-m", "station.commands.cli", "analyze", "x.csv", "--protocol", "quiet-stance",
+         "--lowpass-hz", "abc"],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2

@@ -15,10 +15,10 @@ import pytest
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
-from station.signal.forces import ForcePipeline
+from station.core.recording import RecordingWriter
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture
-from station.core.recording import RecordingWriter
+from station.signal.forces import ForcePipeline
 from tests.station.single_leg_trials import GEOMETRY
 from tests.station.test_cli_analyze import COMMAND, assert_one_line_error
 

@@ -11,12 +11,14 @@ import pytest
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
 from station.clinic.controller import TrialBusy, TrialController
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.scoring.analyze import analyze_recording
+from station.signal.forces import ForcePipeline
 from station.storage import open_database
-from station.storage.trials import NotFound, create_patient, get_trial, trial_recording
+from station.storage.patients import create_patient
+from station.storage.trials import get_trial, trial_recording
+from station.storage.values import NotFound
 from tests.doubles import SimFeed
 
 GEOMETRY = PlateGeometry()

@@ -5,10 +5,10 @@ import pytest
 
 from calibration.model import simulator_calibration
 from station.core.frames import RawFrame
-from station.signal.drift import ZeroTracker
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.signal.drift import ZeroTracker
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 

@@ -120,7 +120,8 @@ def test_zero_phase_has_no_lag():
     assert np.max(np.abs(lowpass_zero_phase(s, fs_hz=100.0, cutoff_hz=5.0) - s)[100:-100]) < 1e-5
 
 
-@pytest.mark.parametrize("n,fs_hz,cutoff_hz", [(16, 100.0, 10.0), (40, 80.0, 10.0), (700, 100.0, 10.0), (300, 100.0, 1.0)])
+@pytest.mark.parametrize("n,fs_hz,cutoff_hz", [(16, 100.0, 10.0), (40, 80.0, 10.0), (700, 100.0, 10.0), (300, 100.0,
+                                                                                                         1.0)])
 def test_matches_slow_loop_implementation(n, fs_hz, cutoff_hz):
     rng = np.random.default_rng(SEED + n)
     x = np.cumsum(rng.normal(size=n)) + 50.0

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from station.core.frames import FrameFlag, RawFrame
 from station.core.cop import split_load
-from station.signal.forces import ForcePipeline
+from station.core.frames import FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
+from station.signal.forces import ForcePipeline
 
 GEOM = PlateGeometry()
 CAL = simulator_calibration()

@@ -17,19 +17,19 @@ import pytest
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
-from station.core.config import ScreenSettings
 from station.commands.drill import InProcessFeed
+from station.core.config import ScreenSettings
+from station.core.geometry import PlateGeometry
 from station.drills import DRILLS, make_drill
 from station.drills.autoplay import AutoPlayer
 from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Zone
-from station.signal.forces import ForcePipeline
-from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.screen import game as game_module
 from station.screen.app import ScreenApp
 from station.screen.game import ACTIVE, CURSOR, GOOD, GameMode, Layout, format_clock
 from station.screen.menu import DrillMenuMode, available_items, drill_menu_factory, show_drill_menu
 from station.screen.sounds import VOLUMES, Sounds, synthesize
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 
@@ -557,7 +557,7 @@ def test_the_hold_drill_says_whole_seconds():
 
 
 def test_the_patient_card_leaves_the_clinical_measures_to_the_therapist(display, artifacts):
-    surface = display((1280, 720))
+    display((1280, 720))
     sim = Sim("reach")
     sim.run_until(lambda v: v.state == "done")
     labels = [line.label for line in game_module.patient_summary(sim.mode.view)]

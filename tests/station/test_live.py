@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from calibration.model import simulator_calibration
-from station.core.frames import RawFrame
 from station.core.cop import split_load
-from station.signal.forces import ForcePipeline
+from station.core.frames import RawFrame
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 
 CAL = simulator_calibration()

@@ -90,7 +90,8 @@ def test_circle_path_rms_range(n):
     x, y = 3.0 + r * np.cos(theta), -2.0 + r * np.sin(theta)
     # n - 1 chords of a regular n-gon inscribed in the circle
     assert_allclose(path_length_mm(x, y), (n - 1) * 2 * r * math.sin(math.pi / n), rtol=1e-12)
-    assert_allclose(mean_velocity_mm_s(x, y, fs_hz=80.0), (n - 1) * 2 * r * math.sin(math.pi / n) / (n / 80.0), rtol=1e-12)
+    assert_allclose(mean_velocity_mm_s(x, y, fs_hz=80.0), (n - 1) * 2 * r * math.sin(math.pi / n) / (n / 80.0),
+                    rtol=1e-12)
     # mean-removed: sum cos^2 = sum sin^2 = n/2 for n >= 3
     assert_allclose(rms_mm(x), r / math.sqrt(2), rtol=1e-12)
     assert_allclose(rms_mm(y), r / math.sqrt(2), rtol=1e-12)

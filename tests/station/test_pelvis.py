@@ -18,7 +18,13 @@ import math
 import numpy as np
 import pytest
 
-from station.scoring.analyze import analyze_file, analyze_recording
+from station.core.recording import (
+    PELVIS_COLUMN,
+    Recording,
+    RecordingError,
+    parse_recording,
+    write_recording,
+)
 from station.protocols.pelvis import (
     SIGN_THRESHOLD_DEG,
     bridge_short_gaps,
@@ -30,13 +36,7 @@ from station.protocols.pelvis import (
 )
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture, frames_from_recording
-from station.core.recording import (
-    PELVIS_COLUMN,
-    Recording,
-    RecordingError,
-    parse_recording,
-    write_recording,
-)
+from station.scoring.analyze import analyze_file, analyze_recording
 from station.scoring.scores import single_leg_result
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 

@@ -7,11 +7,11 @@ import pytest
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
-from station.scoring.analyze import analyze_file
-from station.signal.forces import ForcePipeline
 from station.protocols.events import Aborted, Finished, StateChanged
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner, QuietState
 from station.protocols.trial import TrialCapture, frames_from_recording
+from station.scoring.analyze import analyze_file, score_runner
+from station.signal.forces import ForcePipeline
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
 
@@ -44,7 +44,7 @@ def test_thirty_seconds_with_conditions(tmp_path):
     rec = capture.recording()
     assert rec.t_s[0] == 0.0 and rec.t_s[-1] == pytest.approx(30.0, abs=0.02)
     assert rec.n_samples == pytest.approx(2400, abs=4)
-    result = capture.result()
+    result = score_runner(capture.runner, capture.finished_recording(), lowpass_hz=10.0)
     assert result["protocol"] == "quiet-stance" and result["conditions"] == {"eyes": "closed", "surface": "foam"}
     assert result["duration_s"] == pytest.approx(30.0, abs=0.05) and result["warnings"] == []
     assert 500 < result["body_weight_n"] < 800 and result["cop"]["mean_velocity_mm_s"] > 0

@@ -3,11 +3,11 @@
 import pytest
 
 from calibration.model import simulator_calibration
-from station.signal.forces import ForcePipeline
-from station.core.geometry import PlateGeometry
-from station.live.pipeline import LiveStation
 from station.clinic.recorder import LiveRecorder
+from station.core.geometry import PlateGeometry
 from station.core.recording import read_recording
+from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 

@@ -92,7 +92,8 @@ def test_lines_given_as_a_list_and_columns_in_any_order():
 
 @pytest.mark.parametrize("rate", ["10", "10.0", "80", "99.5", "1000"])
 def test_any_rate_from_10_to_1000_hz(rate):
-    rec = parse_recording(f"# sample_rate_hz: {rate}\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n{COLS}0,1,1,1,1\n1,1,1,1,1\n")
+    rec = parse_recording(f"# sample_rate_hz: {rate}\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n"
+                          f"{COLS}0,1,1,1,1\n1,1,1,1,1\n")
     assert rec.sample_rate_hz == float(rate)
 
 
@@ -101,9 +102,11 @@ BAD_TEXTS = [
     ("", None, "empty file"),
     ("\n\n  \n", None, "empty file"),
     ("# sample_rate_hz: 80\n# plate_ml_mm: 400\n", 2, "no header row"),
-    ("# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS + "0,1,1,1,1\n", 3, "missing required metadata key 'sample_rate_hz'"),
+    ("# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS + "0,1,1,1,1\n", 3,
+     "missing required metadata key 'sample_rate_hz'"),
     ("# sample_rate_hz: 80\n# plate_ap_mm: 300\n" + COLS + "0,1,1,1,1\n", 3, "'plate_ml_mm'"),
-    ("# sample_rate_hz: eighty\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS, 1, "bad metadata value for sample_rate_hz: 'eighty' is not a number"),
+    ("# sample_rate_hz: eighty\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS, 1,
+     "bad metadata value for sample_rate_hz: 'eighty' is not a number"),
     ("# sample_rate_hz: 9.99\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS, 1, "outside 10..1000 Hz"),
     ("# sample_rate_hz: 1001\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS, 1, "outside 10..1000 Hz"),
     ("# sample_rate_hz: nan\n# plate_ml_mm: 400\n# plate_ap_mm: 300\n" + COLS, 1, "sample_rate_hz"),
@@ -123,7 +126,8 @@ BAD_TEXTS = [
     (HEAD + COLS + "0,1,1,1,1\n0.0125,nan,1,1,1\n", 6, "column fl_n: 'nan' is not a finite number"),
     (HEAD + COLS + "0,1,1,1,1\n0.0125,1,1,inf,1\n", 6, "column bl_n: 'inf' is not a finite number"),
     (HEAD + COLS + "zero,1,1,1,1\n0.0125,1,1,1,1\n", 5, "column t_s: 'zero' is not a number"),
-    (HEAD + COLS + "0,1,1,1,1\n0.0125,1,1,1,1\n0.0125,1,1,1,1\n", 7, "t_s 0.0125 is not after the previous sample's 0.0125 (line 6)"),
+    (HEAD + COLS + "0,1,1,1,1\n0.0125,1,1,1,1\n0.0125,1,1,1,1\n", 7,
+     "t_s 0.0125 is not after the previous sample's 0.0125 (line 6)"),
     (HEAD + COLS + "0,1,1,1,1\n0.0250,1,1,1,1\n0.0125,1,1,1,1\n", 7, "time must increase"),
     (HEAD + COLS + "0,1,1,1,1\n\n\n0.0125,1,1,1,x\n", 8, "column br_n"),  # blank lines do not shift the count
     (HEAD + COLS + "0,1,1,1,1\n0.0125,1,1,1,x\n0.025,y,1,1,1\n", 6, "column br_n: 'x'"),  # first line first

@@ -7,16 +7,16 @@ import datetime as dt
 import pytest
 
 from calibration.model import Calibration, simulator_calibration
+from station.commands.run import choose_calibration
 from station.core.config import load_settings
 from station.core.errors import UserError
-from station.commands.run import choose_calibration
 from tests.doubles import ListFeed
 
 
 def saved(tmp_path, *, age_days=1.0, backend="hx711-lgpio"):
     cal = dataclasses.replace(
         simulator_calibration(), backend=backend, source="", note="clinic calibration",
-        created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=age_days),
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days),
     )
     cal.save(tmp_path / "calibration.json")
     return cal
@@ -61,8 +61,8 @@ def test_missing_file_on_a_real_plate_zeroes_on_nominal_gains(tmp_path, capsys):
 
 
 def test_station_start_keeps_an_interrupted_trial_as_incomplete(tmp_path, capsys):
-    from station.core.geometry import PlateGeometry
     from station.commands.run import recover_trials
+    from station.core.geometry import PlateGeometry
     from station.storage import create_patient, get_trial, open_database, open_visit
     from station.storage.trials import TrialWriter
 

@@ -7,16 +7,16 @@ from gpiozero.pins.mock import MockFactory
 
 from calibration.model import simulator_calibration
 from hardware.controls import StationLight
+from hardware.sim.plate import SimulatedPlate
+from station.clinic.controller import TrialController
+from station.clinic.visit import Visit
+from station.commands.run import start_controls
 from station.core.config import load_settings
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from station.storage import open_database
 from station.storage.trials import list_trials
-from station.clinic.visit import Visit
-from station.clinic.controller import TrialController
-from hardware.sim.plate import SimulatedPlate
-from station.commands.run import start_controls
 from tests.doubles import ListFeed, SimFeed
 
 

@@ -268,7 +268,8 @@ def test_an_upgrade_that_leaves_dangling_references_is_refused(v1_database):
     step = Upgrade(2, "orphans", lambda c: c.exec_driver_sql("UPDATE frame_blocks SET trial_id = 999"))
     engine = create_db_engine(default_database_url(path.parent))
     try:
-        with pytest.raises(SchemaError, match="1 row\\(s\\) pointing at missing rows \\(first in table frame_blocks\\)"):
+        with pytest.raises(SchemaError,
+                           match="1 row\\(s\\) pointing at missing rows \\(first in table frame_blocks\\)"):
             ensure_schema(engine, upgrades=[step])
     finally:
         engine.dispose()
@@ -372,8 +373,8 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
         with db.sessions() as s:
             after = trial_recording(s, trial_id)
             from station.storage import get_patient, list_patients
-            from station.storage.trials import update_patient
             from station.storage.accounts import authenticate, create_user
+            from station.storage.patients import update_patient
 
             assert [p.code for p in list_patients(s)] == ["P-001", "P-002"]
             assert get_patient(s, "P-001").programme is None

@@ -9,17 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from station.scoring.analyze import AnalysisError, analyze_recording
 from station.core.cop import centre_of_pressure, split_load
-from station.signal.metrics import COP_KEYS, cop_metrics
 from station.core.recording import Recording
+from station.protocols.support import FLOOR_PCT
+from station.scoring.analyze import AnalysisError, analyze_recording
 from station.scoring.scores import (
     ASYMMETRY_FLAG_PCT,
     compare_sides,
     score_single_leg_recording,
     session_summary,
 )
-from station.protocols.support import FLOOR_PCT
+from station.signal.metrics import COP_KEYS, cop_metrics
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
 CONTRACT_FIELDS = ["protocol", "stance_side", "sample_rate_hz", "duration_s", "n_samples", "body_weight_n",

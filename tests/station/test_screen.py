@@ -5,10 +5,11 @@ import pytest
 
 from calibration.model import simulator_calibration
 from station.core.config import ScreenSettings
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
-from station.screen.app import LiveMode, ScreenApp
+from station.screen.app import ScreenApp
+from station.screen.live_view import LiveMode
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 
@@ -19,7 +20,8 @@ def screen():
 
     def make(feed):
         live = LiveStation(feed, ForcePipeline(simulator_calibration(), PlateGeometry()))
-        app = ScreenApp(live, geometry=PlateGeometry(), settings=ScreenSettings(fullscreen=False, width=1280, height=720))
+        app = ScreenApp(live, geometry=PlateGeometry(), settings=ScreenSettings(fullscreen=False, width=1280,
+                                                                                height=720))
         app.open()
         apps.append(app)
         return app, live
@@ -65,7 +67,8 @@ def test_arrow_keys_and_mouse_steer_the_simulated_person(screen):
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RIGHT, mod=0))
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_UP, mod=0))
     app.tick()
-    assert live.feed.commands[-2:] == [("lean_to", {"x_mm": 10.0, "y_mm": 0.0}), ("lean_to", {"x_mm": 10.0, "y_mm": 10.0})]
+    assert live.feed.commands[-2:] == [("lean_to", {"x_mm": 10.0, "y_mm": 0.0}), ("lean_to", {"x_mm": 10.0,
+                                                                                              "y_mm": 10.0})]
     pv = app.mode.plate_view(app.surface)
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=pv.to_px(-80.0, 40.0)))
     app.tick()
@@ -113,7 +116,7 @@ def test_menus_and_games_share_one_typeface():
 def test_a_big_panel_is_drawn_at_720_lines_and_scaled_by_sdl():
     """A 1920x1080 panel gets a 1280x720 picture (SDL scales it up; with the dummy driver the window is just
     the drawn size); smaller screens are drawn at their own size."""
-    from station.screen.app import logical_size, open_display
+    from station.screen.window import logical_size, open_display
 
     assert logical_size((1920, 1080)) == (1280, 720)
     assert logical_size((2560, 1440)) == (1280, 720)

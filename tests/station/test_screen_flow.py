@@ -16,15 +16,16 @@ import pytest
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
 from station.clinic.controller import TrialController
+from station.clinic.visit import Visit
 from station.core.config import ScreenSettings
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.screen.app import ScreenApp
 from station.screen.flow import HomeMode, NewPatientMode, PatientMode, ResultMode, SideMode, TrialMode
+from station.signal.forces import ForcePipeline
 from station.storage import open_database
-from station.storage.trials import create_patient, list_trials
-from station.clinic.visit import Visit
+from station.storage.patients import create_patient
+from station.storage.trials import list_trials
 from tests.doubles import SimFeed
 
 GEOMETRY = PlateGeometry()
@@ -198,7 +199,7 @@ def test_games_for_a_patient_follow_the_programme_and_are_stored(station, artifa
     from station.clinic.controller import TrialBusy
     from station.screen.game import GameMode
     from station.screen.menu import DrillMenuMode
-    from station.storage.trials import update_patient
+    from station.storage.patients import update_patient
 
     app, controller, db = station("healthy", seed=12, speed=25.0)
     with db.sessions() as session:

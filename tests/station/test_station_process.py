@@ -51,7 +51,8 @@ def start_station(tmp_path, *args, env_extra=None):
     add_user(tmp_path / "data")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **(env_extra or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "station.commands.cli", "--data-dir", str(tmp_path / "data"), "--port", str(port), *args],
+        [sys.executable, "-m", "station.commands.cli", "--data-dir", str(tmp_path / "data"), "--port", str(port),
+         *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     return proc, f"http://127.0.0.1:{port}"

@@ -15,13 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from calibration.model import simulator_calibration
-from station.core.frames import FrameFlag
 from hardware.sim.plate import SimulatedPlate
-from station.signal.forces import ForcePipeline
+from station.commands.record import add_arguments, record_command
 from station.core.errors import UserError
+from station.core.frames import FrameFlag
 from station.core.geometry import PlateGeometry
-from station.live.pipeline import LiveStation
 from station.core.recording import parse_recording, read_recording, recording_to_text
+from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from station.storage import (
     AffectedSide,
     ClinicSession,
@@ -58,7 +59,6 @@ from station.storage import (
 from station.storage.blocks import BYTES_PER_FRAME, ENCODING, BlockDecodeError, decode_block, encode_block
 from station.storage.db import create_db_engine
 from station.storage.models import Base
-from station.commands.record import add_arguments, record_command
 from station.storage.trials import MAX_BLOCK_FRAMES
 from tests.doubles import ListFeed
 from tests.postgres.server import BACKENDS, backend_url
@@ -204,7 +204,7 @@ def test_patient_fields_round_trip(db):
         p = get_patient(s, "knee_2024-17")  # any case
         assert (p.code, p.birth_year, p.sex, p.height_cm, p.affected_side, p.notes) == (
             "KNEE_2024-17", 1961, Sex.MALE, 181.5, AffectedSide.BOTH, "left THA 2023")
-        assert p.created_at.tzinfo is dt.timezone.utc
+        assert p.created_at.tzinfo is dt.UTC
     # enums are stored as their lower-case values
     with db.engine.connect() as raw:
         assert tuple(raw.execute(text("SELECT sex, affected_side FROM patients")).one()) == ("male", "both")
@@ -269,7 +269,7 @@ def test_patient_fields_are_checked(db, field, value, message):
 def test_todays_visit_is_reused_the_same_day_and_new_the_next(db):
     with db.sessions() as s:
         create_patient(s, "P-003")
-        morning = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc).astimezone()
+        morning = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC).astimezone()
         first = todays_visit(s, "P-003", now=morning)
         assert todays_visit(s, "P-003", now=morning + dt.timedelta(hours=1)).id == first.id
         assert todays_visit(s, "P-003", now=morning + dt.timedelta(days=1)).id != first.id
@@ -291,7 +291,7 @@ def test_trial_columns_and_grades(db, visit):
         assert t.calibration["label"].startswith("builtin:simulator ")
         assert t.calibration["gains_n_per_count"] == list(simulator_calibration().gains_n_per_count)
         assert (t.sample_rate_hz, t.plate_ml_mm, t.plate_ap_mm, t.feet_ml_mm) == (80.0, 400.0, 300.0, 200.0)
-        assert t.started_at.tzinfo is dt.timezone.utc and t.ended_at >= t.started_at
+        assert t.started_at.tzinfo is dt.UTC and t.ended_at >= t.started_at
         assert t.n_frames == 20 and t.duration_s == pytest.approx(19 / 80)
         for grade in ("negative", "positive", "compensated", Grade.NOT_ASSESSED):
             assert set_grade(s, t.id, grade).grade is Grade(grade)
@@ -542,7 +542,7 @@ def test_recover_interrupted_can_spare_a_trial_still_being_written(db, visit):
     w.flush()
     with db.sessions() as s:
         assert recover_interrupted(s, stale_after_s=60) == []
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=61)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
         assert recover_interrupted(s, stale_after_s=60, now=later) == [w.trial_id]
 
 
@@ -560,7 +560,7 @@ def test_a_station_starting_recovers_only_its_own_trials(db, visit, tmp_path):
             w.flush()
         with room_a.sessions() as s:
             assert recover_interrupted(s) == [a.trial_id]  # its own; the unknown one was written just now
-            later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=31)
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)
             assert recover_interrupted(s, now=later) == [old.trial_id]  # no station, nothing written for 30 s
         with room_b.sessions() as s:
             assert get_trial(s, b.trial_id).state is TrialState.RUNNING
@@ -751,13 +751,14 @@ def test_record_live_stores_the_trial_and_writes_the_file(db, visit, tmp_path, m
 
 def test_a_database_that_takes_no_write_now_still_opens_for_a_station(db, monkeypatch, caplog):
     """The station's contact row is best effort: opening never fails on it (a full disk, a read-only account)."""
-    import station.storage.trials as trials_module
     from sqlalchemy.exc import OperationalError
+
+    import station.storage.db as db_module
 
     def refuse(*_a, **_k):
         raise OperationalError("INSERT INTO stations", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(trials_module, "touch_station", refuse)
+    monkeypatch.setattr(db_module, "touch_station", refuse)
     again = open_database(db.url.render_as_string(hide_password=False), station_id="room-a")
     again.close()
     assert "cannot note station room-a's start-up" in caplog.text and "disk I/O error" in caplog.text

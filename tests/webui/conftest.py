@@ -14,7 +14,8 @@ from tests.postgres.server import BACKENDS, scratch_database
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(station.storage.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                           parallelism=1))
 
 
 @pytest.fixture(autouse=True)

@@ -39,9 +39,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from station.core.config import StationSettings, WebSettings
-from station.storage.db import Database, open_database
-from station.storage.trials import NotFound
 from station.storage.accounts import create_user, get_user
+from station.storage.db import Database, open_database
+from station.storage.values import NotFound
 from webui.app import create_app
 
 __all__ = ["PASSWORD", "FakeTrials", "add_patient", "add_recorded_trial", "add_user", "close_app", "csrf", "form_login",
@@ -125,7 +125,7 @@ def single_leg_metrics(rng: Any, side: str = "left") -> dict[str, Any]:
 
 
 def add_patient(db: Database, code: str = "P-001", **fields: Any) -> None:
-    from station.storage.trials import create_patient
+    from station.storage.patients import create_patient
 
     with db.sessions() as session:
         create_patient(session, code, **fields)
@@ -144,10 +144,10 @@ def seed_trials(db: Database, code: str, n: int, *, start: Any = None, every_s: 
     from sqlalchemy import insert, select
 
     from station.storage.models import ClinicSession, Patient, Trial
-    from station.storage.trials import create_patient
+    from station.storage.patients import create_patient
 
     rng = np.random.default_rng(seed)
-    start = start or dt.datetime(2024, 1, 1, 8, 0, tzinfo=dt.timezone.utc)
+    start = start or dt.datetime(2024, 1, 1, 8, 0, tzinfo=dt.UTC)
     with db.sessions() as session:
         patient = session.scalar(select(Patient).where(Patient.code == code))
         if patient is None:
@@ -180,13 +180,15 @@ def add_recorded_trial(db: Database, code: str = "P-001", *, n_frames: int = 160
                        metrics: dict[str, Any] | None = None, state: str = "complete") -> int:
     """A trial with ``n_frames`` frames at 80 Hz stored through the real TrialWriter; returns its id."""
     from station.core.geometry import PlateGeometry
-    from station.storage.trials import TrialWriter, get_patient, open_visit
+    from station.storage.patients import get_patient
+    from station.storage.trials import TrialWriter
+    from station.storage.visits import open_visit
 
     with db.sessions() as session:
         try:
             get_patient(session, code)
         except NotFound:
-            from station.storage.trials import create_patient
+            from station.storage.patients import create_patient
 
             create_patient(session, code)
         visit = open_visit(session, code)
@@ -196,7 +198,8 @@ def add_recorded_trial(db: Database, code: str = "P-001", *, n_frames: int = 160
     if state == "running":
         writer.flush()
     else:
-        writer.finish(state, metrics if metrics is not None else {"hold_time_s": 12.5, "cop": {"path_length_mm": 400.0}})
+        writer.finish(state, metrics if metrics is not None else {"hold_time_s": 12.5,
+                                                                  "cop": {"path_length_mm": 400.0}})
     return writer.trial_id
 
 

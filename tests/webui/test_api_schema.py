@@ -11,14 +11,14 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from calibration.model import simulator_calibration
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 from tests.webui.helpers import FakeTrials, add_recorded_trial, login, make_app, seed_trials

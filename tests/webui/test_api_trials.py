@@ -37,14 +37,14 @@ def test_list_a_patients_trials_with_state_and_metrics(env):
     first = trials[0]
     assert first["protocol"] == "single-leg" and first["stance_side"] == "left" and first["grade"] == "not_assessed"
     assert 4 <= first["metrics"]["hold_time_s"] <= 30 and "path_length_mm" in first["metrics"]["cop"]
-    assert dt.datetime.fromisoformat(first["started_at"]) == dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone.utc)
+    assert dt.datetime.fromisoformat(first["started_at"]) == dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)
     assert len(client.get("/api/v1/trials").json()) == 7
     assert [t["state"] for t in client.get("/api/v1/trials", params={"state": "running"}).json()] == ["running"]
 
 
 def test_trials_between_dates(env):
     client, _, db, _ = env
-    seed_trials(db, "P-001", 10, every_s=86400, start=dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc))
+    seed_trials(db, "P-001", 10, every_s=86400, start=dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC))
     get = lambda **p: [t["started_at"][:10] for t in client.get("/api/v1/trials",  # noqa: E731
                                                                   params={"patient": "P-001", **p}).json()]
     assert get(**{"from": "2024-03-04", "to": "2024-03-06"}) == ["2024-03-04", "2024-03-05", "2024-03-06"]

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from station.storage.trials import create_patient
+from station.storage.patients import create_patient
 from tests.webui.helpers import close_app, login, make_app
 from tests.webui.test_pages import FakeController, csrf_of
 

@@ -53,7 +53,7 @@ def test_one_row_per_trial_one_column_per_metric(env):
     assert [int(row["trial_id"]) for row in rows] == ids
     first = rows[0]
     assert first["patient"] == "P-001" and first["stance_side"] == "left" and first["grade"] == "not_assessed"
-    assert dt.datetime.fromisoformat(first["started_at"]) == dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone.utc)
+    assert dt.datetime.fromisoformat(first["started_at"]) == dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)
     assert first["started_at"][10] == "T" and first["started_at"][-6] in "+-"  # ISO 8601 with its offset
     stored = client.get(f"/api/v1/trials/{ids[0]}").json()["metrics"]
     assert float(first["hold_time_s"]) == stored["hold_time_s"]
@@ -76,8 +76,8 @@ def test_other_metrics_get_their_own_columns_and_missing_ones_are_empty(env):
 
 def test_dates_and_patients(env):
     client, db = env
-    seed_trials(db, "P-001", 6, every_s=86400, start=dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc))
-    seed_trials(db, "P-002", 2, every_s=86400, start=dt.datetime(2024, 5, 2, 12, tzinfo=dt.timezone.utc))
+    seed_trials(db, "P-001", 6, every_s=86400, start=dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC))
+    seed_trials(db, "P-002", 2, every_s=86400, start=dt.datetime(2024, 5, 2, 12, tzinfo=dt.UTC))
     rows = read_csv(client.get("/api/v1/export/scores.csv", params={"from": "2024-05-02", "to": "2024-05-03"}).text)
     assert sorted((r["patient"], r["started_at"][:10]) for r in rows) == [
         ("P-001", "2024-05-02"), ("P-001", "2024-05-03"), ("P-002", "2024-05-02"), ("P-002", "2024-05-03")]

@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 
 from station.scoring.scores import score_single_leg_recording
 from station.storage.db import Database
-from station.storage.trials import TrialWriter, create_patient, open_visit
+from station.storage.patients import create_patient
+from station.storage.trials import TrialWriter
+from station.storage.visits import open_visit
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 from tests.webui.helpers import close_app, login, make_app
 
@@ -44,7 +46,7 @@ def store_single_leg(db: Database, visit_id: int, side: str, *, started_at: dt.d
 def seed_patient(db: Database, code: str = "P-001", *, birth_year: int | None = 1960, visits: int = 2) -> list[int]:
     """A patient with ``visits`` visits, each a left and a right trial (the right one worse); the trials' ids."""
     ids = []
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with db.sessions() as s:
         create_patient(s, code, birth_year=birth_year, sex="female", affected_side="right")
     for k in range(visits):
@@ -304,7 +306,7 @@ class FakeController:
 
     def start(self, *, patient_code, protocol, stance_side=None, params=None):
         from station.clinic.controller import TrialBusy
-        from station.storage.trials import NotFound
+        from station.storage.values import NotFound
 
         if self.snap["running"]:
             raise TrialBusy("trial 7 is running: abort it or wait for its end")
@@ -332,9 +334,9 @@ class FakeController:
 @pytest.fixture
 def live_app(tmp_path):
     from calibration.model import simulator_calibration
-    from station.signal.forces import ForcePipeline
     from station.core.geometry import PlateGeometry
     from station.live.pipeline import LiveStation
+    from station.signal.forces import ForcePipeline
     from tests.doubles import ListFeed
     from tests.station.test_live import frames
 
@@ -426,7 +428,7 @@ def test_drill_scores_trend(tmp_path):
     app, db = make_app(tmp_path)
     try:
         seed_patient(db, "D-001", visits=1)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         with db.sessions() as s:
             visit_id = open_visit(s, "D-001", started_at=now - dt.timedelta(days=2)).id
         for k, score in enumerate((12, 18, 25)):

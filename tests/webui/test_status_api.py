@@ -4,9 +4,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from calibration.model import simulator_calibration
-from station.signal.forces import ForcePipeline
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.test_live import frames
 from tests.webui.helpers import form_login, login, make_app

@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from station.storage.trials import TrialWriter, open_visit
+from station.storage.trials import TrialWriter
+from station.storage.visits import open_visit
 from tests.station.single_leg_trials import synthetic_trial
 from tests.webui.helpers import close_app, login, make_app
 from tests.webui.trial_numbers_data import DETECTION_LIMIT, QUALITY, scored_metrics, seed_visit
-from webui.views.report import SIMULATED_BAND
 from webui.views import pages_data as pd
+from webui.views.report import SIMULATED_BAND
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -353,7 +354,7 @@ def test_a_drill_in_the_report_is_not_called_unscored(client, stored):
     from tests.station.single_leg_trials import GEOMETRY
 
     with db.sessions() as s:
-        visit_id = open_visit(s, "C-001", started_at=dt.datetime.now(dt.timezone.utc)).id
+        visit_id = open_visit(s, "C-001", started_at=dt.datetime.now(dt.UTC)).id
     writer = TrialWriter.start(db.sessions, session_id=visit_id, protocol="drill-reach", sample_rate_hz=80.0,
                                geometry=GEOMETRY, plate_source="simulated")
     writer.add_many([(0.0, (175.0,) * 4), (0.0125, (175.0,) * 4), (0.025, (175.0,) * 4)])

@@ -97,14 +97,15 @@ def test_the_station_page_lists_every_station_that_used_the_database(env):
     import re
 
     from station import __version__
-    from station.storage.trials import station_activity
+    from station.storage.stations import station_activity
 
     client, db_a, db_b = env
 
     def listed():
         page = client.get("/").text
         return [(sid, int(n), "(this station)" in name, name)
-                for sid, name, n in re.findall(r'<tr data-station="([^"]*)"><td>(.*?)</td>\s*<td class="num">(\d+)</td>',
+                for sid, name,
+                n in re.findall(r'<tr data-station="([^"]*)"><td>(.*?)</td>\s*<td class="num">(\d+)</td>',
                                                page)]
 
     # both stations started on the database (room-b last), no trial yet
@@ -117,7 +118,7 @@ def test_the_station_page_lists_every_station_that_used_the_database(env):
         stations = station_activity(s)
     assert [(st["station_id"], st["trials"], st["running"]) for st in stations] == [
         ("room-a", 1, 0), ("room-b", 2, 0), (None, 3, 0)]  # the last in contact first; unknown last
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for st in stations[:2]:
         assert now - dt.timedelta(minutes=1) < st["last_contact_at"] <= now
         assert st["plate_source"] == "simulated" and st["first_trial_at"] <= st["last_trial_at"]

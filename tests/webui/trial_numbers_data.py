@@ -20,7 +20,10 @@ from typing import Any
 from station.scoring.analyze import prepare_trial
 from station.scoring.scores import score_single_leg_recording
 from station.storage.db import Database
-from station.storage.trials import NotFound, TrialWriter, create_patient, get_patient, open_visit
+from station.storage.patients import create_patient, get_patient
+from station.storage.trials import TrialWriter
+from station.storage.values import NotFound
+from station.storage.visits import open_visit
 from tests.station.single_leg_trials import synthetic_trial
 
 QUALITY = [
@@ -75,7 +78,7 @@ def seed_visit(db: Database, code: str, *, style: str = "new", aborted: bool = T
                quality: list[dict[str, str]] | None = None) -> dict[str, int]:
     """A visit with a left and a right trial (the right one sways more and has a touchdown and support),
     and an aborted left trial when ``aborted``; ``{"visit", "left", "right", "aborted"}`` ids."""
-    when = when or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
+    when = when or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
     with db.sessions() as s:
         try:
             get_patient(s, code)

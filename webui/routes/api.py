@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from station.storage.trials import disk_warning
+from station.storage.disk import disk_warning
 from webui.deps import LiveDep, SettingsDep, get_current_user
 from webui.models import Health, PlateStatus, Problem
 from webui.routes import auth, export, live_tests, patients, trials

@@ -38,9 +38,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 
 from station import __version__
-from station.storage.db import Database, StorageError
-from station.storage.trials import get_patient, iter_trial_scores, write_trial_recording
 from station.storage.accounts import audit
+from station.storage.db import Database, StorageError
+from station.storage.exports import iter_trial_scores
+from station.storage.patients import get_patient
+from station.storage.trials import write_trial_recording
 from webui.auth import client_address, write_session
 from webui.deps import CurrentUser, DatabaseDep, SessionDep
 from webui.models import PatientCode, Problem
@@ -72,7 +74,8 @@ CSV_RESPONSE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "
 
 def flatten_metrics(metrics: Mapping[str, Any] | None, prefix: str = "", out: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
-    """``{"cop": {"path_length_mm": 1}, "touchdowns": [..]}`` -> ``{"cop.path_length_mm": 1, "touchdowns_count": 2}``."""
+    """``{"cop": {"path_length_mm": 1}, "touchdowns": [..]}``
+    -> ``{"cop.path_length_mm": 1, "touchdowns_count": 2}``."""
     out = {} if out is None else out
     if not metrics:
         return out

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from station.clinic.controller import TrialBusy
-from station.storage.trials import NotFound
+from station.storage.values import NotFound
 from webui.deps import CsrfHeader, CurrentUser, TrialsDep
 from webui.models import AbortResult, LiveTrial, Problem, TestStart, TestStarted
 

@@ -44,20 +44,14 @@ from jinja2 import Undefined
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from station.core.sides import SIDES
+from station.drills import DRILLS
 from station.storage.db import StorageError
+from station.storage.disk import disk_warning
 from station.storage.models import AffectedSide, ClinicSession, Grade, Patient, Sex, Trial
-from station.storage.trials import (
-    Conflict,
-    InvalidValue,
-    NotFound,
-    create_patient,
-    disk_warning,
-    get_patient,
-    get_trial,
-    set_grade,
-    trial_recording,
-    update_patient,
-)
+from station.storage.patients import create_patient, get_patient, update_patient
+from station.storage.trials import get_trial, set_grade, trial_recording
+from station.storage.values import Conflict, InvalidValue, NotFound
 from webui.deps import FormCsrf, PageUser, SessionDep, SettingsDep
 from webui.views import pages_data as pd
 
@@ -65,7 +59,7 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 templates.env.filters["fmt"] = lambda value, *a, **k: pd.fmt(None if isinstance(value, Undefined) else value, *a, **k)
 templates.env.filters["local"] = pd.local_time
 templates.env.globals["SEXES"] = [s.value for s in Sex]
-templates.env.globals["AFFECTED_SIDES"] = [s.value for s in AffectedSide]
+templates.env.globals["AFFECTEDSIDES"] = [s.value for s in AffectedSide]
 templates.env.globals["GRADES"] = [g.value for g in Grade]
 templates.env.globals["trial_numbers"] = pd.trial_numbers
 templates.env.globals["is_simulated"] = pd.is_simulated
@@ -144,7 +138,7 @@ def _stations(db: Any) -> list[dict[str, Any]] | None:
     the database cannot be read (the rest of the page still shows)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from station.storage.trials import station_activity
+    from station.storage.stations import station_activity
 
     if db is None:
         return []
@@ -169,7 +163,7 @@ def _patient_rows(session: Session, q: str) -> list[dict[str, Any]]:
              .order_by(func.lower(Patient.code)))
     if q:
         query = query.where(func.lower(Patient.code).contains(q.lower(), autoescape=True))
-    from station.storage.trials import patient_trial_counts
+    from station.storage.patients import patient_trial_counts
 
     counts = patient_trial_counts(session)
     rows = []
@@ -436,7 +430,7 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
     chosen = {}
     best = (summary or {}).get("best") or {}
     scored = pd.scored_single_leg_trials(this.trials)
-    for side in ("left", "right"):
+    for side in SIDES:
         b = best.get(side)
         if not b:
             continue
@@ -507,10 +501,6 @@ def live_protocols() -> list[dict[str, Any]]:
     """What the live page offers: ``{value, label, sided}`` for the tests and the drills the controller runs."""
     tests = [{"value": "single-leg", "label": "single-leg stance, 30 s", "sided": True},
              {"value": "quiet-stance", "label": "quiet stance, both feet", "sided": False}]
-    try:
-        from station.drills import DRILLS
-    except ImportError:  # pragma: no cover - a station without the drills
-        DRILLS = ()
     for name in DRILLS:
         tests.append({"value": f"drill:{name}", "label": f"drill: {name.replace('-', ' ')}",
                       "sided": "single-leg" in name})
@@ -629,8 +619,8 @@ def _session_alive(request: Request) -> bool:
 
     Also records the use, at most once a minute, so a page that only watches the stream stays logged in.
     """
-    from station.storage.models import utc_now
     from station.storage.accounts import TOUCH_EVERY, find_web_session, touch_web_session
+    from station.storage.models import utc_now
     from webui.auth import SESSION_COOKIE, session_policy, write_session
 
     db = request.app.state.db

@@ -9,11 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
 from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
 
 from station.storage.models import Patient
-from station.storage.trials import create_patient, get_patient, list_patients, patient_trial_counts, update_patient
+from station.storage.patients import (
+    create_patient,
+    get_patient,
+    list_patients,
+    patient_trial_counts,
+    update_patient,
+)
 from webui.deps import CsrfHeader, SessionDep
 from webui.models import PatientCode, PatientCreate, PatientPublic, PatientUpdate, Problem
 

@@ -10,10 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from station.storage.accounts import audit
 from station.storage.db import StorageError
 from station.storage.models import TrialState
-from station.storage.trials import NotFound, get_trial, list_trials, trial_summary, update_trial, write_trial_recording
-from station.storage.accounts import audit
+from station.storage.trials import get_trial, list_trials, trial_summary, update_trial, write_trial_recording
+from station.storage.values import NotFound
 from webui.auth import client_address, write_session
 from webui.deps import CsrfHeader, CurrentUser, DatabaseDep, SessionDep
 from webui.models import PatientCode, Problem, TrialPublic, TrialUpdate
@@ -35,9 +36,9 @@ def day_range(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.da
     end = (dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min).astimezone()
            if date_to is not None and date_to.year < 9000 else None)
     if date_to is not None and date_to.year < 1900:
-        end = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)  # before any trial
+        end = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)  # before any trial
     if date_from is not None and date_from.year >= 9000:
-        start = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+        start = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
     return start, end
 
 

@@ -279,7 +279,8 @@ def _line_swatch(colour: str, dash: str | None, width: float = 2.2, marker: str 
 
 @dataclass(frozen=True, slots=True)
 class Ellipse:
-    """A 95 % prediction ellipse: centre, semi-axes (mm), angle of the major axis from +x (degrees, counter-clockwise)."""
+    """A 95 % prediction ellipse: centre, semi-axes (mm), angle of the major axis from +x
+    (degrees, counter-clockwise)."""
 
     cx_mm: float
     cy_mm: float

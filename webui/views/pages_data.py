@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
-from station.scoring.norms import norm_reference
 from station.core.recording import Recording
+from station.core.sides import SIDES
+from station.drills import DRILLS
+from station.scoring.norms import norm_reference
 from station.scoring.scores import ASYMMETRY_FLAG_PCT, session_summary
 from webui.views import charts
 from webui.views.charts import LEFT, RIGHT, Band, Series, TrendSeries
@@ -544,7 +546,7 @@ def _side(trial: Any) -> str | None:
 def scored_single_leg_trials(trials: Iterable[Any]) -> list[Any]:
     """The scored single-leg trials (aborted and unscored ones left out), in order."""
     return [t for t in trials
-            if t.protocol == SINGLE_LEG and t.metrics and t.state.value == "complete" and _side(t) in ("left", "right")]
+            if t.protocol == SINGLE_LEG and t.metrics and t.state.value == "complete" and _side(t) in SIDES]
 
 
 def scored_single_leg(trials: Iterable[Any]) -> list[Mapping[str, Any]]:
@@ -579,7 +581,7 @@ def trend_charts(visits: Sequence[VisitSummary], trials: Sequence[Any], *, norm:
     sway = {"left": [], "right": []}
     for v in visits:
         best = (v.summary or {}).get("best") or {}
-        for side in ("left", "right"):
+        for side in SIDES:
             b = best.get(side)
             if b:
                 hold[side].append((_ts(v.started_at), b.get("hold_time_s")))
@@ -686,10 +688,6 @@ PROGRAMME_MAX_ROWS = 50
 
 def drill_choices() -> list[tuple[str, str]]:
     """``(name, label)`` of the drills a programme can hold."""
-    try:
-        from station.drills import DRILLS
-    except ImportError:  # pragma: no cover - a station without the drills
-        DRILLS = ()
     return [(name, DRILL_LABELS.get(name, name.replace("-", " "))) for name in DRILLS]
 
 

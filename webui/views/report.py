@@ -20,6 +20,7 @@ from typing import Any
 
 from fpdf import FPDF
 
+from station.core.sides import SIDES
 from webui.views import pages_data as pd
 
 __all__ = ["SIMULATED_BAND", "session_report_pdf"]
@@ -272,7 +273,7 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
         for key in ("hold", "sway"):
             if trend.get(key):
                 _charts_row(pdf, [trend[key]])
-        sides = [s for s in ("left", "right") if best.get(s)]
+        sides = [s for s in SIDES if best.get(s)]
         if sides:
             caption = "; ".join(f"{s}: best trial at {best[s]['trial'].started_at.astimezone():%H:%M}, COP over "
                                 f"{best[s]['window'].text()}" for s in sides)

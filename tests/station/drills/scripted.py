@@ -10,11 +10,11 @@ import numpy as np
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
+from station.core.geometry import PlateGeometry
 from station.drills import make_drill
 from station.drills.autoplay import AutoPlayer
 from station.drills.base import Drill, DrillEvent
 from station.signal.forces import ForcePipeline
-from station.core.geometry import PlateGeometry
 
 GEOMETRY = PlateGeometry()
 BODY_N = 700.0

@@ -267,8 +267,8 @@ def test_a_programme_takes_the_short_name_hold():
 def test_the_stored_level_is_the_level_played():
     import numpy as np
 
-    from station.drills import make_drill
     from station.core.geometry import PlateGeometry
+    from station.drills import make_drill
 
     drill = make_drill("reach", geometry=PlateGeometry(), rng=np.random.default_rng(0), level=8,
                        params={"level_bounds": [1, 6]})

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.webui.browser.harness import PASSWORD, SPEED, USERNAME, make_driver, require_browser, run_station, wait_for_file
+from tests.webui.browser.harness import (
+    PASSWORD,
+    SPEED,
+    USERNAME,
+    make_driver,
+    require_browser,
+    run_station,
+    wait_for_file,
+)
 
 PATIENT = "BT-0042"
 #: the longest a single-leg test may take on the plate: baseline, countdown, lift-off, 30 s hold, scoring
