@@ -134,3 +134,18 @@ def test_import_linter_contracts_are_kept():
 def test_ruff_finds_nothing():
     proc = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_view_models_charts_and_the_report_need_no_web_framework():
+    """webui/views holds what the pages show (view models, SVG charts, the PDF report): plain Python,
+    testable without FastAPI; the routes alone speak HTTP."""
+    g = grimp.build_graph("webui", include_external_packages=True)
+    for module in sorted(m for m in g.modules if m.startswith("webui.views")):
+        web = {m for m in g.find_modules_directly_imported_by(module) if m.split(".")[0] in ("fastapi", "starlette")}
+        assert not web, f"{module} imports {sorted(web)}"
+
+
+def test_the_pages_read_the_app_through_dependencies():
+    """Routes take the station's parts as Annotated dependencies (webui/deps.py), never from app.state."""
+    for path in sorted((REPO / "webui" / "routes").glob("*.py")):
+        assert "app.state" not in path.read_text(), f"{path.name} reads request.app.state: use webui.deps"

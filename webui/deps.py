@@ -111,6 +111,11 @@ def get_live(request: Request) -> LiveStation:
     return live
 
 
+def get_live_or_none(request: Request) -> LiveStation | None:
+    """The running plate, or None (a page that shows "the plate is not running" instead of a 503)."""
+    return getattr(request.app.state, "live", None)
+
+
 def get_settings(request: Request) -> StationSettings:
     return request.app.state.settings
 
@@ -140,6 +145,15 @@ def get_trials(request: Request) -> TrialController:
     if trials is None:
         raise HTTPException(status_code=503, detail="live trials are not available: the plate is not running")
     return trials
+
+
+def get_trials_or_none(request: Request) -> TrialController | None:
+    """The trial controller, or None when the plate is not running (for pages that say so)."""
+    return getattr(request.app.state, "trials", None)
+
+
+def get_db_or_none(request: Request) -> Database | None:
+    return getattr(request.app.state, "db", None)
 
 
 def get_current_user(request: Request, _cookie: Annotated[str | None, Security(session_cookie)] = None) -> User:
@@ -204,6 +218,9 @@ def get_csrf_token(request: Request, user: Annotated[User, Depends(get_page_user
 
 
 LiveDep = Annotated[LiveStation, Depends(get_live)]
+OptionalLive = Annotated[LiveStation | None, Depends(get_live_or_none)]
+OptionalTrials = Annotated[TrialController | None, Depends(get_trials_or_none)]
+OptionalDatabase = Annotated[Database | None, Depends(get_db_or_none)]
 SettingsDep = Annotated[StationSettings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]

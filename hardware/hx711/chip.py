@@ -55,19 +55,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hardware.hx711.datasheet import CODE_MAX, CODE_MIN, GAIN_BY_PULSES, POWER_DOWN_AFTER_NS, SETTLING_S
+
 __all__ = ["HX711Chip", "ChipCounters", "POWER_DOWN_AFTER_NS", "SETTLING_S", "GAIN_BY_PULSES"]
 
-#: PD_SCK high for longer than this powers the chip down (datasheet: 60 us).
-POWER_DOWN_AFTER_NS = 60_000
-
-#: output settling time after power-up, reset or a channel/gain change, by rate.
-SETTLING_S = {80.0: 0.050, 10.0: 0.400}
-
-#: (channel, gain) selected for the next conversion by the number of pulses in a read.
-GAIN_BY_PULSES = {25: ("A", 128), 26: ("B", 32), 27: ("A", 64)}
-
-_MAX_CODE = 0x7FFFFF
-_MIN_CODE = -0x800000
+_MAX_CODE = CODE_MAX
+_MIN_CODE = CODE_MIN
 
 Input = float | int | Callable[[float], float]
 

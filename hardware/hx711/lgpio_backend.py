@@ -52,6 +52,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hardware.base import PlateSource, SourceFault
+from hardware.hx711.datasheet import POWER_DOWN_AFTER_NS, POWER_DOWN_AFTER_US
 from station.core.frames import (
     CELLS,
     HX711_MAX_CODE,
@@ -63,9 +64,7 @@ from station.core.frames import (
 
 __all__ = ["SharedClockHX711Plate"]
 
-#: PD_SCK high for longer than this powers an HX711 down (datasheet)
-POWER_DOWN_US = 60
-#: how long the clock is held high to power the chips down on purpose (> 60 us)
+#: how long the clock is held high to power the chips down on purpose: twice the datasheet's limit
 RESET_HIGH_S = 120e-6
 #: data line still low after the 25th pulse this many reads in a row: a fault
 STUCK_LOW_READS = 3
@@ -91,8 +90,9 @@ def check_gpios(*, data_gpios: Sequence[int], sck_gpios: Sequence[int], shared_s
 
 def check_timing(*, max_high_us: float, ready_timeout_s: float, poll_interval_s: float, settle_s: float) -> None:
     """Validate the timing parameters shared by the HX711 backends."""
-    if not 0 < max_high_us < 60:
-        raise ValueError(f"max_high_us must be above 0 and below the chip's 60 us power-down time, got {max_high_us!r}")
+    if not 0 < max_high_us < POWER_DOWN_AFTER_US:
+        raise ValueError(f"max_high_us must be above 0 and below the chip's {POWER_DOWN_AFTER_US} us power-down time, "
+                         f"got {max_high_us!r}")
     if not 0 < ready_timeout_s <= 1.0:
         raise ValueError(f"ready_timeout_s must be above 0 and at most 1 s, got {ready_timeout_s!r}")
     if not 0 < poll_interval_s <= 0.01:
@@ -238,7 +238,7 @@ class SharedClockHX711Plate(PlateSource):
             if longest_ns > self._max_high_ns:
                 self.stats.dropped += 1
                 discarded += 1
-                if longest_ns > POWER_DOWN_US * 1000:
+                if longest_ns > POWER_DOWN_AFTER_NS:
                     self._reset()
                 continue
             if flush:
@@ -328,7 +328,7 @@ class SharedClockHX711Plate(PlateSource):
         """
         lg, handle, sck, leader = self._lg, self._handle, self.sck_gpio, self.data_gpios[0]
         write, group_read, perf_ns = lg.gpio_write, lg.group_read, self.clock.perf_counter_ns
-        power_down_ns, longest = POWER_DOWN_US * 1000, 0
+        power_down_ns, longest = POWER_DOWN_AFTER_NS, 0
         masks = []
         for _ in range(24):
             t0 = perf_ns()

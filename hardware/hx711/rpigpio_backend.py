@@ -52,7 +52,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hardware.base import PlateSource, SourceFault
-from hardware.hx711.lgpio_backend import POWER_DOWN_US, RESET_HIGH_S, STUCK_LOW_READS, check_gpios, check_timing
+from hardware.hx711.datasheet import POWER_DOWN_AFTER_NS
+from hardware.hx711.lgpio_backend import RESET_HIGH_S, STUCK_LOW_READS, check_gpios, check_timing
 from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame, decode_twos_complement_24
 
 __all__ = ["PerBoardHX711Plate"]
@@ -317,7 +318,7 @@ class PerBoardHX711Plate(PlateSource):
                     self.stats.dropped += 1
                     discarded += 1
                     tap = self._tap
-                    if tap.longest_high_ns > POWER_DOWN_US * 1000 or tap.rises != 25:
+                    if tap.longest_high_ns > POWER_DOWN_AFTER_NS or tap.rises != 25:
                         self._reset_boards((i,))
                 elif self._warmup[i]:
                     self._warmup[i] = False

@@ -33,11 +33,11 @@ import numpy as np
 
 from station.clinic.live_trial import LiveTrial
 from station.clinic.sim_patient import SimulatedPatient
+from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import Instruction, ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
-from station.signal.forces import ForceFrame
 from station.storage.db import Database, StorageError
 from station.storage.models import TrialState
 from station.storage.patients import get_patient

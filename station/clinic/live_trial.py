@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import ProtocolEvent
 from station.protocols.trial import Runner, TrialCapture
 from station.scoring.analyze import score_runner
-from station.signal.forces import ForceFrame
 
 __all__ = ["LiveTrial"]
 

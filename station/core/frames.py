@@ -9,9 +9,13 @@ before any calibration. The cell order is fixed everywhere in the project:
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
+
+from station.core.cop import GRAVITY_M_S2
 
 CELLS: tuple[str, str, str, str] = ("fl", "fr", "bl", "br")
 
@@ -93,3 +97,42 @@ def decode_twos_complement_24(word: int) -> int:
     if not 0 <= word <= 0xFFFFFF:
         raise ValueError(f"word must be a 24-bit unsigned integer, got {word!r}")
     return word - 0x1000000 if word & 0x800000 else word
+
+
+@dataclass(frozen=True, slots=True)
+class ForceFrame:
+    """One calibrated frame.
+
+    ``forces_n`` is in the cell order fl, fr, bl, br. ``cop_ml_mm`` and
+    ``cop_ap_mm`` are NaN when nobody is on the plate.
+    """
+
+    seq: int
+    t_s: float
+    forces_n: tuple[float, float, float, float]
+    fz_n: float
+    cop_ml_mm: float
+    cop_ap_mm: float
+    flags: FrameFlag = FrameFlag.NONE
+
+    @property
+    def occupied(self) -> bool:
+        return not math.isnan(self.cop_ml_mm)
+
+    @property
+    def mass_kg(self) -> float:
+        """Fz as a mass, for display only."""
+        return self.fz_n / GRAVITY_M_S2
+
+
+class FrameLike(Protocol):
+    """What the protocol runners and the drills read from a frame (a :class:`ForceFrame` has it)."""
+
+    @property
+    def t_s(self) -> float: ...
+    @property
+    def fz_n(self) -> float: ...
+    @property
+    def cop_ml_mm(self) -> float: ...
+    @property
+    def cop_ap_mm(self) -> float: ...

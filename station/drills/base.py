@@ -1,6 +1,6 @@
 """What every drill shares: the state machine, rounds, score and streaks, events, the view, metrics.
 
-A drill is a pure state machine fed force frames (:class:`station.signal.forces.ForceFrame`,
+A drill is a pure state machine fed force frames (:class:`station.core.frames.ForceFrame`,
 or anything with ``t_s``, ``fz_n``, ``cop_ml_mm``, ``cop_ap_mm``) by
 :meth:`Drill.update`, which returns the events of that frame. Time is only the
 frames' ``t_s``; randomness only the injected :class:`numpy.random.Generator`.
@@ -31,10 +31,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from station.core.cop import DEFAULT_OCCUPANCY_N  # a person on the plate: the COP's threshold
+from station.core.frames import FrameLike
 from station.core.geometry import PlateGeometry
 from station.core.jsonclean import json_ready  # the same JSON clean-up as the analyze output
 from station.core.sides import SIDES
@@ -46,23 +48,10 @@ from station.drills.view import Cue, DrillView, Metronome, ShareBars, SummaryLin
 
 __all__ = ["Drill", "DrillEvent", "FrameLike", "COMMON_PARAMS", "SIDES", "json_ready"]
 
-#: frames whose Fz reaches this carry a person on the plate (a default; a drill parameter)
-DEFAULT_OCCUPANCY_N = 150.0
 #: the most rounds a drill runs (a drill given only ``duration_s`` runs rounds until the time is up)
 MAX_ROUNDS = 50
 #: a streak cue every this many hits in a row
 STREAK_EVERY = 3
-
-
-class FrameLike(Protocol):
-    @property
-    def t_s(self) -> float: ...
-    @property
-    def fz_n(self) -> float: ...
-    @property
-    def cop_ml_mm(self) -> float: ...
-    @property
-    def cop_ap_mm(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)

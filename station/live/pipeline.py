@@ -23,9 +23,9 @@ import numpy as np
 
 from calibration.model import Calibration
 from station.core.cop import GRAVITY_M_S2
-from station.core.frames import CELLS, FrameFlag, RawFrame
+from station.core.frames import CELLS, ForceFrame, FrameFlag, RawFrame
 from station.signal.drift import ZeroEstimate, ZeroTracker
-from station.signal.forces import ForceFrame, ForcePipeline
+from station.signal.forces import ForcePipeline
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The single-leg (Trendelenburg) stance test as a pure state machine fed by force frames.
 
 The runner knows nothing of screens, files or clocks: a driver feeds it force
-frames (:class:`station.signal.forces.ForceFrame`, or anything with ``t_s``,
+frames (:class:`station.core.frames.ForceFrame`, or anything with ``t_s``,
 ``fz_n``, ``cop_ml_mm``) with :meth:`SingleLegRunner.update`, and gets back
 the events of that frame (:mod:`station.protocols.events`). Time is the
 frames' own ``t_s``, so the live station, a recording read back by
@@ -84,10 +84,11 @@ import enum
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from station.core.frames import FrameLike
 from station.core.geometry import PlateGeometry
 from station.core.sides import SIDES
 from station.protocols.base import RunnerBase
@@ -132,17 +133,6 @@ _BACKTRACK_S = 0.6
 _FOOT_S = 0.15
 #: support runs look this far back for where the unloading began, in s
 _SUPPORT_HISTORY_S = 1.0
-
-
-class FrameLike(Protocol):
-    """What the runners read from a frame (a :class:`station.signal.forces.ForceFrame` has it)."""
-
-    @property
-    def t_s(self) -> float: ...
-    @property
-    def fz_n(self) -> float: ...
-    @property
-    def cop_ml_mm(self) -> float: ...
 
 
 class State(str, enum.Enum):

@@ -29,13 +29,12 @@ from typing import IO
 import numpy as np
 
 from station.core.cop import centre_of_pressure
-from station.core.frames import FrameFlag
+from station.core.frames import ForceFrame, FrameFlag
 from station.core.geometry import PlateGeometry
 from station.core.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
 from station.protocols.events import ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceRunner
 from station.protocols.single_leg import SingleLegRunner
-from station.signal.forces import ForceFrame
 
 __all__ = ["Runner", "TrialCapture", "frames_from_recording", "frames_from_rows"]
 

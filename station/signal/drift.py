@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.model import Calibration
-from station.core.frames import FrameFlag, RawFrame
-from station.signal.forces import ForceFrame
+from station.core.frames import ForceFrame, FrameFlag, RawFrame
 
 #: below this total force (N) the plate counts as empty for zero tracking:
 #: far below the occupancy threshold, so a hand resting on the plate is not a zero

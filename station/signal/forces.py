@@ -8,46 +8,17 @@ occupancy: below the threshold nobody is on the plate and the COP is NaN.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
 from calibration.model import Calibration
-from station.core.cop import DEFAULT_OCCUPANCY_N, GRAVITY_M_S2, centre_of_pressure
-from station.core.frames import FrameFlag, RawFrame
+from station.core.cop import DEFAULT_OCCUPANCY_N, centre_of_pressure
+from station.core.frames import ForceFrame, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
 #: A change of one cell's force larger than this between two frames (12.5 ms at
 #: 80 Hz) is physically implausible for a person on the plate: it is held as a
 #: suspected glitch until the next frame confirms or refutes it.
 DEFAULT_SPIKE_N = 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class ForceFrame:
-    """One calibrated frame.
-
-    ``forces_n`` is in the cell order fl, fr, bl, br. ``cop_ml_mm`` and
-    ``cop_ap_mm`` are NaN when nobody is on the plate.
-    """
-
-    seq: int
-    t_s: float
-    forces_n: tuple[float, float, float, float]
-    fz_n: float
-    cop_ml_mm: float
-    cop_ap_mm: float
-    flags: FrameFlag = FrameFlag.NONE
-
-    @property
-    def occupied(self) -> bool:
-        return not math.isnan(self.cop_ml_mm)
-
-    @property
-    def mass_kg(self) -> float:
-        """Fz as a mass, for display only."""
-        return self.fz_n / GRAVITY_M_S2
 
 
 class ForcePipeline:

@@ -22,6 +22,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from station.signal.checks import check_fs_hz
+
 __all__ = [
     "path_length_mm",
     "mean_velocity_mm_s",
@@ -63,12 +65,6 @@ def _as_pair(cop_ml_mm: np.ndarray, cop_ap_mm: np.ndarray, *, min_n: int) -> tup
     if x.size != y.size:
         raise ValueError(f"cop_ml_mm and cop_ap_mm must have the same length, got {x.size} and {y.size}")
     return x, y
-
-
-def _check_fs(fs_hz: float) -> float:
-    if not (isinstance(fs_hz, (int, float, np.integer, np.floating)) and math.isfinite(fs_hz) and fs_hz > 0):
-        raise ValueError(f"fs_hz must be a positive finite sampling rate in Hz, got {fs_hz!r}")
-    return float(fs_hz)
 
 
 def path_length_mm(cop_ml_mm: np.ndarray, cop_ap_mm: np.ndarray) -> float:
@@ -115,7 +111,7 @@ def mean_velocity_mm_s(cop_ml_mm: np.ndarray, cop_ap_mm: np.ndarray, *, fs_hz: f
        velocity" (DESIGN.md section 7).
     .. [2] Duarte M, Freitas SMSF (2010) Rev Bras Fisioter 14:183-192.
     """
-    fs_hz = _check_fs(fs_hz)
+    fs_hz = check_fs_hz(fs_hz)
     x, y = _as_pair(cop_ml_mm, cop_ap_mm, min_n=2)
     return path_length_mm(x, y) / (x.size / fs_hz)
 
@@ -252,7 +248,7 @@ def cop_metrics(cop_ml_mm: np.ndarray, cop_ap_mm: np.ndarray, *, fs_hz: float) -
     .. [1] Prieto TE et al. (1996) IEEE Trans Biomed Eng 43:956-966.
     .. [2] Duarte M, Freitas SMSF (2010) Rev Bras Fisioter 14:183-192.
     """
-    fs_hz = _check_fs(fs_hz)
+    fs_hz = check_fs_hz(fs_hz)
     x, y = _as_pair(cop_ml_mm, cop_ap_mm, min_n=3)
     x = x - x.mean()
     y = y - y.mean()

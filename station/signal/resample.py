@@ -17,17 +17,13 @@ import math
 
 import numpy as np
 
+from station.signal.checks import check_fs_hz
+
 __all__ = ["resample_uniform", "uniform_grid_s"]
 
 #: A grid point may lie this fraction of a period past the last time stamp
 #: (rounding of time stamps written with a few decimals).
 _END_TOLERANCE = 1e-6
-
-
-def _check_fs(fs_hz: float) -> float:
-    if not (isinstance(fs_hz, (int, float, np.integer, np.floating)) and math.isfinite(fs_hz) and fs_hz > 0):
-        raise ValueError(f"fs_hz must be a positive finite sampling rate in Hz, got {fs_hz!r}")
-    return float(fs_hz)
 
 
 def uniform_grid_s(*, start_s: float, end_s: float, fs_hz: float) -> np.ndarray:
@@ -47,7 +43,7 @@ def uniform_grid_s(*, start_s: float, end_s: float, fs_hz: float) -> np.ndarray:
         of a millionth of a period keeps a last time stamp written as 59.99 s on
         a 100 Hz grid that starts at 0.
     """
-    fs_hz = _check_fs(fs_hz)
+    fs_hz = check_fs_hz(fs_hz)
     if not (math.isfinite(start_s) and math.isfinite(end_s)):
         raise ValueError(f"start_s and end_s must be finite, got {start_s!r} and {end_s!r}")
     if end_s < start_s:
@@ -98,7 +94,7 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, *, fs_hz: float) -> tu
     >>> t.round(3).tolist(), v.round(6).tolist()
     ([0.0, 0.01, 0.02, 0.03], [0.0, 1.0, 2.0, 3.0])
     """
-    fs_hz = _check_fs(fs_hz)
+    fs_hz = check_fs_hz(fs_hz)
     t = np.asarray(t_s, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if t.ndim != 1:

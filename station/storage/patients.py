@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import func, select
@@ -32,6 +32,9 @@ from station.storage.values import (
 )
 
 __all__ = [
+    "PatientOverview",
+    "patient_codes",
+    "patient_overview",
     "PATIENT_FIELDS",
     "create_patient",
     "find_patient",
@@ -152,3 +155,34 @@ def patient_trial_counts(session: Session) -> dict[int, tuple[int, dt.datetime |
             last = last.replace(tzinfo=dt.UTC)
         result[int(patient_id)] = (int(n), last)
     return result
+
+
+class PatientOverview(NamedTuple):
+    """One line of the patient list: the patient, their visits, trials and the start of the latest trial."""
+
+    patient: Patient
+    visits: int
+    trials: int
+    last_trial_at: dt.datetime | None
+
+
+def patient_overview(session: Session, *, search: str = "") -> list[PatientOverview]:
+    """Every patient (whose code contains ``search``, any case), by code, with visit and trial counts."""
+    visits = (select(ClinicSession.patient_id, func.count(ClinicSession.id).label("n"))
+              .group_by(ClinicSession.patient_id).subquery())
+    query = (select(Patient, visits.c.n).outerjoin(visits, visits.c.patient_id == Patient.id)
+             .order_by(func.lower(Patient.code)))
+    search = search.strip()
+    if search:
+        query = query.where(func.lower(Patient.code).contains(search.lower(), autoescape=True))
+    counts = patient_trial_counts(session)
+    rows = []
+    for patient, n_visits in session.execute(query).all():
+        n_trials, last = counts.get(patient.id, (0, None))
+        rows.append(PatientOverview(patient, n_visits or 0, n_trials, last))
+    return rows
+
+
+def patient_codes(session: Session) -> list[str]:
+    """Every patient's code, in alphabetical order (any case)."""
+    return list(session.scalars(select(Patient.code).order_by(func.lower(Patient.code))))

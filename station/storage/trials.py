@@ -33,9 +33,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from calibration.model import Calibration
+from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.core.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
-from station.signal.forces import ForceFrame
 from station.storage.blocks import (
     ENCODING,
     BlockDecodeError,
@@ -335,7 +335,7 @@ def write_trial_recording(session: Session, trial_id: int, target: str | Path | 
 # -- the writer of a running trial ------------------------------------------------------
 
 
-FrameLike = ForceFrame | tuple[float, Sequence[float]] | tuple[float, Sequence[float], int]
+StorableFrame = ForceFrame | tuple[float, Sequence[float]] | tuple[float, Sequence[float], int]
 
 
 class TrialWriter:
@@ -440,7 +440,7 @@ class TrialWriter:
     def finished(self) -> bool:
         return self.finished_state is not None
 
-    def add(self, frame: FrameLike) -> None:
+    def add(self, frame: StorableFrame) -> None:
         """Buffer one frame (a ForceFrame, or ``(t_s, forces_n[, flags])``); writes a block when one is due."""
         if self.finished:
             raise ValueError(f"trial {self.trial_id} is finished; no more frames")
@@ -467,7 +467,7 @@ class TrialWriter:
         self._g.append(flags)
         self.tick()
 
-    def add_many(self, frames: Iterable[FrameLike]) -> None:
+    def add_many(self, frames: Iterable[StorableFrame]) -> None:
         for frame in frames:
             self.add(frame)
 

@@ -10,11 +10,15 @@ from sqlalchemy.orm import Session
 
 from station.storage.models import (
     ClinicSession,
+    Trial,
     utc_now,
 )
 from station.storage.patients import get_patient
+from station.storage.values import NotFound
 
 __all__ = [
+    "get_visit",
+    "patient_history",
     "open_visit",
     "todays_visit",
 ]
@@ -43,3 +47,21 @@ def todays_visit(session: Session, patient_code: str, *, now: dt.datetime | None
     if latest is not None and latest.started_at.astimezone().date() == now.astimezone().date():
         return latest
     return open_visit(session, patient.code, started_at=now)
+
+
+def get_visit(session: Session, visit_id: int) -> ClinicSession:
+    """The visit with that id; :class:`NotFound` otherwise."""
+    visit = session.get(ClinicSession, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    return visit
+
+
+def patient_history(session: Session, patient_id: int) -> tuple[list[ClinicSession], list[Trial]]:
+    """A patient's visits and trials, each oldest first."""
+    visits = list(session.scalars(select(ClinicSession).where(ClinicSession.patient_id == patient_id)
+                                  .order_by(ClinicSession.started_at, ClinicSession.id)))
+    trials = list(session.scalars(select(Trial).join(ClinicSession, Trial.session_id == ClinicSession.id)
+                                  .where(ClinicSession.patient_id == patient_id)
+                                  .order_by(Trial.started_at, Trial.id)))
+    return visits, trials

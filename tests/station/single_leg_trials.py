@@ -17,10 +17,11 @@ import numpy as np
 
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
+from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner
 from station.protocols.trial import TrialCapture
-from station.signal.forces import ForceFrame, ForcePipeline
+from station.signal.forces import ForcePipeline
 
 GEOMETRY = PlateGeometry()
 

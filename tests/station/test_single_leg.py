@@ -17,6 +17,7 @@ from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
 from station.clinic.live_trial import LiveTrial
 from station.clinic.single_leg_pair import SingleLegSession
+from station.core.frames import ForceFrame
 from station.core.recording import read_recording
 from station.live.pipeline import LiveStation
 from station.protocols.baseline import BaselineConfig
@@ -38,7 +39,7 @@ from station.protocols.events import (
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner, State
 from station.protocols.trial import TrialCapture, frames_from_recording, frames_from_rows
 from station.scoring.analyze import analyze_file
-from station.signal.forces import ForceFrame, ForcePipeline
+from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 

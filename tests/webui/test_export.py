@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from station.core.recording import read_recording
+from station.storage.exports import METRIC_COLUMNS, TRIAL_COLUMNS, flatten_metrics
 from station.storage.trials import set_metrics
 from tests.webui.helpers import add_recorded_trial, login, make_app, seed_trials
-from webui.routes.export import METRIC_COLUMNS, TRIAL_COLUMNS, flatten_metrics
 
 
 @pytest.fixture

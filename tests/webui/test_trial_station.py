@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from station.storage.db import open_database
+from station.storage.exports import TRIAL_COLUMNS
 from tests.webui.helpers import add_recorded_trial, login, make_settings, seed_trials
 from webui.app import create_app
-from webui.routes.export import TRIAL_COLUMNS
 
 
 @pytest.fixture

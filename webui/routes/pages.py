@@ -41,18 +41,30 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Undefined
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from station.core.sides import SIDES
 from station.drills import DRILLS
 from station.storage.db import StorageError
 from station.storage.disk import disk_warning
-from station.storage.models import AffectedSide, ClinicSession, Grade, Patient, Sex, Trial
-from station.storage.patients import create_patient, get_patient, update_patient
+from station.storage.models import AffectedSide, Grade, Patient, Sex, Trial
+from station.storage.patients import create_patient, get_patient, patient_codes, patient_overview, update_patient
 from station.storage.trials import get_trial, set_grade, trial_recording
 from station.storage.values import Conflict, InvalidValue, NotFound
-from webui.deps import FormCsrf, PageUser, SessionDep, SettingsDep
+from station.storage.visits import get_visit, patient_history
+from webui.deps import (
+    FormCsrf,
+    OptionalDatabase,
+    OptionalLive,
+    OptionalTrials,
+    PageUser,
+    SessionDep,
+    SettingsDep,
+    get_db,
+    get_live_or_none,
+    get_settings,
+    get_trials_or_none,
+)
 from webui.views import pages_data as pd
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -77,7 +89,7 @@ STREAM_MAX_S = 3600.0
 
 
 def _render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-    ctx = {"settings": request.app.state.settings, "csrf_token": getattr(request.state, "csrf_token", ""), **context}
+    ctx = {"settings": get_settings(request), "csrf_token": getattr(request.state, "csrf_token", ""), **context}
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -116,10 +128,9 @@ def _disk(path: Path) -> dict[str, Any] | None:
 
 
 @router.get("/", response_class=HTMLResponse)
-def station_page(request: Request, settings: SettingsDep, user: PageUser) -> HTMLResponse:
-    live = getattr(request.app.state, "live", None)
+def station_page(request: Request, settings: SettingsDep, user: PageUser, live: OptionalLive,
+                 db: OptionalDatabase) -> HTMLResponse:
     status = live.status(calibration_max_age_days=settings.calibration_max_age_days) if live is not None else None
-    db = getattr(request.app.state, "db", None)
     db_size = None
     if db is not None and getattr(db, "path", None) is not None and db.path.exists():
         db_size = db.path.stat().st_size / 1e6
@@ -157,21 +168,8 @@ def _stations(db: Any) -> list[dict[str, Any]] | None:
 
 
 def _patient_rows(session: Session, q: str) -> list[dict[str, Any]]:
-    visits = (select(ClinicSession.patient_id, func.count(ClinicSession.id).label("n"))
-              .group_by(ClinicSession.patient_id).subquery())
-    query = (select(Patient, visits.c.n).outerjoin(visits, visits.c.patient_id == Patient.id)
-             .order_by(func.lower(Patient.code)))
-    if q:
-        query = query.where(func.lower(Patient.code).contains(q.lower(), autoescape=True))
-    from station.storage.patients import patient_trial_counts
-
-    counts = patient_trial_counts(session)
-    rows = []
-    for patient, n_visits in session.execute(query).all():
-        n_trials, last = counts.get(patient.id, (0, None))
-        rows.append({"patient": patient, "age": pd.age_years(patient.birth_year), "visits": n_visits or 0,
-                     "trials": n_trials, "last": last})
-    return rows
+    return [{"patient": row.patient, "age": pd.age_years(row.patient.birth_year), "visits": row.visits,
+             "trials": row.trials, "last": row.last_trial_at} for row in patient_overview(session, search=q)]
 
 
 def _patients_page(request: Request, session: Session, *, q: str = "", form: dict[str, Any] | None = None,
@@ -236,17 +234,8 @@ def patients_add(request: Request, session: SessionDep, user: PageUser,
     return RedirectResponse(f"/patients/{patient.code}", status_code=303)
 
 
-def _patient_trials(session: Session, patient: Patient) -> tuple[list[ClinicSession], list[Trial]]:
-    visits = list(session.scalars(select(ClinicSession).where(ClinicSession.patient_id == patient.id)
-                                  .order_by(ClinicSession.started_at, ClinicSession.id)))
-    trials = list(session.scalars(select(Trial).join(ClinicSession, Trial.session_id == ClinicSession.id)
-                                  .where(ClinicSession.patient_id == patient.id)
-                                  .order_by(Trial.started_at, Trial.id)))
-    return visits, trials
-
-
 @router.get("/patients/{code}", response_class=HTMLResponse)
-def patient_page(request: Request, code: str, session: SessionDep, user: PageUser,
+def patient_page(request: Request, code: str, session: SessionDep, user: PageUser, trials_dep: OptionalTrials,
                  visits: Annotated[str, Query(max_length=8)] = "") -> HTMLResponse:
     try:
         patient = get_patient(session, code)
@@ -254,7 +243,7 @@ def patient_page(request: Request, code: str, session: SessionDep, user: PageUse
         raise _not_found(str(exc)) from None
     if patient.code != code:
         return RedirectResponse(f"/patients/{patient.code}", status_code=307)  # type: ignore[return-value]
-    visit_rows, trials = _patient_trials(session, patient)
+    visit_rows, trials = patient_history(session, patient.id)
     age = pd.age_years(patient.birth_year)
     norm = pd.norm_for(patient.birth_year)
     summaries = pd.visit_summaries(visit_rows, trials, age=age)
@@ -269,7 +258,7 @@ def patient_page(request: Request, code: str, session: SessionDep, user: PageUse
         "active": "patients", "patient": patient, "age": age, "norm": norm, "visits": shown, "hidden_visits": hidden,
         "n_visits": len(summaries), "n_trials": len(trials), "charts": charts, "latest_visit": latest_visit,
         "latest": latest, "comparison_rows": pd.comparison_rows(latest), "flag_text": pd.flag_text(latest),
-        "live_available": getattr(request.app.state, "trials", None) is not None,
+        "live_available": trials_dep is not None,
         "programme": pd.programme_view(patient.programme),
     })
 
@@ -415,11 +404,12 @@ def trial_grade(request: Request, trial_id: int, session: SessionDep, user: Page
 
 
 def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
-    visit = session.get(ClinicSession, visit_id)
-    if visit is None:
-        raise _not_found(f"no visit {visit_id}")
+    try:
+        visit = get_visit(session, visit_id)
+    except NotFound as exc:
+        raise _not_found(str(exc)) from None
     patient = visit.patient
-    visit_rows, trials = _patient_trials(session, patient)
+    visit_rows, trials = patient_history(session, patient.id)
     age = pd.age_years(patient.birth_year)
     norm = pd.norm_for(patient.birth_year)
     earlier = [v for v in visit_rows if v.started_at <= visit.started_at or v.id == visit.id]
@@ -455,12 +445,13 @@ def report_page(request: Request, visit_id: int, session: SessionDep, user: Page
 
 
 @router.get("/sessions/{visit_id}/report.pdf")
-def report_pdf(request: Request, visit_id: int, session: SessionDep, user: PageUser) -> Response:
+def report_pdf(request: Request, visit_id: int, session: SessionDep, settings: SettingsDep, user: PageUser
+               ) -> Response:
     _check_id(visit_id, "visit")
     from webui.views.report import session_report_pdf
 
     ctx = _report_context(session, visit_id)
-    pdf = session_report_pdf(ctx, station_id=request.app.state.settings.station_id)
+    pdf = session_report_pdf(ctx, station_id=settings.station_id)
     name = f"report-{ctx['patient'].code}-{ctx['visit'].started_at.astimezone().strftime('%Y-%m-%d')}.pdf"
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
@@ -470,9 +461,10 @@ def report_pdf(request: Request, visit_id: int, session: SessionDep, user: PageU
 def report_notes(request: Request, visit_id: int, session: SessionDep, user: PageUser,
                  notes: Annotated[str, Form(max_length=8000)] = "") -> Response:
     _check_id(visit_id, "visit")
-    visit = session.get(ClinicSession, visit_id)
-    if visit is None:
-        raise _not_found(f"no visit {visit_id}")
+    try:
+        visit = get_visit(session, visit_id)
+    except NotFound as exc:
+        raise _not_found(str(exc)) from None
     visit.notes = notes
     if not visit.clinician:
         visit.clinician = user.username
@@ -484,12 +476,10 @@ def report_notes(request: Request, visit_id: int, session: SessionDep, user: Pag
 
 
 @router.get("/live", response_class=HTMLResponse)
-def live_page(request: Request, session: SessionDep, settings: SettingsDep, user: PageUser,
-              patient: Annotated[str, Query(max_length=64)] = "") -> HTMLResponse:
-    codes = list(session.scalars(select(Patient.code).order_by(func.lower(Patient.code))))
+def live_page(request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, live: OptionalLive,
+              controller: OptionalTrials, patient: Annotated[str, Query(max_length=64)] = "") -> HTMLResponse:
+    codes = patient_codes(session)
     tests = live_protocols()
-    controller = getattr(request.app.state, "trials", None)
-    live = getattr(request.app.state, "live", None)
     snapshot = controller.snapshot() if controller is not None else None
     return _render(request, "live.html", {
         "active": "live", "codes": codes, "tests": tests, "chosen": patient or (snapshot or {}).get("patient") or "",
@@ -512,8 +502,8 @@ def _sided(protocol: str) -> bool:
 
 
 def _controller(request: Request) -> Any:
-    controller = getattr(request.app.state, "trials", None)
-    if controller is None or getattr(request.app.state, "live", None) is None:
+    controller = get_trials_or_none(request)
+    if controller is None or get_live_or_none(request) is None:
         raise HTTPException(status_code=503, detail="live tests are not available: the plate is not running")
     return controller
 
@@ -623,11 +613,11 @@ def _session_alive(request: Request) -> bool:
     from station.storage.models import utc_now
     from webui.auth import SESSION_COOKIE, session_policy, write_session
 
-    db = request.app.state.db
+    db = get_db(request)
     now = utc_now()
     with db.sessions() as session:
         web_session = find_web_session(session, request.cookies.get(SESSION_COOKIE),
-                                       policy=session_policy(request.app.state.settings), now=now)
+                                       policy=session_policy(get_settings(request)), now=now)
     if web_session is None:
         return False
     if now - web_session.last_seen_at >= TOUCH_EVERY:
@@ -650,7 +640,6 @@ async def live_stream(request: Request, user: PageUser,
     ends, with an ``event: end`` message, once it has been logged out, has expired or its user
     was disabled: the patient data stop within seconds of a logout.
     """
-    app = request.app
     started = time.monotonic()
 
     async def events():
@@ -664,8 +653,7 @@ async def live_stream(request: Request, user: PageUser,
                 if not await run_in_threadpool(_session_alive, request):
                     yield 'event: end\ndata: {"reason":"the session has ended: log in again"}\n\n'
                     return
-            msg = live_message(getattr(app.state, "live", None), getattr(app.state, "trials", None),
-                               events_from=seen)
+            msg = live_message(get_live_or_none(request), get_trials_or_none(request), events_from=seen)
             if msg.get("trial"):
                 seen = msg["trial"]["event_count"]
             yield f"data: {json.dumps(msg, separators=(',', ':'))}\n\n"
