@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from hardware.sim.population import RANGES  # noqa: E402
 from station.scoring.analyze import analyze_file  # noqa: E402
+from tests.paths import BDS_DIR  # noqa: E402
 from tests.station.population_trials import (  # noqa: E402
     N_TRIALS,
     SEED,
@@ -46,7 +47,6 @@ from tests.station.population_trials import (  # noqa: E402
 
 DOC = ROOT / "docs" / "validation.md"
 PLOT = ROOT / "docs" / "validation-hold-time.svg"
-BDS_DIR = ROOT / "tests" / "data" / "bds"
 
 
 def _agreement(diff: np.ndarray) -> tuple[float, float, float]:

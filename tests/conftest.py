@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import BDS_DIR
+
 # pygame must never look for a real display or sound card in tests.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -34,7 +36,6 @@ def _no_user_config(monkeypatch, tmp_path):
             monkeypatch.delenv(key)
 
 #: the published trials (Santos & Duarte 2016, CC BY 4.0), kept in the repository
-BDS_DIR = REPO / "tests" / "data" / "bds"
 
 
 def pytest_sessionstart(session):

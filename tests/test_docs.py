@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import BDS_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), REPO / "tests" / "data" / "bds" / "README.md"])
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), BDS_DIR / "README.md"])
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -43,7 +45,7 @@ def test_the_contract_documents_are_there():
 
 
 def test_the_reference_trials_and_their_licence_are_in_the_repository():
-    bds = REPO / "tests" / "data" / "bds"
+    bds = BDS_DIR
     reference = json.loads((bds / "reference.json").read_text(encoding="utf-8"))
     assert sorted(reference) == ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
     for trial in reference:

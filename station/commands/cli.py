@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from station.core.errors import UserError
-from station.core.sides import SIDES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,18 +15,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
-
-
-def _lowpass(value: str) -> float | None:
-    if value.lower() == "off":
-        return None
-    try:
-        hz = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frequency in Hz or 'off', got {value!r}") from None
-    if not hz > 0:
-        raise argparse.ArgumentTypeError(f"the low-pass cut-off must be positive, got {value!r}")
-    return hz
 
 
 def _common_options(default: object) -> argparse.ArgumentParser:
@@ -55,13 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-screen", action="store_true", help="do not open the patient screen")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from station.commands.analyze import add_arguments as _analyze_arguments
+
     p = sub.add_parser("analyze", parents=[common], help="score a recording file and print JSON")
-    p.add_argument("file", type=Path)
-    p.add_argument("--protocol", required=True, choices=("quiet-stance", "single-leg"))
-    p.add_argument("--stance-side", choices=SIDES, default=None)
-    p.add_argument("--lowpass-hz", type=_lowpass, default=10.0, metavar="HZ|off",
-                   help="zero-phase 4th-order Butterworth cut-off (default 10), or 'off'")
-    p.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+    _analyze_arguments(p)
 
     from station.commands.calibrate import add_arguments as _calibrate_arguments
 
@@ -78,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drill", parents=[common], help="play one drill with the simulated person and print JSON")
     _drill_arguments(p)
 
-    from station.storage.backup import add_backup_arguments, add_restore_arguments
+    from station.commands.backup import add_backup_arguments, add_restore_arguments
 
     p = sub.add_parser("backup", parents=[common], help="copy the database (while the station runs)")
     add_backup_arguments(p)
     p = sub.add_parser("restore", parents=[common], help="put a backup in place of the database (station stopped)")
     add_restore_arguments(p)
 
-    from station.storage.accounts import add_arguments as _user_arguments
+    from station.commands.user import add_arguments as _user_arguments
 
     p = sub.add_parser("user", parents=[common], help="therapist accounts of the web page: add, list, passwd, disable")
     _user_arguments(p, common)
@@ -93,12 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from station.scoring.analyze import analyze_file
+    from station.commands.analyze import analyze_command
 
-    result = analyze_file(args.file, protocol=args.protocol, stance_side=args.stance_side, lowpass_hz=args.lowpass_hz)
-    json.dump(result, sys.stdout, allow_nan=False)
-    sys.stdout.write("\n")
-    return 0
+    return analyze_command(args)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -126,19 +106,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from station.storage.accounts import user_command
+    from station.commands.user import user_command
 
     return user_command(args)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from station.storage.backup import backup_command
+    from station.commands.backup import backup_command
 
     return backup_command(args)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from station.storage.backup import restore_command
+    from station.commands.backup import restore_command
 
     return restore_command(args)
 

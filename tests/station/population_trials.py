@@ -1,6 +1,6 @@
 """The single-leg acceptance corpus scored by ``analyze``, compared with its truth.
 
-Shared by the acceptance test (``tests/station/test_population_acceptance.py``)
+Shared by the acceptance test (``tests/station/scoring/test_population_acceptance.py``)
 and the validation report (``benchmarks/validation.py``), so the two always
 speak of the same trials.
 """

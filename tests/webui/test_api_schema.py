@@ -20,7 +20,7 @@ from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 from tests.webui.helpers import FakeTrials, add_recorded_trial, login, make_app, seed_trials
 
 

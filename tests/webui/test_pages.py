@@ -338,7 +338,7 @@ def live_app(tmp_path):
     from station.live.pipeline import LiveStation
     from station.signal.forces import ForcePipeline
     from tests.doubles import ListFeed
-    from tests.station.test_live import frames
+    from tests.station.live.test_pipeline import frames
 
     station = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
     for raw in frames(100, x_mm=-40.0, y_mm=15.0):

@@ -8,7 +8,7 @@ from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 from tests.webui.helpers import form_login, login, make_app
 
 

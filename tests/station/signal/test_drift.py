@@ -10,7 +10,7 @@ from station.live.pipeline import LiveStation
 from station.signal.drift import ZeroTracker
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 
 CAL = simulator_calibration()
 GAINS = np.asarray(CAL.gains_n_per_count)

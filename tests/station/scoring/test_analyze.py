@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,8 @@ from station.core.geometry import PlateGeometry
 from station.core.recording import Recording, write_recording
 from station.scoring.analyze import AnalysisError, analyze_file, analyze_recording
 from station.signal.metrics import COP_KEYS, cop_metrics
+from tests.paths import BDS_DIR
 
-BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 BDS_TRIALS = ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
 SEED = 20261121
 GEOMETRY = PlateGeometry(ml_mm=400.0, ap_mm=300.0, feet_ml_mm=200.0)

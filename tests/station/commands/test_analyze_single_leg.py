@@ -19,8 +19,8 @@ from station.core.recording import RecordingWriter
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture
 from station.signal.forces import ForcePipeline
+from tests.station.commands.test_analyze import COMMAND, assert_one_line_error
 from tests.station.single_leg_trials import GEOMETRY
-from tests.station.test_cli_analyze import COMMAND, assert_one_line_error
 
 SCENARIO = [
     {"t_s": 5.0, "behaviour": "single_leg", "stance_side": "right", "transition_s": 0.3},

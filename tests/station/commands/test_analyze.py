@@ -13,8 +13,8 @@ import pytest
 from station.core.cop import split_load
 from station.core.geometry import PlateGeometry
 from station.core.recording import Recording, write_recording
+from tests.paths import BDS_DIR
 
-BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 BDS_TRIALS = ["BDS00001", "BDS00004", "BDS00007", "BDS00010"]
 SEED = 20261121
 
@@ -155,7 +155,7 @@ def test_stepping_off(tmp_path):
 
 
 def test_single_leg_without_a_lift(tmp_path):
-    # quiet two-foot stance only (single-leg recordings: tests/station/test_cli_analyze_single_leg.py)
+    # quiet two-foot stance only (single-leg recordings: tests/station/commands/test_analyze_single_leg.py)
     path = tmp_path / "sl.csv"
     write_recording(path, sway_recording(30.0))
     assert_one_line_error(

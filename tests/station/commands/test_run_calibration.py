@@ -51,7 +51,7 @@ def test_broken_file_is_a_clear_message(tmp_path):
 
 
 def test_missing_file_on_a_real_plate_zeroes_on_nominal_gains(tmp_path, capsys):
-    from tests.station.test_drift import empty_frames
+    from tests.station.signal.test_drift import empty_frames
 
     feed = ListFeed(empty_frames(100), kind="hx711-lgpio")
     cal = choose_calibration(load_settings(data_dir=tmp_path), feed)

@@ -62,7 +62,7 @@ from station.storage.models import Base
 from station.storage.trials import MAX_BLOCK_FRAMES
 from tests.doubles import ListFeed
 from tests.postgres.server import BACKENDS, backend_url
-from tests.station.test_live import frames as raw_frames
+from tests.station.live.test_pipeline import frames as raw_frames
 
 GEOMETRY = PlateGeometry()
 

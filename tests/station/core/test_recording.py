@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +19,8 @@ from station.core.recording import (
     recording_to_text,
     write_recording,
 )
+from tests.paths import BDS_DIR
 
-BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 SEED = 20261121
 
 # The example of DESIGN.md section 4, verbatim.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from station.signal.metrics import (
     range_mm,
     rms_mm,
 )
+from tests.paths import BDS_DIR
 
-BDS_DIR = Path(__file__).resolve().parents[1] / "data" / "bds"  # in the repository (CC BY 4.0)
 SEED = 20261121
 
 

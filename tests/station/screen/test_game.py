@@ -31,7 +31,7 @@ from station.screen.menu import DrillMenuMode, available_items, drill_menu_facto
 from station.screen.sounds import VOLUMES, Sounds, synthesize
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 
 GEOMETRY = PlateGeometry()
 SIZES = [(1280, 720), (800, 480)]
@@ -526,7 +526,7 @@ def test_no_sound_card_prints_no_alsa_lines(tmp_path):
     code = ("import sys; from station.screen.sounds import Sounds; s = Sounds(); "
             "print('available', s.available); print('stderr works', file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=Path(__file__).resolve().parents[3])
     assert proc.returncode == 0, proc.stderr
     assert "ALSA" not in proc.stderr and "snd_" not in proc.stderr, proc.stderr
     assert "stderr works" in proc.stderr  # the console's stderr is given back

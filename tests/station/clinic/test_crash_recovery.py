@@ -29,7 +29,7 @@ import pytest
 from station.core.recording import read_recording
 from station.storage import TrialState, get_trial, open_database, recover_interrupted, write_trial_recording
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KILL_AFTER_S = 2.0
 #: kill when this long has passed since the last block was stored: just before the next is due (every 0.5 s)
 KILL_BEFORE_BLOCK_S = 0.45

@@ -386,8 +386,8 @@ def test_the_result_is_json_without_nan():
 
 @pytest.mark.parametrize("side,kind", [("left", "steady_drop"), ("right", "rise")])
 def test_balance_station_analyze_prints_the_pelvis_object(tmp_path, side, kind):
-    from tests.station.test_cli_analyze import assert_one_line_error
-    from tests.station.test_cli_analyze import run as run_cli
+    from tests.station.commands.test_analyze import assert_one_line_error
+    from tests.station.commands.test_analyze import run as run_cli
 
     rec, onset = synthetic_trial(stance_side=side)
     measured, drop = with_pelvis(rec, onset, stance_side=side, kind=kind)

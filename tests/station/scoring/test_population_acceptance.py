@@ -34,7 +34,7 @@ from tests.station.population_trials import (
     summary,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

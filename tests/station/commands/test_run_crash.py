@@ -11,8 +11,8 @@ import numpy as np
 
 from station.storage import open_database
 from station.storage.trials import get_trial, trial_recording
+from tests.station.commands.test_run_process import alive, children_of, start_station, wait_for_frames
 from tests.station.station_client import StationClient
-from tests.station.test_station_process import alive, children_of, start_station, wait_for_frames
 
 
 def test_kill_9_mid_trial_keeps_the_trial_incomplete_with_its_frames(tmp_path):

@@ -9,7 +9,7 @@ from station.core.recording import read_recording
 from station.live.pipeline import LiveStation
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 
 
 def test_recorder_writes_every_frame_and_reads_back(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import BDS_DIR
 from tests.station.station_client import StationClient, add_user
 
 
@@ -182,7 +183,7 @@ def test_a_second_station_on_the_same_data_folder_refuses_in_one_line(tmp_path):
 
 def test_analyze_into_a_closed_pipe_prints_no_traceback(tmp_path):
     """`balance-station analyze FILE --json | head -c 1`: the reader leaves early; no BrokenPipeError."""
-    bds = Path(__file__).resolve().parents[1] / "data" / "bds" / "BDS00001.csv"
+    bds = BDS_DIR / "BDS00001.csv"
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first byte
     try:

@@ -11,7 +11,7 @@ from station.screen.app import ScreenApp
 from station.screen.live_view import LiveMode
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
-from tests.station.test_live import frames
+from tests.station.live.test_pipeline import frames
 
 
 @pytest.fixture
@@ -53,12 +53,31 @@ def test_empty_plate_screen(screen, artifacts):
     assert pixel_at_mm(app, 0, 0) != (255, 122, 41)
 
 
-def test_real_plate_screen_shows_warnings(screen, artifacts):
+def test_real_plate_screen_shows_warnings(screen, artifacts, monkeypatch):
+    """A real plate with only the built-in calibration: the screen says, in the warning colour at the top,
+    that the plate is not calibrated, and says what to do."""
+    from station.screen import live_view, view
+
+    drawn = []
+    original = view.text
+
+    def recording_text(surface, message, pos, **kw):
+        drawn.append((message, pos, kw.get("colour")))
+        return original(surface, message, pos, **kw)
+
+    monkeypatch.setattr(live_view.view, "text", recording_text)
     app, live = screen(ListFeed(kind="hx711-lgpio", description="HX711 plate, shared clock (lgpio)"))
     for raw in frames(60):
         live.ingest(raw)
     app.tick()
     app.screenshot(artifacts / "screen-live-uncalibrated.png")
+    warnings = [(message, pos) for message, pos, colour in drawn if colour == view.WARN]
+    assert [m for m, _ in warnings] == ["The plate is not calibrated: run 'balance-station calibrate'."]
+    (_, (x, y)), = warnings
+    assert x == app.surface.get_width() // 2 and y < app.surface.get_height() // 10  # centred, at the top
+    band = [app.surface.get_at((px, py))[:3] for px in range(0, app.surface.get_width(), 2)
+            for py in range(y, y + 30, 2)]
+    assert view.WARN in band  # and it is really on the screen
 
 
 def test_arrow_keys_and_mouse_steer_the_simulated_person(screen):
