@@ -16,7 +16,7 @@ from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import ProtocolEvent
 from station.protocols.trial import Runner, TrialCapture
-from station.scoring.analyze import score_runner
+from station.scoring.analyze import score_capture
 
 __all__ = ["LiveTrial"]
 
@@ -95,5 +95,5 @@ class LiveTrial:
         ValueError
             The runner has not finished, or was aborted (nothing to score).
         """
-        return score_runner(self.runner, self.capture.finished_recording(), lowpass_hz=lowpass_hz)
+        return score_capture(self.capture, lowpass_hz=lowpass_hz)
 

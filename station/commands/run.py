@@ -434,7 +434,8 @@ def run_station(args: argparse.Namespace) -> int:
                     "(with the same --data-dir/--config)")
 
         if settings.screen.enabled and not args.no_screen:
-            from station.screen.app import ScreenApp, ScreenUnavailable
+            from station.screen.app import ScreenApp
+            from station.screen.window import ScreenUnavailable
 
             screen = ScreenApp(live, geometry=settings.plate.geometry(), settings=settings.screen, visit=visit,
                                controls=buttons.controls if buttons is not None else None)

@@ -67,6 +67,7 @@ __all__ = [
     "json_ready",
     "prepare_trial",
     "score_quiet_stance",
+    "score_capture",
     "score_runner",
 ]
 
@@ -104,6 +105,17 @@ def score_runner(runner: Any, recording: Recording, *, lowpass_hz: float | None)
     if isinstance(runner, SingleLegRunner):
         return single_leg_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
     return quiet_stance_result(recording, runner.outcome(), lowpass_hz=lowpass_hz)
+
+
+def score_capture(capture: Any, *, lowpass_hz: float | None = DEFAULT_LOWPASS_HZ) -> dict[str, Any]:
+    """A finished :class:`~station.protocols.trial.TrialCapture`'s result (:func:`score_runner` on its recording).
+
+    Raises
+    ------
+    ValueError
+        The runner has not finished, or was aborted (nothing to score).
+    """
+    return score_runner(capture.runner, capture.finished_recording(), lowpass_hz=lowpass_hz)
 
 
 # -- entry points -------------------------------------------------------------------------

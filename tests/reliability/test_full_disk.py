@@ -55,7 +55,9 @@ _FULL_DISK_SCRIPT = textwrap.dedent('''
     from pathlib import Path
     from station.core.geometry import PlateGeometry
     from station.storage.db import StorageError, open_database
-    from station.storage.trials import TrialWriter, get_trial, open_visit, create_patient, trial_summary
+    from station.storage.patients import create_patient
+    from station.storage.trials import TrialWriter, get_trial, trial_summary
+    from station.storage.visits import open_visit
 
     data = Path(sys.argv[1])
     db = open_database(data_dir=data)

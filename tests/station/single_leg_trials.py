@@ -21,6 +21,7 @@ from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner
 from station.protocols.trial import TrialCapture
+from station.scoring.analyze import score_capture
 from station.signal.forces import ForcePipeline
 
 GEOMETRY = PlateGeometry()
@@ -166,7 +167,7 @@ def run_trial(spec: TrialSpec, *, config: SingleLegConfig | None = None) -> Tria
         if capture.finished:
             break
     capture.runner.finish()
-    result = capture.result()
+    result = score_capture(capture)
 
     # truth, on the trial clock (the capture counts from the first frame)
     events = plate.person.events

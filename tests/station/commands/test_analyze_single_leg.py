@@ -18,6 +18,7 @@ from hardware.sim.plate import SimulatedPlate
 from station.core.recording import RecordingWriter
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture
+from station.scoring.analyze import score_capture
 from station.signal.forces import ForcePipeline
 from tests.station.commands.test_analyze import COMMAND, assert_one_line_error
 from tests.station.single_leg_trials import GEOMETRY
@@ -100,7 +101,7 @@ def test_the_file_gives_what_the_live_test_gave(tmp_path):
         capture.push(pipeline.process(raw))
         if capture.finished:
             break
-    live = capture.result()
+    live = score_capture(capture)
     proc = run(path, "--protocol", "single-leg", "--stance-side", "right", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == live

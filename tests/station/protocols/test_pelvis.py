@@ -36,7 +36,7 @@ from station.protocols.pelvis import (
 )
 from station.protocols.single_leg import SingleLegRunner
 from station.protocols.trial import TrialCapture, frames_from_recording
-from station.scoring.analyze import analyze_file, analyze_recording
+from station.scoring.analyze import analyze_file, analyze_recording, score_capture
 from station.scoring.scores import single_leg_result
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
@@ -349,7 +349,7 @@ def test_live_scoring_and_analyze_of_the_file_are_identical(tmp_path, side):
         if capture.finished:
             break
     runner.finish()
-    live_plain = capture.result()
+    live_plain = score_capture(capture)
     kept = capture.recording()
     # the column rides with the kept rows (the acquisition time-stamps it on the plate's clock)
     extra = dict(kept.extra)

@@ -10,7 +10,7 @@ from hardware.sim.plate import SimulatedPlate
 from station.protocols.events import Aborted, Finished, StateChanged
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner, QuietState
 from station.protocols.trial import TrialCapture, frames_from_recording
-from station.scoring.analyze import analyze_file, score_runner
+from station.scoring.analyze import analyze_file, score_capture, score_runner
 from station.signal.forces import ForcePipeline
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
 
@@ -62,7 +62,7 @@ def test_stepping_off_aborts():
     (ab,) = [e for e in events if isinstance(e, Aborted)]
     assert "stepped off the plate" in ab.reason
     with pytest.raises(ValueError, match="aborted"):
-        capture.result()
+        score_capture(capture)
 
 
 def test_a_step_aborts():

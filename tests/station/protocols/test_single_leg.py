@@ -38,7 +38,7 @@ from station.protocols.events import (
 )
 from station.protocols.single_leg import SingleLegConfig, SingleLegRunner, State
 from station.protocols.trial import TrialCapture, frames_from_recording, frames_from_rows
-from station.scoring.analyze import analyze_file
+from station.scoring.analyze import analyze_file, score_capture
 from station.signal.forces import ForcePipeline
 from tests.doubles import ListFeed
 from tests.station.single_leg_trials import GEOMETRY, synthetic_trial
@@ -438,7 +438,7 @@ def test_live_and_analyze_agree_with_end_on_failure(tmp_path):
         capture.push(pipeline.process(raw))
         if capture.finished:
             break
-    result = capture.result()
+    result = score_capture(capture)
     assert result["end_reason"] == "first failure (end on failure)" and len(result["touchdowns"]) == 1
     assert result["duration_s"] < 20.0  # the recording stopped with the test
     assert analyze_file(path, protocol="single-leg", stance_side="left") == result
@@ -449,10 +449,10 @@ def test_live_results_need_a_finished_trial():
     for f in constant_frames(fz_n=700.0, x_mm=0.0, duration_s=2.0):
         capture.push(f)
     with pytest.raises(ValueError, match="still running"):
-        capture.result()
+        score_capture(capture)
     capture.abort("operator")
     with pytest.raises(ValueError, match=r"aborted \(operator\): nothing to score"):
-        capture.result()
+        score_capture(capture)
     assert capture.n_rows == 160
 
 
