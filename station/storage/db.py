@@ -78,6 +78,8 @@ __all__ = [
 
 #: the database file in the station's data folder
 DATABASE_FILE = "station.db"
+#: how long a connection to a PostgreSQL server may take before the server counts as unreachable, in s
+CONNECT_TIMEOUT_S = 5
 #: how long a connection waits for another one's write lock before giving up, in s
 BUSY_TIMEOUT_S = 10.0
 #: connections a SQLite file's pool may hand out at once: at least the web server's worker threads
@@ -147,6 +149,12 @@ def create_db_engine(url: str | URL, *, echo: bool = False) -> Engine:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"{path.parent}: cannot create the data folder ({exc.strerror})") from None
+    elif parsed.get_backend_name() == "postgresql":
+        # a clinic server that does not answer is said within seconds (the station then records into its spool,
+        # station.storage.spool), and a connection the outage broke is found before it is used again
+        kwargs["pool_pre_ping"] = True
+        if "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     engine = create_engine(parsed, **kwargs)
     if _is_sqlite(parsed):
         _set_up_sqlite(engine)

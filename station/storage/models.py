@@ -7,6 +7,7 @@
     audit_log (who did what, when, from where)
     schema_version (one row per schema version applied)
     stations (each station using the database; trials.station_id names one, not a foreign key)
+    trial_id_reservations (trial ids handed to a station for the trials it records offline)
 
 - :class:`Patient`: a pseudonymous code (never a name), year of birth, sex,
   height, affected side, notes.
@@ -80,6 +81,7 @@ __all__ = [
     "StanceSide",
     "StationContact",
     "Trial",
+    "TrialIdReservation",
     "TrialState",
     "User",
     "WebSession",
@@ -98,6 +100,8 @@ NAMING_CONVENTION = {
 PATIENT_CODE_MAX_LEN = 32
 USERNAME_MAX_LEN = 64
 STATION_ID_MAX_LEN = 64
+#: a client-generated upload key: a UUID's 36 characters
+UPLOAD_KEY_MAX_LEN = 36
 
 
 def utc_now() -> dt.datetime:
@@ -208,6 +212,9 @@ class Patient(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     #: the therapist's drill programme for this patient (plain JSON data), None until one is written
     programme: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
+    #: the client-generated key of a patient made on a station while the database was unreachable
+    #: (:mod:`station.storage.spool`), so that its upload is done once; None for the others
+    upload_key: Mapped[str | None] = mapped_column(String(UPLOAD_KEY_MAX_LEN), index=True, unique=True)
 
     sessions: Mapped[list[ClinicSession]] = relationship(back_populates="patient", order_by="ClinicSession.started_at")
 
@@ -274,6 +281,9 @@ class Trial(Base):
     frames_dropped: Mapped[int] = mapped_column(Integer, default=0)
     #: the station that recorded it (its ``station_id`` setting); None for trials from before schema version 3
     station_id: Mapped[str | None] = mapped_column(String(STATION_ID_MAX_LEN), index=True)
+    #: the client-generated key of a trial recorded into a station's spool while the database was
+    #: unreachable (:mod:`station.storage.spool`): its upload inserts it once; None for the others
+    upload_key: Mapped[str | None] = mapped_column(String(UPLOAD_KEY_MAX_LEN), index=True, unique=True)
 
     session: Mapped[ClinicSession] = relationship(back_populates="trials")
     blocks: Mapped[list[FrameBlock]] = relationship(
@@ -304,6 +314,8 @@ class FrameBlock(Base):
     encoding: Mapped[str] = mapped_column(String(20))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     written_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    #: the client-generated key of a block uploaded from a station's spool (None for the others)
+    upload_key: Mapped[str | None] = mapped_column(String(UPLOAD_KEY_MAX_LEN), index=True, unique=True)
 
     trial: Mapped[Trial] = relationship(back_populates="blocks")
 
@@ -395,6 +407,24 @@ class StationContact(Base):
 
     def __repr__(self) -> str:
         return f"StationContact(station_id={self.station_id!r}, last_seen_at={self.last_seen_at!r})"
+
+
+class TrialIdReservation(Base):
+    """A trial id handed to a station while the database answered, for a trial it may record while it does not.
+
+    The station keeps its reserved ids in its spool (:mod:`station.storage.spool`); a trial recorded
+    offline takes the next one, and keeps it when it is uploaded. The row stays (the id is never
+    given to anything else: on PostgreSQL it was taken from the ``trials`` id sequence).
+    """
+
+    __tablename__ = "trial_id_reservations"
+
+    trial_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_MAX_LEN), index=True)
+    reserved_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"TrialIdReservation(trial_id={self.trial_id!r}, station_id={self.station_id!r})"
 
 
 class SchemaVersion(Base):

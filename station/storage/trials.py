@@ -52,6 +52,7 @@ from station.storage.models import (
     Patient,
     StanceSide,
     Trial,
+    TrialIdReservation,
     TrialState,
     utc_now,
 )
@@ -332,6 +333,14 @@ def write_trial_recording(session: Session, trial_id: int, target: str | Path | 
     return recording
 
 
+def next_sqlite_trial_id(session: Session) -> int:
+    """On SQLite (no id sequence): the id after every trial's and every reserved one
+    (:class:`~station.storage.models.TrialIdReservation`); call it inside the write transaction."""
+    top = session.scalar(select(func.max(Trial.id))) or 0
+    reserved = session.scalar(select(func.max(TrialIdReservation.trial_id))) or 0
+    return int(max(top, reserved)) + 1
+
+
 # -- the writer of a running trial ------------------------------------------------------
 
 
@@ -425,6 +434,8 @@ class TrialWriter:
                 feet_ml_mm=geometry.feet_ml_mm, plate_source=str(plate_source or ""), notes=str(notes or ""),
                 station_id=station,
             )
+            if session.get_bind().dialect.name == "sqlite":  # never an id reserved for a station's spool
+                trial.id = next_sqlite_trial_id(session)
             session.add(trial)
             touch_station(session, station)
             session.flush()
@@ -494,21 +505,8 @@ class TrialWriter:
         f = np.array(self._f[:n], dtype=np.float64)
         g = np.array(self._g[:n], dtype=np.uint32)
         payload = encode_block(t, f, g)
-        now = utc_now()
         try:
-            with write_session(self._sessions) as session:
-                result = session.execute(
-                    update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
-                    .values(n_frames=Trial.n_frames + n, duration_s=float(t[-1]), updated_at=now)
-                    .execution_options(synchronize_session=False))
-                if result.rowcount != 1:
-                    state = session.scalar(select(Trial.state).where(Trial.id == self.trial_id))
-                    raise Conflict(f"trial {self.trial_id} is "
-                                   + ("gone" if state is None else f"no longer running (it is {state.value})")
-                                   + "; its last frames were not stored")
-                session.add(FrameBlock(trial_id=self.trial_id, block_index=self._next_block, first_t_s=float(t[0]),
-                                       last_t_s=float(t[-1]), n_frames=n, encoding=ENCODING, payload=payload,
-                                       written_at=now))
+            self._store_block(self._next_block, t, payload, utc_now())
         except StorageError:
             raise
         except Exception as exc:  # a database error: the frames stay buffered for the next try
@@ -519,6 +517,23 @@ class TrialWriter:
         self.blocks_written += 1
         self.frames_written += n
         self.last_written_t_s = float(t[-1])
+
+    def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime) -> None:
+        """Commit one block (``t``: its times) and the trial's frame count; a subclass stores it elsewhere."""
+        n = int(t.size)
+        with write_session(self._sessions) as session:
+            result = session.execute(
+                update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
+                .values(n_frames=Trial.n_frames + n, duration_s=float(t[-1]), updated_at=now)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                state = session.scalar(select(Trial.state).where(Trial.id == self.trial_id))
+                raise Conflict(f"trial {self.trial_id} is "
+                               + ("gone" if state is None else f"no longer running (it is {state.value})")
+                               + "; its last frames were not stored")
+            session.add(FrameBlock(trial_id=self.trial_id, block_index=index, first_t_s=float(t[0]),
+                                   last_t_s=float(t[-1]), n_frames=n, encoding=ENCODING, payload=payload,
+                                   written_at=now))
 
     # -- end ----------------------------------------------------------------------------------
     def finish(self, state: TrialState | str = TrialState.COMPLETE, metrics: Mapping[str, Any] | None = None, *,
@@ -538,14 +553,7 @@ class TrialWriter:
         try:
             self.flush()
             try:
-                with write_session(self._sessions) as session:
-                    result = session.execute(
-                        update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
-                        .values(state=end, ended_at=utc_now(), metrics=plain_metrics, state_detail=str(detail or ""),
-                                frames_dropped=Trial.frames_dropped + int(frames_dropped), updated_at=utc_now())
-                        .execution_options(synchronize_session=False))
-                    if result.rowcount != 1:
-                        raise Conflict(f"trial {self.trial_id} is no longer running; it was not marked {end.value}")
+                self._store_end(end, plain_metrics, str(detail or ""), int(frames_dropped))
             except StorageError:
                 raise
             except Exception as exc:  # a database error (a full disk): said as a StorageError
@@ -560,6 +568,17 @@ class TrialWriter:
         with _UNSTORED_LOCK:
             _UNSTORED.pop(self.trial_id, None)
         self.finished_state = end
+
+    def _store_end(self, end: TrialState, metrics: Any, detail: str, frames_dropped: int) -> None:
+        """Commit the trial's end; a subclass stores it elsewhere."""
+        with write_session(self._sessions) as session:
+            result = session.execute(
+                update(Trial).where(Trial.id == self.trial_id, Trial.state == TrialState.RUNNING)
+                .values(state=end, ended_at=utc_now(), metrics=metrics, state_detail=detail,
+                        frames_dropped=Trial.frames_dropped + frames_dropped, updated_at=utc_now())
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise Conflict(f"trial {self.trial_id} is no longer running; it was not marked {end.value}")
 
     def __enter__(self) -> TrialWriter:
         return self

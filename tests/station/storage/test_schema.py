@@ -155,7 +155,7 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
     engine = create_db_engine(default_database_url(tmp_path))
     try:
         report = ensure_schema(engine)
-        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) == 4
+        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) == 5
         with engine.connect() as c:
             assert current_version(c) == latest_version()
             assert {"patients", "sessions", "trials", "frame_blocks", "schema_version", "users", "web_sessions",
@@ -165,7 +165,7 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
         assert check_schema(engine) == latest_version()
     finally:
         engine.dispose()
-    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(4, "created")]
+    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(5, "created")]
     assert list(tmp_path.glob("*backup*")) == []
 
 
@@ -323,7 +323,7 @@ def test_opening_without_upgrading_only_checks(v1_database):
         assert check_schema(engine, upgrades=()) == 1
         with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 2"):
             check_schema(engine, upgrades=V2)
-        with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 4"):
+        with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 5"):
             check_schema(engine)
     finally:
         engine.dispose()
@@ -385,12 +385,14 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
     finally:
         db.close()
     assert np.array_equal(after.t_s, before.t_s) and np.array_equal(after.forces_n, before.forces_n)
-    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
+    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4, 5]
     assert {t: rows(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in V1_TABLES} == counts
     assert rows(path, "SELECT id, code, birth_year, sex, height_cm, affected_side, notes, created_at "
                       "FROM patients ORDER BY id") == patients_before
-    # every trial column as it was; the v3 column station_id last, unknown (null) for a trial from before
-    assert [r[:-1] for r in rows(path, "SELECT * FROM trials ORDER BY id")] == trials_before
+    # every trial column as it was; then the v3 column station_id, unknown (null) for a trial from before, and
+    # the v5 upload_key (null: not uploaded from a spool)
+    assert [r[:-2] for r in rows(path, "SELECT * FROM trials ORDER BY id")] == trials_before
+    assert rows(path, "SELECT upload_key FROM trials") == [(None,)]
     assert rows(path, "SELECT station_id FROM trials") == [(None,)]
     assert rows(path, "SELECT code, programme FROM patients ORDER BY id") == [
         ("P-001", None), ("P-002", '{"drills": [{"name": "reach", "duration_s": 60}]}')]
