@@ -224,7 +224,7 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: StationSettings, live: LiveStation | None = None, *, db: Database | None = None,
-               trials: Any = None) -> FastAPI:
+               trials: Any = None, spool: Any = None) -> FastAPI:
     """Build the app.
 
     Parameters
@@ -239,6 +239,10 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     trials : TrialController, optional
         The live-trial controller (:class:`station.clinic.controller.TrialController`);
         may be attached later as ``app.state.trials``.
+    spool : Spool, optional
+        The station's spool (:class:`station.storage.spool.Spool`): logged-in therapists keep their
+        sessions, new patients are kept and the status says "offline: N trials waiting to upload"
+        while the database is unreachable.
     """
     own_db = db is None
     if db is None:
@@ -261,6 +265,7 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     app.state.db = db
     app.state.write_sessions = write_sessions(db)
     app.state.trials = trials
+    app.state.spool = spool
     _add_exception_handlers(app)
 
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")

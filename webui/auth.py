@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request, Response
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from station.core.config import StationSettings
@@ -53,6 +54,7 @@ from station.storage.accounts import (
 )
 from station.storage.db import Database
 from station.storage.models import User, WebSession, utc_now
+from station.storage.spool import Spool, database_reachable
 from station.storage.values import InvalidValue
 
 __all__ = [
@@ -136,6 +138,10 @@ def _db(request: Request) -> Database:
     return request.app.state.db
 
 
+def _spool(request: Request) -> Spool | None:
+    return getattr(request.app.state, "spool", None)
+
+
 def _settings(request: Request) -> StationSettings:
     return request.app.state.settings
 
@@ -158,15 +164,31 @@ def request_auth(request: Request) -> Auth | None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         db = _db(request)
+        spool = _spool(request)
         now = utc_now()
-        with db.sessions() as session:
-            web_session = find_web_session(session, token, policy=session_policy(_settings(request)), now=now)
+        policy = session_policy(_settings(request))
+        try:
+            with db.sessions() as session:
+                web_session = find_web_session(session, token, policy=policy, now=now)
+            offline = False
+        except DBAPIError:
+            if spool is None or database_reachable(db):
+                raise
+            # the database is unreachable: a session it verified before still works (the spool's copy)
+            web_session = spool.find_session(token, idle=policy.idle, now=now)
+            offline = True
         if web_session is not None:
             auth = Auth(user=web_session.user, web_session=web_session)
-            if now - web_session.last_seen_at >= TOUCH_EVERY:
+            if offline:
+                if now - web_session.last_seen_at >= TOUCH_EVERY:
+                    spool.touch_session(token, now)  # type: ignore[union-attr]
+            elif now - web_session.last_seen_at >= TOUCH_EVERY:
                 try:
                     with write_session(request) as session:
                         touch_web_session(session, web_session.id, now=now)
+                    if spool is not None:
+                        web_session.last_seen_at = max(web_session.last_seen_at, now)
+                        spool.remember_session(web_session, web_session.user.username)
                 except Exception as exc:  # a busy database must not fail the request
                     log.warning("cannot record the use of a web session: %s", exc)
     request.state.auth = auth
@@ -215,6 +237,12 @@ def log_in(request: Request, username: str, password: str) -> tuple[str, Auth]:
         token, web_session = open_web_session(session, user, client=client, policy=session_policy(settings), now=now)
         web_session.user = user
     auth = Auth(user=user, web_session=web_session)
+    spool = _spool(request)
+    if spool is not None:  # the login keeps working on this station while the database is unreachable
+        try:
+            spool.remember_session(web_session, user.username)
+        except Exception as exc:
+            log.warning("cannot keep a copy of the web session in the spool: %s", exc)
     request.state.auth = auth
     request.state.user = user
     request.state.csrf_token = auth.csrf_token
@@ -225,11 +253,22 @@ def log_in(request: Request, username: str, password: str) -> tuple[str, Auth]:
 def log_out(request: Request) -> bool:
     """End the request's web session (audit: ``logout``); False when there was none."""
     token = request.cookies.get(SESSION_COOKIE)
-    with write_session(request) as session:
-        web_session = close_web_session(session, token)
-        if web_session is None:
+    spool = _spool(request)
+    try:
+        with write_session(request) as session:
+            web_session = close_web_session(session, token)
+            if web_session is None:
+                return False
+            audit(session, "logout", username=web_session.user.username, client=client_address(request))
+    except DBAPIError:
+        if spool is None or database_reachable(_db(request)):
+            raise
+        if spool.find_session(token, idle=session_policy(_settings(request)).idle) is None:
             return False
-        audit(session, "logout", username=web_session.user.username, client=client_address(request))
+        spool.forget_session(token, ended_offline=True)  # ended in the database when it answers again
+    else:
+        if spool is not None:
+            spool.forget_session(token)
     request.state.auth = None
     request.state.user = None
     request.state.csrf_token = ""

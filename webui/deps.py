@@ -14,6 +14,9 @@ Use them as ``Annotated`` types in route signatures (names are stable):
     transaction begins ``IMMEDIATE`` (SQLite's write lock at once, so a write
     after a read cannot fail because the trial writer committed meanwhile).
     The repository functions (:mod:`station.storage.trials`) commit.
+``OptionalSpool``
+    The station's spool (:class:`~station.storage.spool.Spool`, ``app.state.spool``): where trials, frames
+    and new patients go while the database is unreachable; None when the station has none.
 ``TrialsDep``
     The live-trial controller (:class:`station.clinic.controller.TrialController`,
     ``app.state.trials``); 503 when there is none.
@@ -59,6 +62,7 @@ from station.core.config import StationSettings
 from station.live.pipeline import LiveStation
 from station.storage.db import Database
 from station.storage.models import User
+from station.storage.spool import Spool
 from webui.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -156,6 +160,10 @@ def get_db_or_none(request: Request) -> Database | None:
     return getattr(request.app.state, "db", None)
 
 
+def get_spool_or_none(request: Request) -> Spool | None:
+    return getattr(request.app.state, "spool", None)
+
+
 def get_current_user(request: Request, _cookie: Annotated[str | None, Security(session_cookie)] = None) -> User:
     """The API's login check: 401 without a session; 403 on a state-changing request without the CSRF header."""
     auth = request_auth(request)
@@ -221,6 +229,7 @@ LiveDep = Annotated[LiveStation, Depends(get_live)]
 OptionalLive = Annotated[LiveStation | None, Depends(get_live_or_none)]
 OptionalTrials = Annotated[TrialController | None, Depends(get_trials_or_none)]
 OptionalDatabase = Annotated[Database | None, Depends(get_db_or_none)]
+OptionalSpool = Annotated[Spool | None, Depends(get_spool_or_none)]
 SettingsDep = Annotated[StationSettings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -100,6 +100,17 @@ class UserPublic(BaseModel):
 # -- plate ----------------------------------------------------------------------------------------
 
 
+class StorageStatus(BaseModel):
+    """Where the station's trials go: the database, or the spool while the database is unreachable."""
+
+    online: bool | None = Field(description="the database answered at the last check (null: not checked yet)")
+    waiting_trials: int = Field(description="trials recorded while the database was unreachable, not uploaded yet")
+    message: str = Field(description='"offline: N trials waiting to upload", "uploading: N trials waiting" or ""')
+    free_trial_ids: int = Field(description="trial ids reserved for this station's offline trials, unused")
+    notices: list[dict[str, Any]] = Field(default=[], description="what past uploads changed (patient code "
+                                          "conflicts), newest first: {at, message}")
+
+
 class PlateStatus(BaseModel):
     """The live state of the plate."""
 
@@ -135,6 +146,8 @@ class PlateStatus(BaseModel):
     warnings: list[str]
     started_at: str
     station_id: str
+    storage: StorageStatus | None = Field(default=None, description="the station's spool (null without one): "
+                                          "is the database answering, trials waiting to upload")
 
 
 # -- patients -------------------------------------------------------------------------------------
@@ -179,6 +192,8 @@ class PatientPublic(BaseModel):
     programme: dict[str, Any] | None = None
     n_trials: int = 0
     last_trial_at: dt.datetime | None = None
+    offline: bool = Field(default=False, description="made while the database was unreachable: kept on this "
+                          "station, uploaded when it answers (its code may change then, see the status's notices)")
 
 
 # -- live tests -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import DBAPIError
 
 from station.clinic.live_trial import LiveTrial
 from station.clinic.sim_patient import SimulatedPatient
@@ -41,6 +42,7 @@ from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
 from station.storage.db import Database, StorageError
 from station.storage.models import TrialState
 from station.storage.patients import get_patient
+from station.storage.spool import Spool, database_reachable
 from station.storage.trials import TrialWriter, latest_metrics
 from station.storage.visits import todays_visit
 
@@ -146,16 +148,20 @@ class TrialController:
         instruction is aborted ("no lift-off").
     clock : callable
         Monotonic seconds (for the timeout and the elapsed time).
+    spool : Spool, optional
+        Where trials go while the database is unreachable (:mod:`station.storage.spool`); without
+        one, a test cannot start then.
     """
 
     def __init__(self, live: Any, db: Database, *, geometry: PlateGeometry,
                  single_leg: SingleLegConfig | None = None, simulated_patient: str | None = None,
                  rng: np.random.Generator | None = None, lift_timeout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, spool: Spool | None = None) -> None:
         if not lift_timeout_s > 0:
             raise ValueError(f"lift_timeout_s must be positive, got {lift_timeout_s!r}")
         self.live = live
         self.db = db
+        self.spool = spool
         self.geometry = geometry
         self.single_leg = single_leg if single_leg is not None else SingleLegConfig()
         self.lift_timeout_s = float(lift_timeout_s)
@@ -234,8 +240,7 @@ class TrialController:
         ValueError
             A bad protocol, side or parameter (the message names it).
         """
-        with self.db.sessions() as session:
-            get_patient(session, patient_code)  # an unknown patient is said so first, even while a trial runs
+        self._lookup(patient_code, visit=False)  # an unknown patient is said so first, even while a trial runs
         params = dict(params or {})
         if protocol.startswith(("drill:", "drill-")) and "limits" not in params:
             limits = self.patient_limits(patient_code)
@@ -247,27 +252,33 @@ class TrialController:
                 raise TrialBusy(f"trial {self._snap['trial_id']} is running: abort it or wait for its end")
             if self._claimed_by:
                 raise TrialBusy(f"the plate is in use: {self._claimed_by}")
-            with self.db.sessions() as session:
-                patient = get_patient(session, patient_code)
-                code, age = patient.code, _age_years(patient.birth_year)
-                visit_id = todays_visit(session, code).id
+            code, age, visit_id = self._lookup(patient_code, visit=True)
             metadata: dict[str, str] = {"patient": code}
             if age is not None:
                 metadata["age_years"] = f"{age:g}"
             rate = float(self.live.feed.info.get("nominal_rate_hz") or 80.0)
             protocol = getattr(runner, "protocol", protocol)  # drill:reach is stored as drill-reach
-            writer = TrialWriter.start(
-                self.db.sessions, session_id=visit_id, protocol=protocol, stance_side=stance_side,
-                settings={**runner.metadata(), **metadata}, sample_rate_hz=rate, geometry=self.geometry,
-                calibration=self.live.pipeline.calibration, plate_source=str(self.live.feed.info.get("kind", "")),
-                time_origin_s=0.0,
-            )
+            trial_args: dict[str, Any] = dict(
+                protocol=protocol, stance_side=stance_side, settings={**runner.metadata(), **metadata},
+                sample_rate_hz=rate, geometry=self.geometry, calibration=self.live.pipeline.calibration,
+                plate_source=str(self.live.feed.info.get("kind", "")), time_origin_s=0.0)
+            writer: TrialWriter | None = None
+            if visit_id is not None:
+                try:
+                    writer = TrialWriter.start(self.db.sessions, session_id=visit_id, **trial_args)
+                except DBAPIError:
+                    if not self._offline():
+                        raise
+            if writer is None:  # the database is unreachable: the trial goes to the spool
+                assert self.spool is not None
+                writer = self.spool.start_trial(patient_code=code, station_id=self.db.station_id, **trial_args)
             self._abort_reason = None
             self._events.clear()
             self._snap = {
                 **self._idle_snapshot(), "running": True, "trial_id": writer.trial_id, "patient": code,
                 "protocol": protocol, "stance_side": stance_side, "state": "starting",
                 "instruction": runner.message, "started_at": time.time(),
+                "offline": bool(getattr(writer, "offline", False)),
             }
             self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
@@ -287,14 +298,43 @@ class TrialController:
             log.info("trial %d started: %s %s %s", writer.trial_id, code, protocol, stance_side or "")
             return writer.trial_id
 
+    def _offline(self) -> bool:
+        """True when there is a spool and the database does not answer now (its trials go to the spool)."""
+        if self.spool is None:
+            return False
+        offline = not database_reachable(self.db)
+        self.spool.online = not offline
+        return offline
+
+    def _lookup(self, patient_code: str, *, visit: bool) -> tuple[str, float | None, int | None]:
+        """(code, age, id of today's visit) from the database; while it is unreachable, from the spool
+        (no visit: the upload finds or opens it)."""
+        try:
+            with self.db.sessions() as session:
+                patient = get_patient(session, patient_code)
+                code, age = patient.code, _age_years(patient.birth_year)
+                visit_id = todays_visit(session, code).id if visit else None
+            return code, age, visit_id
+        except DBAPIError:
+            if not self._offline():
+                raise
+        assert self.spool is not None
+        code, birth_year = self.spool.find_patient(patient_code)
+        return code, _age_years(birth_year), None
+
     def patient_limits(self, patient_code: str) -> dict[str, float] | None:
         """The patient's limits of stability from their latest complete ``limits`` drill, or None.
 
         Reach and rhythm targets are placed at a percentage of these (typical
         adult limits when the patient has none measured).
         """
-        with self.db.sessions() as session:
-            metrics = latest_metrics(session, patient_code, "drill-limits")
+        try:
+            with self.db.sessions() as session:
+                metrics = latest_metrics(session, patient_code, "drill-limits")
+        except DBAPIError:
+            if not self._offline():
+                raise
+            return None
         limits = (metrics or {}).get("limits")
         if not isinstance(limits, dict) or not all(isinstance(limits.get(k), (int, float)) and limits[k] > 0
                                                    for k in ("forward_mm", "backward_mm", "left_mm", "right_mm")):
@@ -336,7 +376,7 @@ class TrialController:
     def _idle_snapshot(self) -> dict[str, Any]:
         return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
                 "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
-                "stored": None, "error": "", "started_at": None}
+                "stored": None, "error": "", "started_at": None, "offline": False}
 
     def _make_runner(self, protocol: str, stance_side: str | None,
                      params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner | DrillRunner:

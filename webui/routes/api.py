@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from station.storage.disk import disk_warning
-from webui.deps import LiveDep, SettingsDep, get_current_user
+from webui.deps import LiveDep, OptionalSpool, SettingsDep, get_current_user
 from webui.models import Health, PlateStatus, Problem
 from webui.routes import auth, export, live_tests, patients, trials
 
@@ -33,16 +33,20 @@ station = APIRouter(tags=["station"])
 
 @station.get("/status", response_model=PlateStatus, summary="The plate's live state",
              responses={503: {"model": Problem, "description": "the plate is not running"}})
-def status(live: LiveDep, settings: SettingsDep) -> Any:
+def status(live: LiveDep, settings: SettingsDep, spool: OptionalSpool) -> Any:
     """Plate source, sample rate achieved, dropped and glitch frames, Fz, COP, calibration date.
 
-    ``warnings`` also says when the disk is nearly full (no test can be stored below 50 MB free).
+    ``warnings`` also says when the disk is nearly full (no test can be stored below 50 MB free), and
+    "offline: N trials waiting to upload" while the database is unreachable (``storage``: the spool).
     """
     status = live.status(calibration_max_age_days=settings.calibration_max_age_days)
     disk = disk_warning(settings.data_dir)  # a full disk is said before a test fails to be stored
     if disk:
         status["warnings"] = [*status.get("warnings", []), disk]
-    return {**status, "station_id": settings.station_id}
+    storage = spool.status() if spool is not None else None
+    if storage is not None and storage["online"] is False:
+        status["warnings"] = [*status.get("warnings", []), storage["message"]]
+    return {**status, "station_id": settings.station_id, "storage": storage}
 
 
 @station.get("/openapi.json", include_in_schema=False)

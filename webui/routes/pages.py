@@ -56,6 +56,7 @@ from webui.deps import (
     FormCsrf,
     OptionalDatabase,
     OptionalLive,
+    OptionalSpool,
     OptionalTrials,
     PageUser,
     SessionDep,
@@ -129,7 +130,7 @@ def _disk(path: Path) -> dict[str, Any] | None:
 
 @router.get("/", response_class=HTMLResponse)
 def station_page(request: Request, settings: SettingsDep, user: PageUser, live: OptionalLive,
-                 db: OptionalDatabase) -> HTMLResponse:
+                 db: OptionalDatabase, spool: OptionalSpool) -> HTMLResponse:
     status = live.status(calibration_max_age_days=settings.calibration_max_age_days) if live is not None else None
     db_size = None
     if db is not None and getattr(db, "path", None) is not None and db.path.exists():
@@ -139,9 +140,11 @@ def station_page(request: Request, settings: SettingsDep, user: PageUser, live: 
     disk_low = disk_warning(Path(settings.data_dir))
     if disk_low:
         warnings.append(disk_low)
+    storage = spool.status() if spool is not None else None
     return _render(request, "station.html", {"active": "station", "status": status, "plate": settings.plate,
                                              "disk": disk, "db_size_mb": db_size, "warnings": warnings,
-                                             "stations": _stations(db), "station_id": settings.station_id})
+                                             "stations": _stations(db), "station_id": settings.station_id,
+                                             "storage": storage})
 
 
 def _stations(db: Any) -> list[dict[str, Any]] | None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 
 from station.storage.models import Patient
 from station.storage.patients import (
@@ -20,7 +21,8 @@ from station.storage.patients import (
     patient_trial_counts,
     update_patient,
 )
-from webui.deps import CsrfHeader, SessionDep
+from station.storage.spool import database_reachable
+from webui.deps import CsrfHeader, DatabaseDep, OptionalSpool, SessionDep
 from webui.models import PatientCode, PatientCreate, PatientPublic, PatientUpdate, Problem
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -48,9 +50,21 @@ def patients_list(session: SessionDep) -> Any:
 
 @router.post("", response_model=PatientPublic, status_code=201, summary="Add a patient",
              responses={409: {"model": Problem, "description": "the code is taken (codes ignore case)"}})
-def patients_create(body: PatientCreate, session: SessionDep, _: CsrfHeader) -> Any:
-    patient = create_patient(session, body.code, birth_year=body.birth_year, sex=body.sex, height_cm=body.height_cm,
-                             affected_side=body.affected_side, notes=body.notes)
+def patients_create(body: PatientCreate, session: SessionDep, db: DatabaseDep, spool: OptionalSpool,
+                    _: CsrfHeader) -> Any:
+    """While the database is unreachable, the patient is kept on this station (``offline``: true) and
+    uploaded when it answers; a code made in two rooms meanwhile is resolved then (docs/web.md)."""
+    fields = dict(birth_year=body.birth_year, sex=body.sex, height_cm=body.height_cm,
+                  affected_side=body.affected_side, notes=body.notes)
+    try:
+        patient = create_patient(session, body.code, **fields)
+    except DBAPIError:
+        session.rollback()
+        if spool is None or database_reachable(db):
+            raise
+        row = spool.add_patient(body.code, **fields)
+        return {**{k: row[k] for k in ("code", "birth_year", "sex", "height_cm", "affected_side", "notes")},
+                "created_at": row["created_at"], "offline": True}
     return patient_public(patient)
 
 
