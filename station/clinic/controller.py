@@ -42,8 +42,9 @@ from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
 from station.storage.db import Database, StorageError
 from station.storage.models import TrialState
 from station.storage.patients import get_patient
-from station.storage.spool import Spool, database_reachable
+from station.storage.spool import Spool, SpoolTrialWriter, database_reachable
 from station.storage.trials import TrialWriter, latest_metrics
+from station.storage.values import Conflict
 from station.storage.visits import todays_visit
 
 __all__ = ["PROTOCOLS", "TrialBusy", "TrialController"]
@@ -180,6 +181,9 @@ class TrialController:
         self._finished_cbs: list[Callable[[dict[str, Any]], None]] = []
         self._claimed_by = ""
         self._runner: Any = None
+        #: the running trial's writer: the database's, or the spool's (from the start, or handed over)
+        self._writer: TrialWriter | None = None
+        self._trial_args: dict[str, Any] = {}
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -272,6 +276,8 @@ class TrialController:
             if writer is None:  # the database is unreachable: the trial goes to the spool
                 assert self.spool is not None
                 writer = self.spool.start_trial(patient_code=code, station_id=self.db.station_id, **trial_args)
+            self._writer = writer
+            self._trial_args = {**trial_args, "patient_code": code}
             self._abort_reason = None
             self._events.clear()
             self._snap = {
@@ -282,7 +288,7 @@ class TrialController:
             }
             self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
-                              on_keep=lambda frame: self._store(writer, frame))
+                              on_keep=self._store)
             if self.patient_sim is not None:
                 sample = self.live.latest()
                 self._command(self.patient_sim.on_start(plate_occupied=bool(sample and sample.occupied)))
@@ -434,11 +440,14 @@ class TrialController:
             except (ValueError, RuntimeError) as exc:
                 log.warning("simulated patient: %s %s refused: %s", name, params, exc)
 
-    def _store(self, writer: TrialWriter, frame: ForceFrame) -> None:
+    def _store(self, frame: ForceFrame) -> None:
+        writer = self._writer
+        assert writer is not None
         try:
             writer.add(frame)
-        except StorageError as exc:  # the frames stay buffered; the next block retries
-            self._note_error(str(exc))
+        except StorageError as exc:  # the frames stay buffered; the next block retries (or the spool takes them)
+            if not self._hand_over(exc):
+                self._note_error(str(exc))
         except ValueError as exc:
             log.warning("trial %d: frame not stored: %s", writer.trial_id, exc)
 
@@ -488,9 +497,10 @@ class TrialController:
                 if self.player is not None and isinstance(trial.runner, DrillRunner):
                     self._play(trial.runner)
                 try:
-                    writer.tick()
+                    self._writer.tick()  # type: ignore[union-attr]
                 except StorageError as exc:
-                    self._note_error(str(exc))
+                    if not self._hand_over(exc):
+                        self._note_error(str(exc))
                 if (lift_told is not None and trial.runner.onset_s is None
                         and self._clock() - lift_told > self.lift_timeout_s):
                     self._publish(trial, trial.abort(f"no lift-off within {self.lift_timeout_s:g} s"), t0)
@@ -510,7 +520,20 @@ class TrialController:
                 except Exception:
                     log.exception("a trial-finished callback failed")
 
+    def _hand_over(self, exc: StorageError) -> bool:
+        """The database stopped answering during the trial: the spool takes the rest of it (same trial id);
+        True when it did."""
+        writer = self._writer
+        if (self.spool is None or writer is None or isinstance(writer, SpoolTrialWriter)
+                or isinstance(exc, Conflict) or not self._offline()):
+            return False
+        self._writer = self.spool.adopt(writer, station_id=self.db.station_id, **self._trial_args)
+        with self._lock:
+            self._snap.update(offline=True, error="")
+        return True
+
     def _finish(self, trial: LiveTrial, writer: TrialWriter) -> None:
+        writer = self._writer or writer
         trial.close()
         runner = trial.runner
         result: dict[str, Any] | None = None
@@ -529,7 +552,13 @@ class TrialController:
             except ValueError as exc:  # too short to score
                 state, detail = TrialState.INCOMPLETE, f"not scored: {exc}"
         try:
-            writer.finish(state, result, detail=detail, frames_dropped=trial.overflowed)
+            try:
+                writer.finish(state, result, detail=detail, frames_dropped=trial.overflowed)
+            except StorageError as exc:
+                if not self._hand_over(exc):
+                    raise
+                writer = self._writer  # the spool's: it stores the rest and the end
+                writer.finish(state, result, detail=detail, frames_dropped=trial.overflowed)  # type: ignore[union-attr]
             stored = True
         except StorageError as exc:
             self._note_error(f"trial {writer.trial_id} could not be stored: {exc}")

@@ -163,7 +163,7 @@ def open_station_database(settings: StationSettings) -> Any:
 
     try:
         return open_database(settings.database_url, data_dir=settings.data_dir, check_integrity=True,
-                             station_id=settings.station_id)
+                             station_id=settings.station_id, allow_unreachable=True)
     except StorageError as exc:
         raise UserError(str(exc)) from None
 
@@ -194,6 +194,23 @@ def recover_trials(settings: StationSettings, *, db: Any = None) -> list[int]:
     if ids:
         say(f"storage: {len(ids)} trial(s) interrupted by a stop or a crash kept as incomplete: {ids}")
     return ids
+
+
+def start_spool(settings: StationSettings, db: Any) -> tuple[Any, Any]:
+    """On a database server: the station's spool (trials go there while the server does not answer) and its
+    uploader thread; (None, None) on the station's own SQLite file, which cannot be unreachable."""
+    if db.is_sqlite:
+        return None, None
+    from station.storage.spool import Spool, SpoolUploader
+
+    spool = Spool.open(settings.data_dir, station_id=settings.station_id)
+    kept = spool.recover_interrupted()
+    if kept:
+        say(f"storage: {len(kept)} trial(s) recorded offline and interrupted kept as incomplete: {kept}")
+    waiting = spool.waiting()
+    if waiting:
+        say(f"storage: {waiting} trial(s) recorded while the database was unreachable wait to upload")
+    return spool, SpoolUploader(db, spool).start()
 
 
 class ButtonActions:
@@ -390,10 +407,20 @@ def run_station(args: argparse.Namespace) -> int:
     except BaseException:
         folder_lock.release()
         raise
+    spool, uploader = None, None
     try:
-        recover_trials(settings, db=db)
+        if db.schema_pending:
+            say(f"storage: {db.name} does not answer: the station records into its spool and uploads when it "
+                "answers")
+        else:
+            recover_trials(settings, db=db)
+        spool, uploader = start_spool(settings, db)
         acq = start_plate(settings)
     except BaseException:
+        if uploader is not None:
+            uploader.stop()
+        if spool is not None:
+            spool.close()
         db.close()
         folder_lock.release()
         raise
@@ -410,7 +437,7 @@ def run_station(args: argparse.Namespace) -> int:
         patient = settings.simulator.patient
         controller = TrialController(live, db, geometry=settings.plate.geometry(),
                                      simulated_patient=None if patient == "none" else patient,
-                                     rng=np.random.default_rng(settings.simulator.seed))
+                                     rng=np.random.default_rng(settings.simulator.seed), spool=spool)
         if live.synthetic and patient != "none":
             say(f"simulated patient: {patient.replace('_', ' ')} (performs the tests started on this plate)")
         visit = Visit(controller, db)
@@ -418,7 +445,7 @@ def run_station(args: argparse.Namespace) -> int:
 
         from webui.app import create_app
 
-        web = WebServer(create_app(settings, live, db=db, trials=controller), host=settings.web.host,
+        web = WebServer(create_app(settings, live, db=db, trials=controller, spool=spool), host=settings.web.host,
                         port=settings.web.port)
         if not web.start():
             cause = f": {web.bind_failure.error.lower()}" if web.bind_failure.error else ""
@@ -429,7 +456,7 @@ def run_station(args: argparse.Namespace) -> int:
         from station.storage.accounts import list_users
 
         with db.sessions() as session:
-            if not list_users(session):
+            if not db.schema_pending and not list_users(session):
                 say("web: no therapist account yet: create one with 'balance-station user add NAME' "
                     "(with the same --data-dir/--config)")
 
@@ -486,6 +513,10 @@ def run_station(args: argparse.Namespace) -> int:
             buttons.close()
         if live is not None:
             live.stop()
+        if uploader is not None:
+            uploader.stop()
+        if spool is not None:
+            spool.close()
         db.close()
         acq.stop()
         folder_lock.release()

@@ -22,6 +22,7 @@ import pygame  # noqa: E402
 from station.core.config import ScreenSettings
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
+from station.screen import view
 from station.screen.flow import ControlledDrill, FlowContext, HomeMode, TrialMode
 from station.screen.game import GameMode
 from station.screen.live_view import LiveMode
@@ -38,6 +39,9 @@ CUES: dict[str, tuple[str | None, str | None]] = {
     "finished": ("round_end", "success"),
 }
 
+
+#: how often the screen looks at the spool's status, in s
+STORAGE_PERIOD_S = 2.0
 
 class ScreenApp(Window):
     """The screen loop: input, update, draw, at a fixed frame rate.
@@ -64,6 +68,7 @@ class ScreenApp(Window):
         self._followed: set[int] = set()
         self._clock = pygame.time.Clock()
         self._drawn_mode: Mode | None = None
+        self._storage_cache: tuple[float, str] | None = None
         self._shown_key: object = None
         self.ctx = None
         if visit is not None:
@@ -153,12 +158,36 @@ class ScreenApp(Window):
         # a screen that says what it shows (a menu) is drawn only when that changes; the picture stays up
         frame_key = getattr(self.mode, "frame_key", None)
         key = frame_key(self.surface) if callable(frame_key) else None
+        storage = self.storage_line()
+        if key is not None:
+            key = (key, storage)
         if key is None or key != self._shown_key:
             self.mode.draw(self.surface)
+            if storage:
+                w, h = self.surface.get_size()
+                view.text(self.surface, storage, (w - w // 40, h - h // 40), size_px=max(14, h // 36),
+                          colour=view.WARN, anchor="bottomright", bold=True)
             pygame.display.flip()
         self._shown_key = key
         self.frames_drawn += 1
         self._clock.tick(self.settings.fps)
+
+    def storage_line(self) -> str:
+        """"offline: N trials waiting to upload" while the database is unreachable (the station's spool,
+        :mod:`station.storage.spool`), else ""; looked at every :data:`STORAGE_PERIOD_S`."""
+        spool = getattr(getattr(self.visit, "controller", None), "spool", None)
+        if spool is None:
+            return ""
+        now = time.monotonic()
+        if self._storage_cache is None or now - self._storage_cache[0] >= STORAGE_PERIOD_S:
+            try:
+                status = spool.status()
+                line = status["message"] if status["online"] is False else ""
+            except Exception:  # the screen must never stop for a status line
+                log.exception("cannot read the spool's status")
+                line = ""
+            self._storage_cache = (now, line)
+        return self._storage_cache[1]
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.quit_requested:

@@ -68,6 +68,7 @@ __all__ = [
     "create_db_engine",
     "create_session_factory",
     "default_database_url",
+    "finish_opening",
     "session_station_id",
     "RESTORE_HINT",
     "check_sqlite_file",
@@ -216,6 +217,9 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    #: opened while the server did not answer (``open_database(..., allow_unreachable=True)``): its schema is
+    #: checked (created, upgraded) when it answers, before anything is written (:func:`finish_opening`)
+    schema_pending: bool = False
 
     @property
     def url(self) -> URL:
@@ -260,7 +264,8 @@ class Database:
 
 
 def open_database(url: str | URL | None = None, *, data_dir: str | Path | None = None, echo: bool = False,
-                  upgrade: bool = True, check_integrity: bool = False, station_id: str | None = None) -> Database:
+                  upgrade: bool = True, check_integrity: bool = False, station_id: str | None = None,
+                  allow_unreachable: bool = False) -> Database:
     """Open the station's database, creating it or upgrading its schema as needed.
 
     Parameters
@@ -282,6 +287,10 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         The station using the database (``StationSettings.station_id``): every trial
         started through it records it (several stations may share one clinic database),
         and (with ``upgrade``) its ``stations`` row says it started now, running this program.
+    allow_unreachable : bool
+        A database server (not a SQLite file) that does not answer now is opened all the same, with
+        ``schema_pending`` set: the station then records into its spool (:mod:`station.storage.spool`),
+        whose uploader calls :func:`finish_opening` when the server answers.
 
     Raises
     ------
@@ -297,7 +306,7 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     :func:`station.storage.trials.recover_interrupted` once at start-up
     (other commands may run while the station records a trial).
     """
-    from sqlalchemy.exc import DatabaseError
+    from sqlalchemy.exc import DatabaseError, OperationalError
 
     if url is None:
         if data_dir is None:
@@ -317,12 +326,38 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         else:
             schema.check_schema(engine)
     except DatabaseError as exc:
+        if allow_unreachable and not db.is_sqlite and isinstance(exc, OperationalError) and not _answers(db):
+            log.warning("%s does not answer (%s): opened without it", db.name, _first_line(exc))
+            db.schema_pending = True
+            return db
         engine.dispose()
         raise StorageError(f"{db.name}: the database cannot be read ({_first_line(exc)}): {RESTORE_HINT}") from None
     except Exception:
         engine.dispose()
         raise
     return db
+
+
+def _answers(db: Database) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
+
+
+def finish_opening(db: Database) -> None:
+    """For a database opened while its server did not answer: create or upgrade its schema now (it answers)."""
+    if not db.schema_pending:
+        return
+    schema.ensure_schema(db.engine)
+    if db.station_id:
+        _note_station(db, db.station_id)
+    db.schema_pending = False
 
 
 def _note_station(db: Database, station_id: str) -> None:

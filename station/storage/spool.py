@@ -80,7 +80,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from station.core.geometry import PlateGeometry
 from station.storage.accounts import audit, hash_token
 from station.storage.blocks import ENCODING
-from station.storage.db import Database, StorageError, create_db_engine, write_session
+from station.storage.db import Database, StorageError, create_db_engine, finish_opening, write_session
 from station.storage.models import (
     PATIENT_CODE_MAX_LEN,
     AffectedSide,
@@ -188,6 +188,9 @@ _TRIALS = Table(
     Column("n_frames", Integer, nullable=False, default=0),
     Column("duration_s", Float, nullable=False, default=0.0),
     Column("frames_dropped", Integer, nullable=False, default=0),
+    #: started in the database, handed over to the spool when it stopped answering (:meth:`Spool.adopt`):
+    #: the upload completes the trial row that is there
+    Column("adopted", Boolean, nullable=False, default=False),
     Column("uploaded_at", UTCDateTime()),
 )
 _BLOCKS = Table(
@@ -394,6 +397,31 @@ class Spool:
         log.info("trial %d: the database is unreachable, recorded into the spool", trial_id)
         return SpoolTrialWriter(self, int(trial_id), **writer_options)
 
+    def adopt(self, writer: TrialWriter, *, patient_code: str, protocol: str, sample_rate_hz: float,
+              geometry: PlateGeometry, stance_side: StanceSide | str | None = None,
+              settings: Mapping[str, Any] | None = None, calibration: Any = None, plate_source: str = "",
+              station_id: str | None = None, **_: Any) -> SpoolTrialWriter:
+        """Take over a running trial whose database stopped answering: its frames not stored yet, and the
+        ones to come, go here, from the block after the last one stored; the upload completes the trial
+        row that is in the database (same id). Returns the writer to use from now on."""
+        side = as_enum(StanceSide, stance_side, "stance_side")
+        now = utc_now()
+        with self._write() as c, c.begin():
+            c.execute(insert(_TRIALS).values(
+                trial_id=writer.trial_id, upload_key=_new_key(), patient_code=str(patient_code),
+                station_id=station_id or self.station_id, state=TrialState.RUNNING.value, state_detail="",
+                protocol=protocol, stance_side=side.value if side else None,
+                settings=plain_json(dict(settings or {}), what="settings"),
+                calibration=calibration_summary(calibration), notes="", started_at=now, updated_at=now,
+                sample_rate_hz=float(sample_rate_hz), plate_ml_mm=geometry.ml_mm, plate_ap_mm=geometry.ap_mm,
+                feet_ml_mm=geometry.feet_ml_mm, plate_source=str(plate_source or ""), adopted=True))
+        spooled = SpoolTrialWriter(self, writer.trial_id, flush_period_s=writer.flush_period_s,
+                                   max_block_frames=writer.max_block_frames, clock=writer._clock)  # noqa: SLF001
+        spooled._take_over(writer)  # noqa: SLF001
+        log.warning("trial %d: the database stopped answering; the rest of the trial goes to the spool",
+                    writer.trial_id)
+        return spooled
+
     def recover_interrupted(self) -> list[int]:
         """Trials left running here by a station that stopped: kept as ``incomplete`` (once, at start-up)."""
         now = utc_now()
@@ -590,7 +618,8 @@ class Spool:
         inserted = 0
         with write_session(db.sessions) as session:
             trial = session.get(Trial, trial_id)
-            if trial is not None and trial.upload_key != row["upload_key"]:
+            adopted = bool(row["adopted"]) and trial is not None and trial.upload_key in (None, row["upload_key"])
+            if trial is not None and trial.upload_key != row["upload_key"] and not adopted:
                 raise StorageError(f"trial {trial_id}: the database has another trial with that id; "
                                    "the spooled one was not uploaded")
             patient = session.scalar(select(Patient).where(func.lower(Patient.code) == row["patient_code"].lower()))
@@ -602,6 +631,10 @@ class Spool:
                 "n_frames", "duration_s", "frames_dropped", "station_id")}
             values["state"] = TrialState(row["state"])
             values["stance_side"] = as_enum(StanceSide, row["stance_side"], "stance_side")
+            if adopted:  # the trial's row is there from its start: its end is what the spool has
+                values = {k: values[k] for k in ("state", "state_detail", "metrics", "ended_at", "updated_at",
+                                                 "frames_dropped")}
+                values["upload_key"] = row["upload_key"]
             if trial is None:
                 visit = _visit_of_day(session, patient, row["started_at"])
                 trial = Trial(id=trial_id, session_id=visit.id, upload_key=row["upload_key"], **values)
@@ -618,6 +651,12 @@ class Spool:
                                        last_t_s=b["last_t_s"], n_frames=b["n_frames"], encoding=b["encoding"],
                                        payload=b["payload"], written_at=b["written_at"], upload_key=b["upload_key"]))
                 inserted += 1
+            session.flush()
+            if adopted:  # the frames stored before the hand-over, and those after it
+                n, last = session.execute(select(func.coalesce(func.sum(FrameBlock.n_frames), 0),
+                                                 func.max(FrameBlock.last_t_s))
+                                          .where(FrameBlock.trial_id == trial_id)).one()
+                trial.n_frames, trial.duration_s = int(n), float(last or 0.0)
             touch_station(session, row["station_id"])
         with self._write() as c, c.begin():  # uploaded: the frames are in the database now
             c.execute(update(_TRIALS).where(_TRIALS.c.trial_id == trial_id).values(uploaded_at=utc_now()))
@@ -647,6 +686,14 @@ class SpoolTrialWriter(TrialWriter):
         self.spool = spool
         #: stored offline (the controller and the status page say so)
         self.offline = True
+
+    def _take_over(self, writer: TrialWriter) -> None:
+        """Continue ``writer``'s trial: its buffered frames, time origin and block numbering."""
+        self._t, self._f, self._g = writer._t, writer._f, writer._g  # noqa: SLF001
+        self._t0, self._last_t = writer._t0, writer._last_t  # noqa: SLF001
+        self._next_block = writer._next_block  # noqa: SLF001
+        self.frames_written, self.blocks_written = writer.frames_written, writer.blocks_written
+        self.last_written_t_s = writer.last_written_t_s
 
     def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime) -> None:
         n = int(t.size)
@@ -692,6 +739,7 @@ class SpoolUploader:
             self.spool.online = False
             return None
         try:
+            finish_opening(self.db)  # opened while the server did not answer: its schema first
             report = self.spool.upload(self.db)
             if self.spool.free_ids() < REFILL_BELOW and (self.spool.station_id or self.db.station_id):
                 self.spool.reserve_ids(self.db)

@@ -98,6 +98,8 @@ class PgProxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, so the port is free again
             listener.close()
         for s in conns:
             with contextlib.suppress(OSError):

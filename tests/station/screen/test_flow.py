@@ -333,3 +333,23 @@ def test_the_start_screen_is_drawn_again_only_when_it_changes(station, monkeypat
     assert (pygame.surfarray.array3d(app.surface) != before).any()
     app.tick()
     assert drawn == [0, 1] and app.frames_drawn == 7
+
+
+def test_the_patient_screen_says_when_trials_wait_to_upload(station):
+    """While the clinic database is unreachable the screen's status says so (the station's spool)."""
+
+    class Spool:
+        online = True
+
+        def status(self):
+            return {"online": self.online, "waiting_trials": 2,
+                    "message": "offline: 2 trials waiting to upload" if self.online is False else ""}
+
+    app, controller, _ = station()
+    controller.spool = Spool()
+    app.tick()
+    assert app.storage_line() == ""
+    controller.spool.online = False
+    app._storage_cache = None  # (looked at every 2 s)
+    app.tick()
+    assert app.storage_line() == "offline: 2 trials waiting to upload"

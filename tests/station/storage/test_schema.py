@@ -444,3 +444,36 @@ def test_user_names_are_unique_ignoring_case_after_the_upgrade(v1_database):
         with pytest.raises(sqlite3.IntegrityError):
             raw.execute("INSERT INTO users (username, password_hash, created_at, disabled, failed_logins) "
                         "VALUES ('anna', 'y', '2025-01-01 00:00:00', 0, 0)")
+
+
+def test_the_v5_upgrade_adds_unique_upload_keys_and_trial_id_reservations(v1_database, tmp_path):
+    """Schema version 5 (a station records into its spool while the database is unreachable): the upload keys
+    are unique (an upload inserts each trial, block and patient once), and a reserved trial id is never given
+    to a trial stored online on SQLite, which has no id sequence."""
+    from station.storage.spool import Spool
+
+    path, old_trial, _ = v1_database
+    db = open_database(data_dir=path.parent, station_id="room-a")
+    try:
+        assert rows(path, "SELECT MAX(version) FROM schema_version") == [(5,)]
+        assert rows(path, "SELECT upload_key FROM trials") == [(None,)]
+        spool = Spool.open(tmp_path / "spool", station_id="room-a")
+        try:
+            reserved = spool.reserve_ids(db, 3)
+        finally:
+            spool.close()
+        assert reserved == [old_trial + 1, old_trial + 2, old_trial + 3]
+        with db.sessions() as s:
+            visit = open_visit(s, "P-002")
+        w = TrialWriter.start(db.sessions, session_id=visit.id, protocol="free", sample_rate_hz=80,
+                              geometry=PlateGeometry())
+        w.finish("aborted")
+        assert w.trial_id == old_trial + 4  # above the reserved ids
+    finally:
+        db.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE trials SET upload_key = 'k1' WHERE id = ?", (old_trial,))
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute("UPDATE trials SET upload_key = 'k1' WHERE id = ?", (w.trial_id,))
+        for table in ("patients", "frame_blocks"):
+            assert (f"ix_{table}_upload_key", 1) in [(r[1], r[2]) for r in raw.execute(f"PRAGMA index_list({table})")]
