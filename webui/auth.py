@@ -167,16 +167,20 @@ def request_auth(request: Request) -> Auth | None:
         spool = _spool(request)
         now = utc_now()
         policy = session_policy(_settings(request))
-        try:
-            with db.sessions() as session:
-                web_session = find_web_session(session, token, policy=policy, now=now)
-            offline = False
-        except DBAPIError:
-            if spool is None or database_reachable(db):
-                raise
-            # the database is unreachable: a session it verified before still works (the spool's copy)
-            web_session = spool.find_session(token, idle=policy.idle, now=now)
-            offline = True
+        offline = spool is not None and spool.offline  # known to be down: no waiting for a connection
+        if not offline:
+            try:
+                with db.sessions() as session:
+                    web_session = find_web_session(session, token, policy=policy, now=now)
+            except DBAPIError:
+                if spool is None or database_reachable(db):
+                    raise
+                offline = True
+            else:
+                if web_session is None and spool is not None:
+                    spool.forget_session(token)  # ended or expired in the database: not valid offline either
+        if offline:  # a session the database verified before still works (the spool's copy)
+            web_session = spool.find_session(token, idle=policy.idle, now=now)  # type: ignore[union-attr]
         if web_session is not None:
             auth = Auth(user=web_session.user, web_session=web_session)
             if offline:

@@ -315,6 +315,9 @@ class TrialController:
     def _lookup(self, patient_code: str, *, visit: bool) -> tuple[str, float | None, int | None]:
         """(code, age, id of today's visit) from the database; while it is unreachable, from the spool
         (no visit: the upload finds or opens it)."""
+        if self.spool is not None and self.spool.offline:  # known to be down: no waiting for a connection
+            code, birth_year = self.spool.find_patient(patient_code)
+            return code, _age_years(birth_year), None
         try:
             with self.db.sessions() as session:
                 patient = get_patient(session, patient_code)

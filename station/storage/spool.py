@@ -132,6 +132,8 @@ RESERVE_IDS = 50
 REFILL_BELOW = 25
 #: how often the uploader checks the database, in s
 CHECK_EVERY_S = 5.0
+#: how long the status shows what an upload changed (a patient code conflict), in days
+NOTICE_DAYS = 14.0
 
 _M = MetaData()
 _IDS = Table(
@@ -317,15 +319,24 @@ class Spool:
         return ids
 
     # -- patients ----------------------------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        """The last check found the database unreachable (callers then go straight to the spool, instead of
+        waiting for a connection that times out)."""
+        return self.online is False
+
     def remember_patients(self, db: Database) -> int:
-        """Copy the database's patient codes (and birth years) here; returns how many."""
+        """Copy the database's patient codes (and birth years) here, when they changed; returns how many."""
         with db.sessions() as session:
-            rows = session.execute(select(Patient.code, Patient.birth_year)).all()
-        with self._write() as c, c.begin():
-            c.execute(delete(_KNOWN))
-            if rows:
-                c.execute(insert(_KNOWN), [{"code_lower": code.lower(), "code": code, "birth_year": by}
-                                           for code, by in rows])
+            rows = {(str(code), by) for code, by in session.execute(select(Patient.code, Patient.birth_year))}
+        with self.engine.connect() as c:
+            kept = {(str(code), by) for code, by in c.execute(select(_KNOWN.c.code, _KNOWN.c.birth_year))}
+        if rows != kept:  # no write (and no sync of the SD card) every few seconds for nothing
+            with self._write() as c, c.begin():
+                c.execute(delete(_KNOWN))
+                if rows:
+                    c.execute(insert(_KNOWN), [{"code_lower": code.lower(), "code": code, "birth_year": by}
+                                               for code, by in rows])
         return len(rows)
 
     def find_patient(self, code: str) -> tuple[str, int | None]:
@@ -457,11 +468,13 @@ class Spool:
         with self._write() as c, c.begin():
             c.execute(insert(_NOTICES).values(at=utc_now(), message=str(message)))
 
-    def notices(self, limit: int = 20) -> list[dict[str, Any]]:
-        """What the therapist must know about past uploads (patient code conflicts), newest first."""
+    def notices(self, limit: int = 20, *, days: float = NOTICE_DAYS) -> list[dict[str, Any]]:
+        """What the therapist must know about the uploads of the last ``days`` (patient code conflicts), newest
+        first (the audit log keeps them for good)."""
+        since = utc_now() - dt.timedelta(days=days)
         with self.engine.connect() as c:
-            rows = c.execute(select(_NOTICES.c.at, _NOTICES.c.message).order_by(_NOTICES.c.id.desc())
-                             .limit(limit)).all()
+            rows = c.execute(select(_NOTICES.c.at, _NOTICES.c.message).where(_NOTICES.c.at >= since)
+                             .order_by(_NOTICES.c.id.desc()).limit(limit)).all()
         return [{"at": at.isoformat(timespec="seconds"), "message": m} for at, m in rows]
 
     def status(self) -> dict[str, Any]:
@@ -496,8 +509,11 @@ class Spool:
         """The session's copy is gone (logout); ``ended_offline``: end it in the database when it answers."""
         if not token:
             return
+        where = _SESSIONS.c.token_hash == hash_token(token)
+        with self.engine.connect() as c:
+            if not c.scalar(select(func.count()).select_from(_SESSIONS).where(where)):
+                return  # nothing to write (a stale cookie costs no write)
         with self._write() as c, c.begin():
-            where = _SESSIONS.c.token_hash == hash_token(token)
             if ended_offline:
                 c.execute(update(_SESSIONS).where(where).values(ended=True))
             else:

@@ -191,9 +191,17 @@ def test_a_new_login_needs_the_database_and_a_logout_offline_ends_the_session_th
         add_user(station.db, "other", PASSWORD)
         with TestClient(station.app, base_url="http://localhost") as client, \
                 TestClient(station.app, base_url="http://localhost") as late:
+            assert late.post("/api/v1/login", json={"username": "other", "password": PASSWORD}).status_code == 200
             token = client.post("/api/v1/login", json={"username": "therapist", "password": PASSWORD}
                                 ).json()["csrf_token"]
-            assert rows(url, "SELECT COUNT(*) FROM web_sessions") == [(1,)]
+            assert rows(url, "SELECT COUNT(*) FROM web_sessions") == [(2,)]
+            # a session ended in the database (by an administrator, another station) is not kept for an outage
+            engine = create_engine(url)
+            with engine.begin() as c:
+                c.execute(text("DELETE FROM web_sessions WHERE user_id = (SELECT id FROM users "
+                               "WHERE username = 'other')"))
+            engine.dispose()
+            assert late.get("/api/v1/me").status_code == 401
             proxy.cut()
             assert station.uploader.check() is None
             assert client.get("/api/v1/me").json()["username"] == "therapist"
@@ -238,7 +246,8 @@ def test_a_trial_running_when_the_database_goes_away_is_finished_in_the_spool(se
         assert station.uploader.check().trials == []  # once
     finally:
         station.close()
-    ((state, n_frames, station_id),) = rows(url, f"SELECT state, n_frames, station_id FROM trials WHERE id = {trial_id}")
+    ((state, n_frames, station_id),) = rows(url, f"SELECT state, n_frames, station_id FROM trials "
+                                                 f"WHERE id = {trial_id}")
     assert (state, station_id) == ("complete", "room-a")
     assert n_frames == online_frames + spooled["n_frames"]
     assert rows(url, "SELECT COUNT(*) FROM trials") == [(1,)]

@@ -56,16 +56,17 @@ def patients_create(body: PatientCreate, session: SessionDep, db: DatabaseDep, s
     uploaded when it answers; a code made in two rooms meanwhile is resolved then (docs/web.md)."""
     fields = dict(birth_year=body.birth_year, sex=body.sex, height_cm=body.height_cm,
                   affected_side=body.affected_side, notes=body.notes)
-    try:
-        patient = create_patient(session, body.code, **fields)
-    except DBAPIError:
-        session.rollback()
-        if spool is None or database_reachable(db):
-            raise
-        row = spool.add_patient(body.code, **fields)
-        return {**{k: row[k] for k in ("code", "birth_year", "sex", "height_cm", "affected_side", "notes")},
-                "created_at": row["created_at"], "offline": True}
-    return patient_public(patient)
+    offline = spool is not None and spool.offline  # known to be down: no waiting for a connection
+    if not offline:
+        try:
+            return patient_public(create_patient(session, body.code, **fields))
+        except DBAPIError:
+            session.rollback()
+            if spool is None or database_reachable(db):
+                raise
+    row = spool.add_patient(body.code, **fields)  # type: ignore[union-attr]
+    return {**{k: row[k] for k in ("code", "birth_year", "sex", "height_cm", "affected_side", "notes")},
+            "created_at": row["created_at"], "offline": True}
 
 
 @router.get("/{code}", response_model=PatientPublic, summary="One patient", responses=_NOT_FOUND)
