@@ -7,6 +7,8 @@
 - :mod:`station.storage.schema`: schema versions and upgrades that never lose data;
 - :mod:`station.storage.trials`: repository functions and the writer of a running trial;
 - :mod:`station.storage.live_writer`: stores a live trial while it runs;
+- :mod:`station.storage.spool`: trials, frames and new patients kept on the station while a clinic
+  database is unreachable, uploaded once when it answers;
 - :mod:`station.commands.record`: the ``balance-station record`` command.
 
 Typical use::

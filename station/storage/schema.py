@@ -40,6 +40,11 @@ Versions:
    running on the same clinic database) and its index;
 4. ``stations``: each station using the database (its id), its software
    version, and when it was first and last heard of.
+5. the nullable, unique ``upload_key`` of ``patients``, ``trials`` and
+   ``frame_blocks`` (a client-generated key, so that what a station recorded
+   while the database was unreachable is uploaded once) and
+   ``trial_id_reservations`` (trial ids handed to each station for its offline
+   trials): :mod:`station.storage.spool`.
 
 Several stations on one PostgreSQL database: the upgrade (and the creation of
 a new database) runs under ``pg_advisory_xact_lock`` (:data:`SCHEMA_LOCK_KEY`),
