@@ -304,6 +304,12 @@ class TrialController:
             log.info("trial %d started: %s %s %s", writer.trial_id, code, protocol, stance_side or "")
             return writer.trial_id
 
+    def database_down(self) -> bool:
+        """True when there is a spool and the database is known to be down, or does not answer now."""
+        if self.spool is None:
+            return False
+        return self.spool.offline or self._offline()
+
     def _offline(self) -> bool:
         """True when there is a spool and the database does not answer now (its trials go to the spool)."""
         if self.spool is None:

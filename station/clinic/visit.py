@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from station.clinic.controller import TrialBusy, TrialController
 from station.clinic.single_leg_pair import SingleLegSession
@@ -25,10 +27,13 @@ from station.protocols.single_leg import SIDES
 from station.storage.db import Database
 from station.storage.models import ClinicSession, Patient
 from station.storage.patients import create_patient, get_patient
+from station.storage.spool import Spool
 from station.storage.trials import latest_metrics
 
 __all__ = ["PatientChoice", "Visit"]
 
+
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PatientChoice:
@@ -86,8 +91,31 @@ class Visit:
         controller.on_finished(self.trial_ended)
 
     # -- patients ---------------------------------------------------------------------------
+    def _offline(self) -> Spool | None:
+        """The station's spool when the database is known to be unreachable (the screen then works from it)."""
+        spool = self.controller.spool
+        return spool if spool is not None and spool.offline else None
+
+    def _or_spool(self, online: Callable[[], T], offline: Callable[[Spool], T]) -> T:
+        """``online()`` on the database; ``offline(spool)`` while it is unreachable."""
+        spool = self._offline()
+        if spool is None:
+            try:
+                return online()
+            except DBAPIError:
+                if self.controller.spool is None or not self.controller.database_down():
+                    raise
+                spool = self.controller.spool
+        return offline(spool)
+
     def recent_patients(self, *, limit: int = 50) -> list[PatientChoice]:
-        """Patients, the most recently seen first."""
+        """Patients, the most recently seen first (while the database is unreachable: those the station knows,
+        by code)."""
+        return self._or_spool(lambda: self._recent_patients(limit), lambda spool: [
+            PatientChoice(code=code, age_years=None if by is None else dt.date.today().year - by,
+                          affected_side=None, last_visit=None) for code, by in spool.patients()[:limit]])
+
+    def _recent_patients(self, limit: int) -> list[PatientChoice]:
         with self.db.sessions() as session:
             patients = session.scalars(select(Patient)).all()
             last: dict[int, dt.datetime] = {}
@@ -108,18 +136,30 @@ class Visit:
 
     def choose(self, code: str) -> PatientChoice:
         """Make ``code`` the patient on the station (raises NotFound); the plan starts afresh."""
-        with self.db.sessions() as session:
-            choice = self._choice(get_patient(session, code), None)
+        def online() -> PatientChoice:
+            with self.db.sessions() as session:
+                return self._choice(get_patient(session, code), None)
+
+        def offline(spool: Spool) -> PatientChoice:
+            found, by = spool.find_patient(code)
+            return PatientChoice(code=found, age_years=None if by is None else dt.date.today().year - by,
+                                 affected_side=None, last_visit=None)
+
+        choice = self._or_spool(online, offline)
         with self._lock:
             self.patient = choice
             self.plan = None
         return choice
 
     def create(self, code: str, *, birth_year: int | None = None) -> PatientChoice:
-        """Add a patient (the code is validated: pseudonymous, never a name) and choose them."""
-        with self.db.sessions() as session:
-            create_patient(session, code, birth_year=birth_year)
-            session.commit()
+        """Add a patient (the code is validated: pseudonymous, never a name) and choose them; while the database
+        is unreachable, the station keeps the patient and uploads it later (:mod:`station.storage.spool`)."""
+        def online() -> None:
+            with self.db.sessions() as session:
+                create_patient(session, code, birth_year=birth_year)
+                session.commit()
+
+        self._or_spool(online, lambda spool: spool.add_patient(code, birth_year=birth_year))
         return self.choose(code.strip())
 
     # -- the plan -------------------------------------------------------------------------------
@@ -204,16 +244,26 @@ class Visit:
         """The therapist's programme for the patient (None without a patient or a programme)."""
         if self.patient is None:
             return None
-        with self.db.sessions() as session:
-            return get_patient(session, self.patient.code).programme
+        code = self.patient.code
+
+        def online() -> dict[str, Any] | None:
+            with self.db.sessions() as session:
+                return get_patient(session, code).programme
+
+        return self._or_spool(online, lambda spool: None)  # offline: the games' defaults
 
     def last_level(self, drill: str) -> int | None:
         """The level the patient reached in their latest complete game of ``drill`` (progression carries
         over from one session to the next), or None."""
         if self.patient is None:
             return None
-        with self.db.sessions() as session:
-            metrics = latest_metrics(session, self.patient.code, f"drill-{drill}")
+        code = self.patient.code
+
+        def online() -> dict[str, Any] | None:
+            with self.db.sessions() as session:
+                return latest_metrics(session, code, f"drill-{drill}")
+
+        metrics = self._or_spool(online, lambda spool: None)
         level = (metrics or {}).get("level")
         return int(level) if isinstance(level, int) and not isinstance(level, bool) else None
 

@@ -353,6 +353,15 @@ class Spool:
                            "this station knows the patients it saw while it answered, and those made here)")
         return str(row[0]), row[1]
 
+    def patients(self) -> list[tuple[str, int | None]]:
+        """(code, birth year) of every patient known here (copied from the database, or made offline), by code."""
+        with self.engine.connect() as c:
+            made = {str(code).lower(): (str(code), by) for code, by in c.execute(
+                select(_PATIENTS.c.code, _PATIENTS.c.birth_year).where(_PATIENTS.c.uploaded_at.is_(None)))}
+            known = {str(code).lower(): (str(code), by) for code, by in c.execute(
+                select(_KNOWN.c.code, _KNOWN.c.birth_year))}
+        return sorted({**known, **made}.values(), key=lambda p: p[0].lower())
+
     def add_patient(self, code: str, *, birth_year: int | None = None, sex: Sex | str | None = None,
                     height_cm: float | None = None, affected_side: AffectedSide | str | None = None,
                     notes: str = "") -> dict[str, Any]:

@@ -262,6 +262,38 @@ def test_a_trial_running_when_the_database_goes_away_is_finished_in_the_spool(se
         db.close()
 
 
+def test_the_patient_screen_flow_works_from_the_spool_while_offline(server, tmp_path):
+    """The screen's visit (choose or add a patient, their programme and levels) works on the station's copies
+    while the database is unreachable, and a patient added there is uploaded with their test."""
+    from station.clinic.visit import Visit
+
+    url, proxy = server
+    station = Station(url, proxy, tmp_path / "a", "room-a", live=True)
+    try:
+        with station.db.sessions() as s:
+            create_patient(s, "P-001", birth_year=1970)
+        station.uploader.check()
+        visit = Visit(station.controller, station.db)
+        proxy.cut()
+        assert station.uploader.check() is None
+        assert [p.code for p in visit.recent_patients()] == ["P-001"]
+        assert visit.choose("p-001").code == "P-001"
+        assert visit.create("P-902", birth_year=1985).code == "P-902"
+        assert [p.code for p in visit.recent_patients()] == ["P-001", "P-902"]
+        assert visit.programme() is None and visit.last_level("reach") is None
+        trial_id = station.controller.start(patient_code="P-902", protocol="quiet-stance",
+                                            params={"duration_s": 5})
+        assert station.controller.wait(60.0)
+        assert station.controller.snapshot()["outcome"] == "complete"
+        proxy.restore()
+        report = station.uploader.check()
+        assert report.patients == 1 and report.trials == [trial_id]
+    finally:
+        station.close()
+    assert rows(url, "SELECT t.id, p.code, p.birth_year FROM trials t JOIN sessions s ON s.id = t.session_id "
+                     "JOIN patients p ON p.id = s.patient_id") == [(trial_id, "P-902", 1985)]
+
+
 # -- a restart in between ---------------------------------------------------------------------------------
 
 
