@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -180,14 +181,13 @@ class LiveStation:
             self._maybe_rezero(estimate)
         now = time.monotonic()
         if frame.occupied:
-            smooth = self._display.update(np.array([frame.cop_ml_mm, frame.cop_ap_mm]))
-            x, y = float(smooth[0]), float(smooth[1])
+            x, y = self._display.update_values(frame.cop_ml_mm, frame.cop_ap_mm)
             self._fz_window.append(frame.fz_n)
         else:
             self._display.reset()
             x = y = math.nan
             self._fz_window.clear()
-        weight = float(np.median(self._fz_window)) if len(self._fz_window) else 0.0
+        weight = statistics.median(self._fz_window) if self._fz_window else 0.0
         sample = LiveSample(frame=frame, cop_ml_mm=x, cop_ap_mm=y, body_weight_n=weight, received_s=now)
         with self._lock:
             self._latest = sample
