@@ -135,18 +135,14 @@ class MessageReceiver:
         """
         if self._shut:
             return []
-        if not self._messages and self.closed:
-            if timeout_s > 0:
-                time.sleep(timeout_s)
-            return []
-        if not self._messages and not self.closed:
+        if not self.closed:
             self._read_available()
             if not self._messages and not self.closed and timeout_s > 0:
                 ready, _, _ = select.select([self._fd], [], [], timeout_s)
                 if ready:
                     self._read_available()
-        elif not self.closed:
-            self._read_available()
+        if not self._messages and self.closed and timeout_s > 0:
+            time.sleep(timeout_s)
         n = len(self._messages) if max_messages is None else min(max_messages, len(self._messages))
         return [self._messages.popleft() for _ in range(n)]
 
