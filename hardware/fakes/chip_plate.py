@@ -58,7 +58,8 @@ from station.core.cop import split_load
 from station.core.frames import CELLS, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
-__all__ = ["ChipModelPlate", "FAULT_KINDS", "BACKENDS", "CLOCKS", "parse_fault", "POWER_DOWN_PULSE_US", "POWER_DOWN_EVERY_S"]
+__all__ = ["ChipModelPlate", "FAULT_KINDS", "BACKENDS", "CLOCKS", "parse_fault", "POWER_DOWN_PULSE_US",
+           "POWER_DOWN_EVERY_S"]
 
 #: the HX711 backends the plate can run (the ``[hx711] backend`` setting)
 BACKENDS = ("lgpio", "rpigpio")

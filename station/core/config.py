@@ -93,9 +93,12 @@ class SimulatorSettings(_Section):
         "none", description="--plate chip-model only: a fault injected into one chip model, 'CELL:KIND' with KIND "
                             "stuck_low (DOUT shorted to ground), unplugged (DOUT high) or power_down (a long clock "
                             "pulse every 0.5 s), e.g. 'fr:stuck_low'; 'none' for none")
-    chip_fault_after_s: float = Field(5.0, ge=0, le=86400,
-                                      description="--plate chip-model only: when the chip fault starts, after the plate "
-                                                  "opens")
+    chip_fault_after_s: float = Field(
+        5.0, ge=0, le=86400, description="--plate chip-model only: when the chip fault starts, after the plate opens")
+    chip_clock: Literal["paced", "real"] = Field(
+        "paced", description="--plate chip-model only: 'paced' runs the chip models and the backend's timing on a "
+                             "clock paced to real time (a GPIO call costs 1 us, as on a Pi); 'real' on the system "
+                             "clock, where this machine's scheduling hiccups inside a clock pulse power the chips down")
 
 
 class ControlsSettings(_Section):
