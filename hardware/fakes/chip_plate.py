@@ -41,6 +41,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -150,6 +151,7 @@ class ChipModelPlate(PlateSource):
         fault: str | None = None,
         fault_after_s: float = 0.0,
         clock: str = "paced",
+        realtime_priority: bool = False,
     ) -> None:
         super().__init__()
         if backend not in BACKENDS:
@@ -168,6 +170,9 @@ class ChipModelPlate(PlateSource):
         self.geometry = geometry if geometry is not None else PlateGeometry()
         self.seed = seed
         self.clock_name = clock
+        self.realtime_priority = bool(realtime_priority)
+        #: whether this process got real-time scheduling in open()
+        self.got_realtime_priority = False
         self.clock: Any = PacedClock() if clock == "paced" else RealClock()
         backend_clock = self.clock if clock == "paced" else None  # "real": the backend uses the time module, as on a Pi
         self._sck_by_cell = dict(zip(CELLS, (sck_gpio,) * 4 if backend == "lgpio" else tuple(sck_gpios)))
@@ -274,6 +279,8 @@ class ChipModelPlate(PlateSource):
     def open(self) -> None:
         if self._fakes is not None:
             return
+        if self.realtime_priority and not self.got_realtime_priority:
+            self.got_realtime_priority = _ask_for_realtime_scheduling()
         now = self.clock.monotonic()
         self._next_step_s = now
         self._advance_person(now)
@@ -300,9 +307,10 @@ class ChipModelPlate(PlateSource):
         fault = ""
         if self.fault is not None:
             fault = f"; fault {self.fault[0]}:{self.fault[1]} from {self.fault_after_s:g} s"
+        priority = ", real-time priority" if self.got_realtime_priority else ""
         pace = "paced real time" if self.clock_name == "paced" else "real time on the system clock"
         return (f"HX711 chip model: {self.backend.describe()}, on 4 bit-level HX711 models through fake GPIO "
-                f"modules, in {pace}; simulated person (seed {self.seed}, {self.person.mass_kg:g} kg){fault}")
+                f"modules, in {pace}{priority}; simulated person (seed {self.seed}, {self.person.mass_kg:g} kg){fault}")
 
     def command(self, name: str, /, **params: Any) -> None:
         """The simulated person's commands (``lean_to``, ``behaviour``, ``scenario``), as on the simulated plate."""
@@ -332,3 +340,12 @@ class ChipModelPlate(PlateSource):
         elif not self._fault_applied:
             setattr(self.board.chips[cell], kind, True)
             self._fault_applied = True
+
+
+def _ask_for_realtime_scheduling() -> bool:
+    """SCHED_FIFO at the lowest real-time priority for this process (its threads started later inherit it)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError):  # not allowed, or not Linux
+        return False
+    return True

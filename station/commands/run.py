@@ -89,7 +89,7 @@ def chip_model_spec(settings: StationSettings) -> SourceSpec:
         "data_gpios": list(hx.data_gpios), "max_high_us": hx.max_high_us, "ready_timeout_s": hx.ready_timeout_s,
         "seed": seed, "body_mass_kg": sim.body_mass_kg, "ml_mm": plate.ml_mm, "ap_mm": plate.ap_mm,
         "feet_ml_mm": plate.feet_ml_mm, "fault": sim.chip_fault, "fault_after_s": sim.chip_fault_after_s,
-        "clock": sim.chip_clock,
+        "clock": sim.chip_clock, "realtime_priority": True,
     })
 
 
