@@ -119,3 +119,18 @@ def test_long_clock_pulses_show_as_discarded_reads_and_a_lower_rate(tmp_path):
     assert after["dropped_frames"] >= after["discarded_reads"]  # each costs the frames of a reset
     assert after["sample_rate_hz"] < 79.0
     assert after["faults"] == 0  # discarded, never delivered: no fault
+
+
+def test_the_hx711_tables_backend_is_the_one_that_runs(tmp_path):
+    config = tmp_path / "station.toml"
+    config.write_text('[hx711]\nbackend = "rpigpio"\nsck_gpios = [5, 6, 19, 26]\n', encoding="utf-8")
+    proc, base = start_station(tmp_path, "--plate", "chip-model", "--config", str(config), "--no-screen")
+    try:
+        wait_for_frames(proc, base)
+        status = status_after(StationClient(base).login(), 5.5)
+    finally:
+        err = stop(proc)
+    print(f"\nrpigpio: {status['sample_rate_hz']} frames/s, dropped {status['dropped_frames']}")
+    assert "4 boards with a clock each (hx711 package on RPi.GPIO)" in status["plate_description"]
+    assert status["sample_rate_hz"] >= 79.5 and status["faults"] == 0 and status["discarded_reads"] == 0
+    assert "hx711 package on RPi.GPIO" in err
