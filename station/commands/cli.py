@@ -20,8 +20,9 @@ class _Parser(argparse.ArgumentParser):
 def _common_options(default: object) -> argparse.ArgumentParser:
     """Options every command takes, before or after the command's name."""
     common = _Parser(add_help=False)
-    common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=default,
-                        help="plate source (default: auto, the HX711 plate when configured and present)")
+    common.add_argument("--plate", choices=("auto", "simulated", "hx711", "chip-model"), default=default,
+                        help="plate source (default: auto, the HX711 plate when configured and present; "
+                             "chip-model: the HX711 backend on chip models fed by the simulated person)")
     common.add_argument("--config", type=Path, default=default, help="TOML configuration file")
     common.add_argument("--data-dir", type=Path, default=default, help="where recordings and the database live")
     return common

@@ -89,6 +89,16 @@ class SimulatorSettings(_Section):
     patient: Literal["healthy", "weak_abductors", "none"] = Field(
         "healthy", description="who performs the tests started on the simulated plate: a healthy person, one with "
                                "weak hip abductors (sway, touchdowns, hand support), or nobody (steer with the keys)")
+    chip_fault: str = Field(
+        "none", description="--plate chip-model only: a fault injected into one chip model, 'CELL:KIND' with KIND "
+                            "stuck_low (DOUT shorted to ground), unplugged (DOUT high) or power_down (a long clock "
+                            "pulse every 0.5 s), e.g. 'fr:stuck_low'; 'none' for none")
+    chip_fault_after_s: float = Field(
+        5.0, ge=0, le=86400, description="--plate chip-model only: when the chip fault starts, after the plate opens")
+    chip_clock: Literal["paced", "real"] = Field(
+        "paced", description="--plate chip-model only: 'paced' runs the chip models and the backend's timing on a "
+                             "clock paced to real time (a GPIO call costs 1 us, as on a Pi); 'real' on the system "
+                             "clock, where this machine's scheduling hiccups inside a clock pulse power the chips down")
 
 
 class ControlsSettings(_Section):
@@ -147,7 +157,7 @@ class StationSettings(BaseSettings):
         "balance-station", min_length=1, max_length=64,
         description="this station's name, stored with every trial it records: give each station sharing a clinic "
                     "database its own (room-a, room-b)")
-    plate_source: Literal["auto", "simulated", "hx711"] = "auto"
+    plate_source: Literal["auto", "simulated", "hx711", "chip-model"] = "auto"
     data_dir: Path = Field(default_factory=default_data_dir)
     calibration_file: Path | None = Field(None, description="default: calibration.json in the data folder")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite station.db in the data folder")

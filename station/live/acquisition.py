@@ -55,7 +55,9 @@ class SourceSpec:
     Parameters
     ----------
     kind : str
-        ``"simulated"``, ``"hx711-lgpio"``, ``"hx711-rpigpio"`` or ``"replay"``.
+        ``"simulated"``, ``"hx711-lgpio"``, ``"hx711-rpigpio"``, ``"replay"`` or ``"chip-model"`` (the
+        HX711 backend on four chip models fed by a simulated person, in real time: the fake GPIO
+        modules are installed in the child only, :mod:`hardware.fakes.chip_plate`).
     params : dict
         Plain, picklable keyword arguments for the source's constructor.
     setup : str, optional
@@ -87,6 +89,10 @@ def build_source(spec: SourceSpec) -> PlateSource:
         from hardware.hx711.rpigpio_backend import PerBoardHX711Plate
 
         return PerBoardHX711Plate(**params)
+    if spec.kind == "chip-model":
+        from hardware.fakes.chip_plate import ChipModelPlate
+
+        return ChipModelPlate.from_settings(params)
     if spec.kind == "replay":
         from hardware.replay import ReplaySource
         from station.core.recording import read_recording

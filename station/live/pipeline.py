@@ -24,7 +24,7 @@ import numpy as np
 
 from calibration.model import Calibration
 from station.core.cop import GRAVITY_M_S2
-from station.core.frames import CELLS, ForceFrame, FrameFlag, RawFrame
+from station.core.frames import CELLS, SYNTHETIC_SOURCES, ForceFrame, FrameFlag, RawFrame
 from station.signal.drift import ZeroEstimate, ZeroTracker
 from station.signal.forces import ForcePipeline
 
@@ -261,7 +261,7 @@ class LiveStation:
 
     @property
     def synthetic(self) -> bool:
-        return self.feed.info.get("kind") in ("simulated", "replay")
+        return self.feed.info.get("kind") in SYNTHETIC_SOURCES
 
     def status(self, *, calibration_max_age_days: float = 30.0) -> dict[str, Any]:
         """The state of the plate for the status page and ``GET /api/v1/status``."""
