@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
+    from pages import build, scored
 
     import station.storage.accounts
-    from pages import build, scored
     from station.core.config import StationSettings
     from station.storage.db import open_database
     from tests.webui.helpers import login, seed_trials
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pg, cs = statistics.median(page_times) * 1000, statistics.median(csv_times)
     print(f"# clinic database: python {platform.python_version()} on {platform.machine()}, PostgreSQL {version} "
-          f"at {server.rsplit('/', 1)[0]}/..., median of {repeats} runs; seeded {args.trials} trials in {seeded_s:.1f} s")
+          f"at {server.rsplit('/', 1)[0]}/..., median of {repeats} runs; "
+          f"seeded {args.trials} trials in {seeded_s:.1f} s")
     print(f"patient page, {args.page_trials} trials in {-(-args.page_trials // 10)} visits: median {pg:.1f} ms "
           f"(min {min(page_times) * 1000:.1f}, max {max(page_times) * 1000:.1f}); target {PAGE_TARGET_MS:.0f} ms: "
           + ("met" if pg < PAGE_TARGET_MS else "MISSED"))

@@ -34,10 +34,10 @@ def env(tmp_path):
 
 
 def test_the_station_id_setting_defaults_and_is_checked(tmp_path):
+    import socket
+
     from station.core.config import load_settings
     from station.core.errors import UserError
-
-    import socket
 
     # the machine's host name (its first label), so that stations sharing a database differ without a setting
     assert load_settings(data_dir=tmp_path).station_id == socket.gethostname().split(".")[0][:64]

@@ -165,7 +165,8 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
         assert check_schema(engine) == latest_version()
     finally:
         engine.dispose()
-    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(latest_version(), "created")]
+    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [
+        (latest_version(), "created")]
     assert list(tmp_path.glob("*backup*")) == []
 
 
