@@ -80,12 +80,15 @@ def wants_html(request: Request) -> bool:
 ERROR_TITLES = {400: "The request was not understood", 403: "Not allowed", 404: "Not found",
                 405: "Not possible here", 409: "Not possible right now", 413: "Too large",
                 422: "Something in the form is not right", 500: "Something went wrong on the station",
+                502: "The station did not answer",
                 503: "The station cannot answer right now"}
 #: what to do next, by status
 ERROR_ADVICE = {404: "The link may be old, or the patient or trial was never stored under that name.",
                 409: "Wait for the running test to end, or abort it on the live page, then try again.",
                 500: "The station logged what happened. Try again; if it happens again, tell whoever "
                      "looks after the station.",
+                502: "Check that the station is running and that this computer reaches its web page (the link in "
+                     "the list of stations), then try again.",
                 503: "Try again in a moment."}
 
 
