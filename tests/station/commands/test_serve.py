@@ -111,6 +111,8 @@ def test_serve_lists_the_stations_and_starts_a_test_on_one_through_its_api(tmp_p
             on_station = StationClient(station_base).login().get("/api/v1/tests/current")
             assert on_station["trial_id"] == trial_id and on_station["patient"] == "P-001"
             assert browser.get("/live/stations/room-a/current")["trial_id"] == trial_id  # through the office
+            followed = browser.page(f"/live?station=room-a&patient=P-001&started={trial_id}")  # where a form lands
+            assert f'data-station="room-a" data-trial="{trial_id}"' in followed and "/static/office.js" in followed
             assert browser.get(f"/api/v1/trials/{trial_id}")["state"] == "running"  # the one database
 
             # the station's own answers come back: a test is already running there
