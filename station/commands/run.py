@@ -432,6 +432,9 @@ def run_station(args: argparse.Namespace) -> int:
         heartbeat = Heartbeat(db, settings.station_id, web_url=settings.web.station_url()).start()
         say(f"station id: {settings.station_id}; its contact and web address ({heartbeat.web_url}) are noted "
             "in the database every 30 s")
+        if not db.is_sqlite and not settings.web.public_url and settings.web.host in ("127.0.0.1", "localhost", "::1"):
+            say("web: other computers (balance-station serve) cannot reach this station at a loopback address: "
+                "set [web] public_url to the address they use (docs/clinic.md)")
         from station.storage.accounts import list_users
 
         with db.sessions() as session:
