@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", parents=[common], help="put a backup in place of the database (station stopped)")
     add_restore_arguments(p)
 
+    from station.commands.serve import add_arguments as _serve_arguments
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="only the web pages, on the clinic database: the office computer (no plate)")
+    _serve_arguments(p)
+
     from station.commands.user import add_arguments as _user_arguments
 
     p = sub.add_parser("user", parents=[common], help="therapist accounts of the web page: add, list, passwd, disable")
@@ -106,6 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_station(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from station.commands.serve import serve_command
+
+    return serve_command(args)
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     from station.commands.user import user_command
 
@@ -125,7 +137,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record, "drill": cmd_drill,
-            "user": cmd_user, "backup": cmd_backup, "restore": cmd_restore}
+            "user": cmd_user, "backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

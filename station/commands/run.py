@@ -432,6 +432,7 @@ def run_station(args: argparse.Namespace) -> int:
     web: WebServer | None = None
     buttons: ButtonActions | None = None
     controller: TrialController | None = None
+    heartbeat: Any = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
@@ -457,6 +458,14 @@ def run_station(args: argparse.Namespace) -> int:
                             "(is another station running? use --port)")
         say(f"web: http://{settings.web.host}:{settings.web.port}/ (log in as a therapist; "
             "/api/v1/health answers without a login)")
+        from station.storage.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(db, settings.station_id, web_url=settings.web.station_url()).start()
+        say(f"station id: {settings.station_id}; its contact and web address ({heartbeat.web_url}) are noted "
+            "in the database every 30 s")
+        if not db.is_sqlite and not settings.web.public_url and settings.web.host in ("127.0.0.1", "localhost", "::1"):
+            say("web: other computers (balance-station serve) cannot reach this station at a loopback address: "
+                "set [web] public_url to the address they use (docs/clinic.md)")
         from station.storage.accounts import list_users
 
         with db.sessions() as session:
@@ -513,6 +522,8 @@ def run_station(args: argparse.Namespace) -> int:
             screen.close(f"the station was stopped ({how})" if how else "the station was stopped")
         if web is not None:
             web.stop()
+        if heartbeat is not None:
+            heartbeat.stop()
         if buttons is not None:
             buttons.close()
         if live is not None:

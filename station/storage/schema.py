@@ -39,7 +39,9 @@ Versions:
    trials recorded before, and for trials written by an older program still
    running on the same clinic database) and its index;
 4. ``stations``: each station using the database (its id), its software
-   version, and when it was first and last heard of.
+   version, and when it was first and last heard of;
+5. ``stations.web_url`` (nullable): where the station's web page and API
+   answer, so that ``balance-station serve`` can start a test on it.
 
 Several stations on one PostgreSQL database: the upgrade (and the creation of
 a new database) runs under ``pg_advisory_xact_lock`` (:data:`SCHEMA_LOCK_KEY`),
@@ -197,11 +199,17 @@ def _v4_stations(connection: Connection) -> None:
     _V4.create_all(connection, checkfirst=False)
 
 
+def _v5_station_web_url(connection: Connection) -> None:
+    """Add the nullable ``stations.web_url``: where the station's web page and API answer."""
+    connection.exec_driver_sql("ALTER TABLE stations ADD COLUMN web_url VARCHAR(200)")
+
+
 #: the upgrade steps after version 1, in order
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(2, "web accounts, sessions and audit log; patients get a drill programme", _v2_web_accounts),
     Upgrade(3, "trials say which station recorded them", _v3_trial_station),
     Upgrade(4, "the stations using the database", _v4_stations),
+    Upgrade(5, "stations say where their web page answers", _v5_station_web_url),
 )
 
 
