@@ -14,11 +14,21 @@ dropped, and the real CPU time per frame (``time.process_time``, median of
 many frames were discarded for long clock-high phases on this machine (here
 a "GPIO call" is a call into the Python fake, not lgpio on a Pi, so this
 shows the scheduler's hiccups, not a Pi's GPIO speed).
+
+Last, ``--process-s`` seconds (default 10; 0 skips it) of the acquisition
+process as the station runs it (:class:`station.live.acquisition.AcquisitionProcess`):
+the simulated plate, and the chip-model plate (``--plate chip-model``: the
+backend in the child clocking the chip models fed by the simulated person) with
+each backend on the paced clock, and the lgpio one on the system clock. For each:
+the frame rate over the last 400 frames (what the status page shows), frames
+missing from the timeline, reads discarded by the backend, and the CPU of the
+child process in % of one core (from ``/proc``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -83,11 +93,52 @@ def run(make: Callable[..., tuple[Any, Board]], *, clock: Any, duration_s: float
     }
 
 
+#: the acquisition process's rows: (name, SourceSpec kind, params)
+PROCESS_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    ("simulated plate", "simulated", {"seed": 1, "realtime": True}),
+    ("chip-model, lgpio, paced", "chip-model", {"backend": "lgpio", "seed": 1, "realtime_priority": True}),
+    ("chip-model, rpigpio, paced", "chip-model", {"backend": "rpigpio", "seed": 1, "realtime_priority": True}),
+    ("chip-model, lgpio, real clock", "chip-model", {"backend": "lgpio", "seed": 1, "clock": "real",
+                                                      "realtime_priority": True}),
+]
+
+
+def _cpu_s(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_process(kind: str, params: dict[str, Any], *, duration_s: float) -> dict:
+    """The acquisition process on one source for ``duration_s`` after a second of warm-up."""
+    from station.live.acquisition import AcquisitionProcess, SourceSpec
+
+    acq = AcquisitionProcess(SourceSpec(kind, params))
+    acq.start()
+    try:
+        t_warm = time.monotonic() + 1.0
+        while time.monotonic() < t_warm:
+            acq.frames(timeout_s=0.2)
+        dropped0, discarded0 = acq.stats.dropped_frames, acq.stats.source.get("dropped", 0)
+        cpu0, t0 = _cpu_s(acq.pid), time.monotonic()
+        frames = 0
+        while time.monotonic() - t0 < duration_s:
+            frames += len(acq.frames(timeout_s=0.2))
+        cpu_pct = 100 * (_cpu_s(acq.pid) - cpu0) / (time.monotonic() - t0)
+        return {"frames": frames, "rate_hz": acq.rate_hz() or 0.0, "dropped": acq.stats.dropped_frames - dropped0,
+                "discarded": acq.stats.source.get("dropped", 0) - discarded0, "cpu_pct": cpu_pct,
+                "faults": acq.stats.faults}
+    finally:
+        acq.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sim-s", type=float, default=60.0, help="simulated seconds per run (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per backend for the CPU median (default 3)")
     parser.add_argument("--real-s", type=float, default=5.0, help="real-time seconds per backend (default 5)")
+    parser.add_argument("--process-s", type=float, default=10.0,
+                        help="seconds of the acquisition process per source, simulated and chip-model (default 10; "
+                             "0 skips them)")
     args = parser.parse_args()
 
     print(f"HX711 acquisition benchmark: Python {platform.python_version()} on {platform.machine()}, "
@@ -110,6 +161,18 @@ def main() -> None:
               f"{real['dropped']:>7} {real['cpu_ms_per_frame']:>12.3f} {'-':>10} {real['longest_high_us']:>11.1f}")
     print("dropped: frames (lgpio) or board readings (rpigpio) discarded for a clock-high phase over 50 us.")
     print("CPU ms/frame in virtual time includes the fake GPIO modules and the chip models (their share shown).")
+    if args.process_s > 0:
+        print()
+        header = (f"{'acquisition process':<32} {'s':>4} {'frames':>6} {'frames/s':>8} {'dropped':>7} "
+                  f"{'discarded':>9} {'CPU % core':>10}")
+        print(header)
+        print("-" * len(header))
+        for name, kind, params in PROCESS_ROWS:
+            r = run_process(kind, params, duration_s=args.process_s)
+            print(f"{name:<32} {args.process_s:>4g} {r['frames']:>6} {r['rate_hz']:>8.2f} {r['dropped']:>7} "
+                  f"{r['discarded']:>9} {r['cpu_pct']:>10.1f}" + (f"  faults {r['faults']}" if r["faults"] else ""))
+        print("frames/s over the last 400 frames (the status page's figure); dropped: frames missing from the "
+              "timeline; discarded: reads the backend threw away for a long clock-high phase.")
 
 
 if __name__ == "__main__":

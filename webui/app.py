@@ -9,7 +9,8 @@ Layout (in the manner of full-stack-fastapi-template):
 - :mod:`webui.models`: the API's pydantic models, a family per entity;
 - :mod:`webui.routes`: ``api`` (``/api/v1``, DESIGN.md section 6, assembled
   from ``auth``, ``patients``, ``live_tests``, ``trials``, ``export``),
-  ``auth.pages`` (the login page) and ``pages`` (the therapist pages).
+  ``auth.pages`` (the login page) and ``pages`` (the therapist pages); in office mode
+  (``balance-station serve``) ``office``, the live page of the stations.
 
 Access: every route needs a login except ``GET /login`` and ``POST /login``,
 ``/static``, ``GET /api/v1/health`` and ``POST /api/v1/login``. The API
@@ -51,6 +52,7 @@ from webui.deps import get_page_user, write_sessions
 from webui.guards import GuardMiddleware, api_docs_html
 from webui.routes import api, pages
 from webui.routes import auth as auth_routes
+from webui.routes import office as office_routes
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,15 @@ def wants_html(request: Request) -> bool:
 ERROR_TITLES = {400: "The request was not understood", 403: "Not allowed", 404: "Not found",
                 405: "Not possible here", 409: "Not possible right now", 413: "Too large",
                 422: "Something in the form is not right", 500: "Something went wrong on the station",
+                502: "The station did not answer",
                 503: "The station cannot answer right now"}
 #: what to do next, by status
 ERROR_ADVICE = {404: "The link may be old, or the patient or trial was never stored under that name.",
                 409: "Wait for the running test to end, or abort it on the live page, then try again.",
                 500: "The station logged what happened. Try again; if it happens again, tell whoever "
                      "looks after the station.",
+                502: "Check that the station is running and that this computer reaches its web page (the link in "
+                     "the list of stations), then try again.",
                 503: "Try again in a moment."}
 
 
@@ -224,7 +229,7 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: StationSettings, live: LiveStation | None = None, *, db: Database | None = None,
-               trials: Any = None, spool: Any = None) -> FastAPI:
+               trials: Any = None, office: bool = False, spool: Any = None) -> FastAPI:
     """Build the app.
 
     Parameters
@@ -239,6 +244,9 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     trials : TrialController, optional
         The live-trial controller (:class:`station.clinic.controller.TrialController`);
         may be attached later as ``app.state.trials``.
+    office : bool
+        The office computer's app (``balance-station serve``): the clinic database, no plate; its live
+        page (:mod:`webui.routes.office`) lists the stations and starts a test on one through its API.
     spool : Spool, optional
         The station's spool (:class:`station.storage.spool.Spool`): logged-in therapists keep their
         sessions, new patients are kept and the status says "offline: N trials waiting to upload"
@@ -265,12 +273,15 @@ def create_app(settings: StationSettings, live: LiveStation | None = None, *, db
     app.state.db = db
     app.state.write_sessions = write_sessions(db)
     app.state.trials = trials
+    app.state.office = office
     app.state.spool = spool
     _add_exception_handlers(app)
 
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.include_router(api.router)
     app.include_router(auth_routes.pages)
+    if office:  # before the pages: its live page takes the place of the station's own
+        app.include_router(office_routes.router, dependencies=[Depends(get_page_user)])
     app.include_router(pages.router, dependencies=[Depends(get_page_user)])
 
     @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(get_page_user)])

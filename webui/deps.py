@@ -20,6 +20,11 @@ Use them as ``Annotated`` types in route signatures (names are stable):
 ``TrialsDep``
     The live-trial controller (:class:`station.clinic.controller.TrialController`,
     ``app.state.trials``); 503 when there is none.
+``OfficeMode``
+    True when the app is ``balance-station serve`` (the office computer: the clinic database, no
+    plate; ``app.state.office``): the live page then starts tests on the stations through their API.
+``SessionToken``
+    The request's session cookie (str, empty without one), which ``serve`` forwards to a station.
 ``CurrentUser``
     For the JSON API: the logged-in :class:`~station.storage.models.User`;
     401 JSON without a valid session cookie; on POST/PUT/PATCH/DELETE also 403
@@ -81,16 +86,20 @@ __all__ = [
     "DatabaseDep",
     "FormCsrf",
     "LiveDep",
+    "OfficeMode",
     "PageUser",
     "SessionDep",
+    "SessionToken",
     "SettingsDep",
     "TrialsDep",
     "get_csrf_token",
     "get_current_user",
     "get_db",
     "get_live",
+    "get_office",
     "get_page_user",
     "get_session",
+    "get_session_token",
     "get_settings",
     "get_trials",
     "check_csrf_header",
@@ -164,6 +173,14 @@ def get_spool_or_none(request: Request) -> Spool | None:
     return getattr(request.app.state, "spool", None)
 
 
+def get_office(request: Request) -> bool:
+    return bool(getattr(request.app.state, "office", False))
+
+
+def get_session_token(request: Request) -> str:
+    return request.cookies.get(SESSION_COOKIE) or ""
+
+
 def get_current_user(request: Request, _cookie: Annotated[str | None, Security(session_cookie)] = None) -> User:
     """The API's login check: 401 without a session; 403 on a state-changing request without the CSRF header."""
     auth = request_auth(request)
@@ -231,6 +248,8 @@ OptionalTrials = Annotated[TrialController | None, Depends(get_trials_or_none)]
 OptionalDatabase = Annotated[Database | None, Depends(get_db_or_none)]
 OptionalSpool = Annotated[Spool | None, Depends(get_spool_or_none)]
 SettingsDep = Annotated[StationSettings, Depends(get_settings)]
+OfficeMode = Annotated[bool, Depends(get_office)]
+SessionToken = Annotated[str, Depends(get_session_token)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
 TrialsDep = Annotated[TrialController, Depends(get_trials)]

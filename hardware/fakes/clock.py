@@ -1,6 +1,6 @@
 """Clocks for the fakes: a virtual clock for deterministic runs, a real one for real-time runs.
 
-Both offer the functions of the :mod:`time` module the HX711 backends use
+All three offer the functions of the :mod:`time` module the HX711 backends use
 (``monotonic``, ``monotonic_ns``, ``perf_counter``, ``perf_counter_ns``,
 ``sleep``), so either can be passed where a backend takes ``clock=``, plus
 ``now_ns`` for :class:`hardware.hx711.chip.HX711Chip` and two hooks for the
@@ -11,13 +11,21 @@ On a :class:`VirtualClock` time moves only when something makes it move:
 ``sleep``, ``advance``, ``stall`` and the per-call cost of the fake GPIO
 functions. A minute of acquisition then runs in a few seconds, and runs
 exactly the same every time.
+
+A :class:`PacedClock` is a virtual clock kept on the real one: time moves by
+the modelled cost of each GPIO call while code runs, and catches up with the
+real clock at every ``sleep`` (sleeping for real when it is ahead). Frames then
+come at the real rate, stamped on the real monotonic clock, while a clock
+pulse lasts what the same calls would take on a Pi, whatever this machine's
+scheduler does in the middle of it.
 """
 
 from __future__ import annotations
 
 import time as _time
+from typing import Any
 
-__all__ = ["VirtualClock", "RealClock"]
+__all__ = ["VirtualClock", "RealClock", "PacedClock"]
 
 
 class VirtualClock:
@@ -123,3 +131,44 @@ class RealClock:
 
     def __repr__(self) -> str:
         return "<RealClock>"
+
+
+class PacedClock(VirtualClock):
+    """Virtual time paced to the real monotonic clock (see the module's docstring).
+
+    Between two ``sleep`` calls the time moves only by ``gpio_call_us`` per
+    fake GPIO call (and by :meth:`advance` and :meth:`stall`); ``sleep(s)``
+    moves it by ``s`` and then waits until the real clock has got there, or,
+    when the real clock is already further on (the host was slower than the
+    model), jumps to the real time. It never runs more than one sleep ahead of
+    the real clock, and lags it only by the work done since the last sleep.
+
+    Parameters
+    ----------
+    gpio_call_us : float, default 1
+        The cost of one GPIO library call (about 1 us for lgpio on a Pi 4).
+    real_ns, real_sleep : callable
+        The real clock and sleep (``time.monotonic_ns``, ``time.sleep``).
+    """
+
+    def __init__(self, *, gpio_call_us: float = 1.0, real_ns: Any = _time.monotonic_ns,
+                 real_sleep: Any = _time.sleep) -> None:
+        super().__init__(gpio_call_us=gpio_call_us)
+        self._real_ns = real_ns
+        self._real_sleep = real_sleep
+        self._now_ns = real_ns()
+        #: the most the virtual time lagged the real one at a sleep, in ns (the host's slowness)
+        self.max_lag_ns = 0
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        real = self._real_ns()
+        ahead_ns = self._now_ns - real
+        if ahead_ns > 0:
+            self._real_sleep(ahead_ns / 1e9)
+        else:
+            self.max_lag_ns = max(self.max_lag_ns, -ahead_ns)
+            self._now_ns = real
+
+    def __repr__(self) -> str:
+        return f"<PacedClock t={self._now_ns / 1e9:.6f} s>"

@@ -20,8 +20,9 @@ class _Parser(argparse.ArgumentParser):
 def _common_options(default: object) -> argparse.ArgumentParser:
     """Options every command takes, before or after the command's name."""
     common = _Parser(add_help=False)
-    common.add_argument("--plate", choices=("auto", "simulated", "hx711"), default=default,
-                        help="plate source (default: auto, the HX711 plate when configured and present)")
+    common.add_argument("--plate", choices=("auto", "simulated", "hx711", "chip-model"), default=default,
+                        help="plate source (default: auto, the HX711 plate when configured and present; "
+                             "chip-model: the HX711 backend on chip models fed by the simulated person)")
     common.add_argument("--config", type=Path, default=default, help="TOML configuration file")
     common.add_argument("--data-dir", type=Path, default=default, help="where recordings and the database live")
     return common
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", parents=[common], help="put a backup in place of the database (station stopped)")
     add_restore_arguments(p)
 
+    from station.commands.serve import add_arguments as _serve_arguments
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="only the web pages, on the clinic database: the office computer (no plate)")
+    _serve_arguments(p)
+
     from station.commands.user import add_arguments as _user_arguments
 
     p = sub.add_parser("user", parents=[common], help="therapist accounts of the web page: add, list, passwd, disable")
@@ -105,6 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_station(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from station.commands.serve import serve_command
+
+    return serve_command(args)
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     from station.commands.user import user_command
 
@@ -124,7 +137,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"analyze": cmd_analyze, "calibrate": cmd_calibrate, "record": cmd_record, "drill": cmd_drill,
-            "user": cmd_user, "backup": cmd_backup, "restore": cmd_restore}
+            "user": cmd_user, "backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,9 @@ from calibration.model import Calibration, CalibrationError, simulator_calibrati
 from hardware.base import SourceFault
 from station.clinic.controller import TrialController
 from station.clinic.visit import Visit
-from station.core.config import StationSettings, WebSettings, load_settings
+from station.core.config import HX711Settings, StationSettings, WebSettings, load_settings
 from station.core.errors import UserError
+from station.core.frames import SYNTHETIC_SOURCES
 from station.live.acquisition import AcquisitionProcess, SourceSpec
 from station.live.pipeline import LiveStation
 from station.signal.forces import ForcePipeline
@@ -71,13 +72,43 @@ def hx711_spec(settings: StationSettings) -> SourceSpec:
     })
 
 
+def chip_model_spec(settings: StationSettings) -> SourceSpec:
+    """The chip-model plate: the ``[hx711]`` backend (its defaults without the table) clocking four HX711
+    chip models in the acquisition process, the simulated person's forces on their inputs."""
+    from hardware.fakes.chip_plate import parse_fault
+
+    hx = settings.hx711 if settings.hx711 is not None else HX711Settings()
+    sim, plate = settings.simulator, settings.plate
+    try:
+        parse_fault(sim.chip_fault)
+    except ValueError as exc:
+        raise UserError(f"[simulator] {exc}") from None
+    seed = sim.seed if sim.seed is not None else random.randrange(1_000_000)
+    return SourceSpec("chip-model", {
+        "backend": hx.backend, "gpiochip": hx.gpiochip, "sck_gpio": hx.sck_gpio, "sck_gpios": list(hx.sck_gpios),
+        "data_gpios": list(hx.data_gpios), "max_high_us": hx.max_high_us, "ready_timeout_s": hx.ready_timeout_s,
+        "seed": seed, "body_mass_kg": sim.body_mass_kg, "ml_mm": plate.ml_mm, "ap_mm": plate.ap_mm,
+        "feet_ml_mm": plate.feet_ml_mm, "fault": sim.chip_fault, "fault_after_s": sim.chip_fault_after_s,
+        "clock": sim.chip_clock, "realtime_priority": True,
+    })
+
+
 def start_plate(settings: StationSettings) -> AcquisitionProcess:
     """Start the acquisition on the plate the settings ask for, and say which one it is.
 
     ``auto`` takes the HX711 plate when it is configured (an ``[hx711]`` table)
-    and answers; otherwise the simulated plate. ``hx711`` insists on the real plate.
+    and answers; otherwise the simulated plate. ``hx711`` insists on the real plate. ``chip-model`` runs
+    the HX711 backend on chip models (no fallback: a plate that does not start is an error).
     """
     choice = settings.plate_source
+    if choice == "chip-model":
+        acq = AcquisitionProcess(chip_model_spec(settings))
+        try:
+            info = acq.start()
+        except SourceFault as exc:
+            raise UserError(f"the chip-model plate did not start: {exc}") from None
+        say(f"plate: {info['description']} (as asked with --plate chip-model)")
+        return acq
     if choice in ("auto", "hx711"):
         if settings.hx711 is None:
             if choice == "hx711":
@@ -115,7 +146,7 @@ def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Ca
     the first second of readings (the plate must be empty at start), and the
     status page says it is not calibrated.
     """
-    synthetic = acq.info.get("kind") in ("simulated", "replay")
+    synthetic = acq.info.get("kind") in SYNTHETIC_SOURCES
     path = settings.calibration_path
     if path.exists():
         try:
@@ -428,6 +459,7 @@ def run_station(args: argparse.Namespace) -> int:
     web: WebServer | None = None
     buttons: ButtonActions | None = None
     controller: TrialController | None = None
+    heartbeat: Any = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
@@ -453,6 +485,14 @@ def run_station(args: argparse.Namespace) -> int:
                             "(is another station running? use --port)")
         say(f"web: http://{settings.web.host}:{settings.web.port}/ (log in as a therapist; "
             "/api/v1/health answers without a login)")
+        from station.storage.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(db, settings.station_id, web_url=settings.web.station_url()).start()
+        say(f"station id: {settings.station_id}; its contact and web address ({heartbeat.web_url}) are noted "
+            "in the database every 30 s")
+        if not db.is_sqlite and not settings.web.public_url and settings.web.host in ("127.0.0.1", "localhost", "::1"):
+            say("web: other computers (balance-station serve) cannot reach this station at a loopback address: "
+                "set [web] public_url to the address they use (docs/clinic.md)")
         from station.storage.accounts import list_users
 
         with db.sessions() as session:
@@ -509,6 +549,8 @@ def run_station(args: argparse.Namespace) -> int:
             screen.close(f"the station was stopped ({how})" if how else "the station was stopped")
         if web is not None:
             web.stop()
+        if heartbeat is not None:
+            heartbeat.stop()
         if buttons is not None:
             buttons.close()
         if live is not None:

@@ -13,6 +13,7 @@ run the station on the simulated plate.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,19 @@ SYSTEM_CONFIG = Path("/etc/balance-station/station.toml")
 def _user_config() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "balance-station" / "station.toml"
+
+
+#: the station id when the machine has no usable host name
+FALLBACK_STATION_ID = "balance-station"
+#: the longest station id (the database's column)
+STATION_ID_MAX_LEN = 64
+
+
+def default_station_id() -> str:
+    """The machine's host name (its first label, as ``hostname -s`` prints it), so that stations sharing a
+    clinic database are told apart without configuring anything; ``balance-station`` without one."""
+    name = socket.gethostname().strip().split(".")[0][:STATION_ID_MAX_LEN]
+    return name or FALLBACK_STATION_ID
 
 
 def default_data_dir() -> Path:
@@ -89,6 +103,16 @@ class SimulatorSettings(_Section):
     patient: Literal["healthy", "weak_abductors", "none"] = Field(
         "healthy", description="who performs the tests started on the simulated plate: a healthy person, one with "
                                "weak hip abductors (sway, touchdowns, hand support), or nobody (steer with the keys)")
+    chip_fault: str = Field(
+        "none", description="--plate chip-model only: a fault injected into one chip model, 'CELL:KIND' with KIND "
+                            "stuck_low (DOUT shorted to ground), unplugged (DOUT high) or power_down (a long clock "
+                            "pulse every 0.5 s), e.g. 'fr:stuck_low'; 'none' for none")
+    chip_fault_after_s: float = Field(
+        5.0, ge=0, le=86400, description="--plate chip-model only: when the chip fault starts, after the plate opens")
+    chip_clock: Literal["paced", "real"] = Field(
+        "paced", description="--plate chip-model only: 'paced' runs the chip models and the backend's timing on a "
+                             "clock paced to real time (a GPIO call costs 1 us, as on a Pi); 'real' on the system "
+                             "clock, where this machine's scheduling hiccups inside a clock pulse power the chips down")
 
 
 class ControlsSettings(_Section):
@@ -117,6 +141,11 @@ class WebSettings(_Section):
                     "names when bound to loopback, any when bound to the network",
     )
 
+    public_url: str | None = Field(
+        None, max_length=200, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the address other computers reach this station's web page at (https://station-room1.local "
+                    "behind a proxy), stored with its contact so that 'balance-station serve' can start tests "
+                    "on it; default: http://<host>:<port>, with this machine's name when bound to every address")
     https: bool = Field(
         False, description="the page is reached over HTTPS (a reverse proxy or uvicorn's TLS): session cookies "
                            "get the Secure flag (they get it anyway on a request that arrived over HTTPS)")
@@ -126,6 +155,17 @@ class WebSettings(_Section):
     login_client_max_failures: int = Field(10, ge=1, le=1000,
                                            description="failed logins from one address that lock it out")
     login_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60, description="how long a lock-out lasts")
+
+    def station_url(self) -> str:
+        """The web address other computers use for this station: ``public_url``, else made from the binding."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.getfqdn() or socket.gethostname() or "localhost"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def trusted_hosts(self) -> list[str]:
         """Host names accepted in requests: a page elsewhere cannot reach the station by DNS rebinding."""
@@ -144,10 +184,11 @@ class StationSettings(BaseSettings):
     )
 
     station_id: str = Field(
-        "balance-station", min_length=1, max_length=64,
-        description="this station's name, stored with every trial it records: give each station sharing a clinic "
-                    "database its own (room-a, room-b)")
-    plate_source: Literal["auto", "simulated", "hx711"] = "auto"
+        default_factory=default_station_id, min_length=1, max_length=STATION_ID_MAX_LEN,
+        description="this station's name, stored with every trial it records; default: the machine's host name. "
+                    "Each station sharing a clinic database needs its own (room-a, room-b): set it when two "
+                    "stations have the same host name (a Pi's default is raspberrypi)")
+    plate_source: Literal["auto", "simulated", "hx711", "chip-model"] = "auto"
     data_dir: Path = Field(default_factory=default_data_dir)
     calibration_file: Path | None = Field(None, description="default: calibration.json in the data folder")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite station.db in the data folder")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: Below this total vertical force nobody is on the plate and the COP is undefined.
@@ -49,6 +51,22 @@ def centre_of_pressure(
         x = np.where(occupied, (ml_mm / 2) * ((fr + br) - (fl + bl)) / fz, np.nan)
         y = np.where(occupied, (ap_mm / 2) * ((fl + fr) - (bl + br)) / fz, np.nan)
     return fz, x, y
+
+
+def centre_of_pressure_one(
+    forces_n: tuple[float, float, float, float], *, ml_mm: float, ap_mm: float, min_fz_n: float = DEFAULT_OCCUPANCY_N
+) -> tuple[float, float, float]:
+    """:func:`centre_of_pressure` of one frame, in plain floats: the live path's per-frame version.
+
+    The same formula and the same order of operations, so the same values to the last bit, at a
+    tenth of the cost of numpy on four numbers (the frame pump runs it 80 times a second).
+    ``ml_mm`` and ``ap_mm`` are taken as valid (a :class:`~station.core.geometry.PlateGeometry`'s).
+    """
+    fl, fr, bl, br = forces_n
+    fz = fl + fr + bl + br
+    if not fz >= min_fz_n:
+        return fz, math.nan, math.nan
+    return fz, (ml_mm / 2) * ((fr + br) - (fl + bl)) / fz, (ap_mm / 2) * ((fl + fr) - (bl + br)) / fz
 
 
 def split_load(

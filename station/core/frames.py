@@ -38,6 +38,12 @@ class FrameFlag(enum.IntFlag):
     SYNTHETIC = 8
 
 
+#: plate source kinds (``PlateSource.kind``) whose frames are not a measurement of a person: the simulated
+#: plate, a replayed recording, and the chip-model plate (the real HX711 backend on chip models fed by a
+#: simulated person); the station uses the built-in calibration and the simulated patient on them
+SYNTHETIC_SOURCES: tuple[str, ...] = ("simulated", "replay", "chip-model")
+
+
 @dataclass(frozen=True, slots=True)
 class RawFrame:
     """One reading of the four cells.

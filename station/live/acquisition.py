@@ -3,11 +3,11 @@
 HX711 clocking is timing-critical (a clock-high phase over 60 us powers the
 chip down), so it must not share an interpreter, and a GIL, with pygame or the
 web server. The child process builds the plate source from a picklable
-:class:`SourceSpec`, reads frames as fast as the source gives them and puts
-them on a :class:`multiprocessing.Queue`. The queue buffers without bound in
-the child, so a main process that stalls (a slow screen frame, a garbage
-collection, a 250 ms hiccup) loses nothing: it drains the backlog when it
-comes back.
+:class:`SourceSpec`, reads frames as fast as the source gives them and sends
+them through a pipe that never blocks it (:mod:`station.live.channel`): what the
+pipe cannot take waits in the child without bound, so a main process that
+stalls (a slow screen frame, a garbage collection, a 250 ms hiccup) loses
+nothing: it drains the backlog when it comes back.
 
 Messages from the child are tuples: ``("ready", info)``, ``("frame", packed)``,
 ``("stats", dict)``, ``("fault", message)``, ``("rejected", message)`` (a command the
@@ -35,6 +35,7 @@ from typing import Any
 
 from hardware.base import PlateSource, SourceFault
 from station.core.frames import FrameFlag, RawFrame
+from station.live.channel import MessageReceiver, MessageSender
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class SourceSpec:
     Parameters
     ----------
     kind : str
-        ``"simulated"``, ``"hx711-lgpio"``, ``"hx711-rpigpio"`` or ``"replay"``.
+        ``"simulated"``, ``"hx711-lgpio"``, ``"hx711-rpigpio"``, ``"replay"`` or ``"chip-model"`` (the
+        HX711 backend on four chip models fed by a simulated person, in real time: the fake GPIO
+        modules are installed in the child only, :mod:`hardware.fakes.chip_plate`).
     params : dict
         Plain, picklable keyword arguments for the source's constructor.
     setup : str, optional
@@ -86,6 +89,10 @@ def build_source(spec: SourceSpec) -> PlateSource:
         from hardware.hx711.rpigpio_backend import PerBoardHX711Plate
 
         return PerBoardHX711Plate(**params)
+    if spec.kind == "chip-model":
+        from hardware.fakes.chip_plate import ChipModelPlate
+
+        return ChipModelPlate.from_settings(params)
     if spec.kind == "replay":
         from hardware.replay import ReplaySource
         from station.core.recording import read_recording
@@ -113,9 +120,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, parent_pid: int) -> None:
+def _child_main(spec: SourceSpec, out_conn: Any, cmd_q: mp.Queue, stop: Any, parent_pid: int) -> None:
     """Body of the acquisition process."""
     _die_with_parent()
+    out = MessageSender(out_conn)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the station, which stops us in order
     # SIGTERM (the station's stop, or the kernel when the station died) only raises a plain flag: the
     # handler runs on the main thread, which may be inside stop.is_set() holding the shared Event's
@@ -130,16 +138,16 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
         source = build_source(spec)
         source.open()
     except Exception as exc:  # noqa: BLE001 - every failure must reach the station as a message
-        out_q.put(("error", f"{spec.kind}: {exc}"))
+        out.send(("error", f"{spec.kind}: {exc}"))
         return
-    out_q.put(("ready", {"kind": source.kind, "description": source.describe(),
+    out.send(("ready", {"kind": source.kind, "description": source.describe(),
                          "nominal_rate_hz": source.nominal_rate_hz, "pid": os.getpid()}))
     next_stats = time.monotonic() + STATS_PERIOD_S
     try:
         while not terminated[0] and not stop.is_set():
             if os.getppid() != parent_pid:
                 break  # orphaned
-            while True:
+            while not cmd_q.empty():  # a poll, no lock: cheap enough for every frame
                 try:
                     name, params = cmd_q.get_nowait()
                 except queue.Empty:
@@ -147,7 +155,7 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
                 try:
                     source.command(name, **params)
                 except (TypeError, ValueError) as exc:  # a bad command must not stop the acquisition
-                    out_q.put(("rejected", f"command {name!r}: {exc}"))
+                    out.send(("rejected", f"command {name!r}: {exc}"))
             faults_before = source.stats.faults
             try:
                 frame = source.read(timeout_s=1.0)
@@ -155,26 +163,25 @@ def _child_main(spec: SourceSpec, out_q: mp.Queue, cmd_q: mp.Queue, stop: Any, p
                 if source.stats.faults == faults_before:  # count it once, whoever counts
                     source.stats.faults += 1
                     source.stats.last_fault = str(exc)
-                out_q.put(("fault", str(exc)))
+                out.send(("fault", str(exc)))
                 stop.wait(FAULT_RETRY_S)
                 continue
             if frame is None:
-                out_q.put(("end",))
+                out.send(("end",))
                 break
-            out_q.put(("frame", _pack(frame)))
+            out.send(("frame", _pack(frame)))
             now = time.monotonic()
             if now >= next_stats:
-                out_q.put(("stats", dataclasses.asdict(source.stats)))
+                out.send(("stats", dataclasses.asdict(source.stats)))
                 next_stats = now + STATS_PERIOD_S
     except Exception as exc:  # noqa: BLE001
-        out_q.put(("error", f"{spec.kind}: {type(exc).__name__}: {exc}"))
+        out.send(("error", f"{spec.kind}: {type(exc).__name__}: {exc}"))
     finally:
         if os.getppid() != parent_pid:
-            # Orphaned (the station was killed): nobody reads the queue any more, and this process holds
-            # the pipe's other end, so flushing it at exit could block for ever once the pipe is full.
-            out_q.cancel_join_thread()
+            out.close(timeout_s=0.0)  # orphaned (the station was killed): nobody reads the pipe any more
         else:
-            out_q.put(("stats", dataclasses.asdict(source.stats)))
+            out.send(("stats", dataclasses.asdict(source.stats)))
+            out.close(timeout_s=1.0)
         source.close()
 
 
@@ -207,7 +214,8 @@ class AcquisitionProcess:
     def __init__(self, spec: SourceSpec, *, start_method: str = "spawn") -> None:
         self.spec = spec
         self._ctx = mp.get_context(start_method)
-        self._out: mp.Queue = self._ctx.Queue()
+        self._out_r, self._out_w = self._ctx.Pipe(duplex=False)
+        self._out = MessageReceiver(self._out_r)
         self._cmd: mp.Queue = self._ctx.Queue()
         self._stop = self._ctx.Event()
         self._proc: mp.process.BaseProcess | None = None
@@ -229,19 +237,20 @@ class AcquisitionProcess:
         """
         self._proc = self._ctx.Process(
             target=_child_main, name=f"acquisition-{self.spec.kind}",
-            args=(self.spec, self._out, self._cmd, self._stop, os.getpid()), daemon=True,
+            args=(self.spec, self._out_w, self._cmd, self._stop, os.getpid()), daemon=True,
         )
         self._proc.start()
+        self._out_w.close()  # the child has its own copy: the pipe ends when the child does
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            try:
-                msg = self._out.get(timeout=0.1)
-            except queue.Empty:
+            msgs = self._out.get(timeout_s=0.1, max_messages=1)  # the frames after "ready" stay for frames()
+            if not msgs:
                 if not self._proc.is_alive():
                     code = self._proc.exitcode
                     self.stop()
                     raise SourceFault(f"{self.spec.kind}: the acquisition process exited ({code})") from None
                 continue
+            (msg,) = msgs
             if msg[0] == "ready":
                 self.info = msg[1]
                 return self.info
@@ -265,10 +274,10 @@ class AcquisitionProcess:
             proc.kill()
             proc.join(1.0)
         self._proc = None
-        # let the queues' feeder threads go without waiting for a reader
-        for q in (self._out, self._cmd):
-            q.cancel_join_thread()
-            q.close()
+        # let the command queue's feeder thread go without waiting for a reader
+        self._cmd.cancel_join_thread()
+        self._cmd.close()
+        self._out.close()
 
     def __enter__(self) -> AcquisitionProcess:
         self.start()
@@ -293,13 +302,7 @@ class AcquisitionProcess:
     def frames(self, *, timeout_s: float = 0.1, max_frames: int = 10_000) -> list[RawFrame]:
         """All frames that arrived, waiting up to ``timeout_s`` for the first."""
         out: list[RawFrame] = []
-        block = True
-        while len(out) < max_frames:
-            try:
-                msg = self._out.get(timeout=timeout_s) if block else self._out.get_nowait()
-            except queue.Empty:
-                break
-            block = False
+        for msg in self._out.get(timeout_s=timeout_s, max_messages=max_frames):
             kind = msg[0]
             if kind == "frame":
                 frame = _unpack(msg[1])

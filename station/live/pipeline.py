@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 
 from calibration.model import Calibration
 from station.core.cop import GRAVITY_M_S2
-from station.core.frames import CELLS, ForceFrame, FrameFlag, RawFrame
+from station.core.frames import CELLS, SYNTHETIC_SOURCES, ForceFrame, FrameFlag, RawFrame
 from station.signal.drift import ZeroEstimate, ZeroTracker
 from station.signal.forces import ForcePipeline
 
@@ -180,14 +181,13 @@ class LiveStation:
             self._maybe_rezero(estimate)
         now = time.monotonic()
         if frame.occupied:
-            smooth = self._display.update(np.array([frame.cop_ml_mm, frame.cop_ap_mm]))
-            x, y = float(smooth[0]), float(smooth[1])
+            x, y = self._display.update_values(frame.cop_ml_mm, frame.cop_ap_mm)
             self._fz_window.append(frame.fz_n)
         else:
             self._display.reset()
             x = y = math.nan
             self._fz_window.clear()
-        weight = float(np.median(self._fz_window)) if len(self._fz_window) else 0.0
+        weight = statistics.median(self._fz_window) if self._fz_window else 0.0
         sample = LiveSample(frame=frame, cop_ml_mm=x, cop_ap_mm=y, body_weight_n=weight, received_s=now)
         with self._lock:
             self._latest = sample
@@ -261,7 +261,7 @@ class LiveStation:
 
     @property
     def synthetic(self) -> bool:
-        return self.feed.info.get("kind") in ("simulated", "replay")
+        return self.feed.info.get("kind") in SYNTHETIC_SOURCES
 
     def status(self, *, calibration_max_age_days: float = 30.0) -> dict[str, Any]:
         """The state of the plate for the status page and ``GET /api/v1/status``."""

@@ -19,6 +19,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to 
 
 import pygame  # noqa: E402
 
+from station.clinic.visit import Visit
 from station.core.config import ScreenSettings
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
@@ -26,7 +27,7 @@ from station.screen import view
 from station.screen.flow import ControlledDrill, FlowContext, HomeMode, TrialMode
 from station.screen.game import GameMode
 from station.screen.live_view import LiveMode
-from station.screen.window import Mode, Window
+from station.screen.window import Buzzer, Mode, SoundPlayer, Window
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ScreenApp(Window):
     """
 
     def __init__(self, live: LiveStation, *, geometry: PlateGeometry, settings: ScreenSettings,
-                 visit: object | None = None, controls: object | None = None, sounds: object | None = None,
+                 visit: Visit | None = None, controls: Buzzer | None = None, sounds: SoundPlayer | None = None,
                  extra_menu: list | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(settings)
         self.live = live
@@ -79,7 +80,7 @@ class ScreenApp(Window):
         else:
             self.mode = LiveMode(live, geometry)
 
-    def use_sounds(self, sounds: object) -> None:
+    def use_sounds(self, sounds: SoundPlayer) -> None:
         """Play the screen's cues (and the games') through ``sounds``."""
         self.sounds = sounds
         if self.ctx is not None:
@@ -98,10 +99,10 @@ class ScreenApp(Window):
         self.cues_played.append(name)
         sound, beep = CUES.get(name, (None, None))
         if self.sounds is not None and sound is not None:
-            self.sounds.play(sound)  # type: ignore[attr-defined]
+            self.sounds.play(sound)
         if self.controls is not None and beep is not None:
             try:
-                self.controls.beep(beep)  # type: ignore[attr-defined]
+                self.controls.beep(beep)
             except Exception:  # noqa: BLE001 - a buzzer fault must not stop the test
                 log.exception("buzzer")
 

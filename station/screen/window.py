@@ -12,6 +12,8 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the journal to the station's own lines
 
+from typing import Protocol
+
 import pygame  # noqa: E402
 
 from station.core.config import ScreenSettings
@@ -76,6 +78,18 @@ def open_display(settings: ScreenSettings) -> pygame.Surface:
         raise ScreenUnavailable(f"SDL could not open a display: {exc}") from None
     pygame.display.set_caption("Balance station")
     return surface
+
+
+class SoundPlayer(Protocol):
+    """What plays the screen's sounds (:class:`station.screen.sounds.Sounds`, or a test's recorder)."""
+
+    def play(self, cue: str | None) -> None: ...
+
+
+class Buzzer(Protocol):
+    """What beeps the station's cues (:class:`hardware.controls.StationControls`, or a test's recorder)."""
+
+    def beep(self, name: str) -> None: ...
 
 
 class Mode:

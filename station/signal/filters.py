@@ -211,21 +211,23 @@ class CausalLowpass:
         self.fs_hz = float(fs_hz)
         self.cutoff_hz = float(cutoff_hz)
         self._sos = signal.butter(self.order, self.cutoff_hz, fs=self.fs_hz, output="sos")
-        self._zi_unit = signal.sosfilt_zi(self._sos)  # (n_sections, 2), steady state for input 1
-        self._zi: np.ndarray | None = None  # (n_sections, 2, k)
-        self._started: np.ndarray | None = None  # (k,) bool
-        self._shape: tuple[int, ...] | None = None
+        zi_unit = signal.sosfilt_zi(self._sos)  # (n_sections, 2), steady state for input 1
+        # per frame the filter runs in plain floats (a few channels, 80 times a second: numpy's and
+        # sosfilt's call overhead would be nearly all of the cost); the same operations in the same
+        # order as scipy's sosfilt (direct form II transposed)
+        self._sections = [tuple(float(c) for c in row) for row in self._sos]
+        self._zi_unit = [(float(a), float(b)) for a, b in zi_unit]
+        # per channel: per section [z0, z1]; None: the channel has not started
+        self._state: list[list[list[float]] | None] | None = None
 
     @property
     def n_channels(self) -> int | None:
         """Number of channels, fixed by the first sample (None before it)."""
-        return None if self._started is None else int(self._started.size)
+        return None if self._state is None else len(self._state)
 
     def reset(self) -> None:
         """Forget the state; the next sample starts the filter again (any channel count)."""
-        self._zi = None
-        self._started = None
-        self._shape = None
+        self._state = None
 
     def group_delay_s(self, *, freq_hz: float = 0.0) -> float:
         """Group delay of the filter at ``freq_hz`` (Hz), in seconds."""
@@ -235,6 +237,39 @@ class CausalLowpass:
         # group_delay is singular exactly at 0 for some designs; 1e-6 Hz is DC for all purposes.
         _, gd = signal.group_delay((b, a), w=[max(freq_hz, 1e-6)], fs=self.fs_hz)
         return float(gd[0]) / self.fs_hz
+
+    def update_values(self, *values: float) -> tuple[float, ...]:
+        """Filter one frame given as plain numbers, one per channel; the filtered values (NaN where NaN).
+
+        What :meth:`update` does, without arrays: the live display's per-frame call.
+        """
+        k = len(values)
+        if k == 0:
+            raise ValueError("sample must hold at least one channel")
+        if self._state is None:
+            self._state = [None] * k
+        elif k != len(self._state):
+            raise ValueError(
+                f"sample has {k} channel(s) but the filter was started with {len(self._state)}; "
+                "call reset() to change the channel count"
+            )
+        out = []
+        for i, value in enumerate(values):
+            x = float(value)
+            if not math.isfinite(x):  # nobody on the plate: this channel starts afresh on its next value
+                self._state[i] = None
+                out.append(math.nan)
+                continue
+            zs = self._state[i]
+            if zs is None:  # steady state for this value: the output starts at the input
+                zs = self._state[i] = [[u0 * x, u1 * x] for u0, u1 in self._zi_unit]
+            for (b0, b1, b2, _a0, a1, a2), z in zip(self._sections, zs):
+                y = b0 * x + z[0]
+                z[0] = b1 * x - a1 * y + z[1]
+                z[1] = b2 * x - a2 * y
+                x = y
+            out.append(x)
+        return tuple(out)
 
     def update(self, sample: float | np.ndarray) -> np.ndarray:
         """Filter one frame.
@@ -253,35 +288,7 @@ class CausalLowpass:
         x = np.asarray(sample, dtype=np.float64)
         if x.ndim > 1:
             raise ValueError(f"sample must be a scalar or a 1-D frame of channels, got shape {x.shape}")
-        flat = x.reshape(-1)
-        if flat.size == 0:
-            raise ValueError("sample must hold at least one channel")
-        if self._started is None:
-            k = flat.size
-            self._zi = np.zeros((self._sos.shape[0], 2, k))
-            self._started = np.zeros(k, dtype=bool)
-            self._shape = x.shape
-        elif flat.size != self._started.size:
-            raise ValueError(
-                f"sample has {flat.size} channel(s) but the filter was started with {self._started.size}; "
-                "call reset() to change the channel count"
-            )
-        assert self._zi is not None
-        finite = np.isfinite(flat)
-        if not finite.all():
-            self._started &= finite  # NaN resets those channels
-            flat = np.where(finite, flat, 0.0)
-        fresh = finite & ~self._started
-        if fresh.any():
-            self._zi[:, :, fresh] = self._zi_unit[:, :, None] * flat[fresh]
-            self._started |= fresh
-        y, self._zi = signal.sosfilt(self._sos, flat[None, :], axis=0, zi=self._zi)
-        out = y[0]
-        if not finite.all():
-            out = np.where(finite, out, np.nan)
-            # keep the dead channels' state clean for their restart
-            self._zi[:, :, ~finite] = 0.0
-        return out.reshape(x.shape)
+        return np.array(self.update_values(*x.reshape(-1).tolist())).reshape(x.shape)
 
     __call__ = update
 

@@ -8,10 +8,8 @@ occupancy: below the threshold nobody is on the plate and the COP is NaN.
 
 from __future__ import annotations
 
-import numpy as np
-
 from calibration.model import Calibration
-from station.core.cop import DEFAULT_OCCUPANCY_N, centre_of_pressure
+from station.core.cop import DEFAULT_OCCUPANCY_N, centre_of_pressure_one
 from station.core.frames import ForceFrame, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
@@ -19,6 +17,9 @@ from station.core.geometry import PlateGeometry
 #: 80 Hz) is physically implausible for a person on the plate: it is held as a
 #: suspected glitch until the next frame confirms or refutes it.
 DEFAULT_SPIKE_N = 100.0
+
+#: one frame's forces on fl, fr, bl, br, in N
+Forces = tuple[float, float, float, float]
 
 
 class ForcePipeline:
@@ -68,8 +69,8 @@ class ForcePipeline:
         self.occupancy_n = occupancy_n
         self.spike_n = spike_n
         self.glitch_frames = 0
-        self._last_good: np.ndarray | None = None
-        self._suspect: np.ndarray | None = None
+        self._last_good: Forces | None = None
+        self._suspect: Forces | None = None
 
     def set_calibration(self, calibration: Calibration) -> None:
         """Swap the calibration (after a re-zero or a new calibration); resets the guard."""
@@ -78,7 +79,7 @@ class ForcePipeline:
         self._suspect = None
 
     def process(self, raw: RawFrame) -> ForceFrame:
-        forces = self.calibration.to_forces(raw.counts)  # per-cell gains, or the 3x4 matrix
+        forces = self.calibration.to_forces_one(raw.counts)  # per-cell gains, or the 3x4 matrix
         flags = raw.flags
         if flags & (FrameFlag.SATURATED | FrameFlag.GLITCH):
             forces = self._hold(forces, confirmable=False)
@@ -92,32 +93,28 @@ class ForcePipeline:
             self._accept(forces)
         return self._frame(raw, forces, flags)
 
-    def _lone_jump(self, forces: np.ndarray) -> bool:
+    # plain floats, not numpy: four numbers, 80 times a second (numpy's call overhead would be most of it)
+    def _lone_jump(self, forces: Forces) -> bool:
         """One cell jumps by more than spike_n while the others hardly move: a bit error's signature."""
-        step = np.abs(forces - self._last_good)
-        order = np.argsort(step)
-        return bool(step[order[-1]] > self.spike_n and step[order[-2]] < self.spike_n / 4)
+        steps = sorted(abs(f - g) for f, g in zip(forces, self._last_good))
+        return steps[-1] > self.spike_n and steps[-2] < self.spike_n / 4
 
-    def _holds_suspect(self, forces: np.ndarray) -> bool:
+    def _holds_suspect(self, forces: Forces) -> bool:
         """The frame after a suspect stays at the suspect's level: the change was real."""
-        return bool(np.max(np.abs(forces - self._suspect)) <= self.spike_n / 2)
+        return max(abs(f - s) for f, s in zip(forces, self._suspect)) <= self.spike_n / 2
 
-    def _accept(self, forces: np.ndarray) -> None:
+    def _accept(self, forces: Forces) -> None:
         self._last_good = forces
         self._suspect = None
 
-    def _hold(self, forces: np.ndarray, *, confirmable: bool) -> np.ndarray:
+    def _hold(self, forces: Forces, *, confirmable: bool) -> Forces:
         self.glitch_frames += 1
         self._suspect = forces if confirmable else None
         if self._last_good is None:
-            return np.zeros(4) if not confirmable else forces
+            return (0.0, 0.0, 0.0, 0.0) if not confirmable else forces
         return self._last_good
 
-    def _frame(self, raw: RawFrame, forces: np.ndarray, flags: FrameFlag) -> ForceFrame:
-        fz, x, y = centre_of_pressure(
-            forces, ml_mm=self.geometry.ml_mm, ap_mm=self.geometry.ap_mm, min_fz_n=self.occupancy_n
-        )
-        return ForceFrame(
-            seq=raw.seq, t_s=raw.t_s, forces_n=tuple(float(f) for f in forces),  # type: ignore[arg-type]
-            fz_n=float(fz), cop_ml_mm=float(x), cop_ap_mm=float(y), flags=flags,
-        )
+    def _frame(self, raw: RawFrame, forces: Forces, flags: FrameFlag) -> ForceFrame:
+        fz, x, y = centre_of_pressure_one(forces, ml_mm=self.geometry.ml_mm, ap_mm=self.geometry.ap_mm,
+                                          min_fz_n=self.occupancy_n)
+        return ForceFrame(seq=raw.seq, t_s=raw.t_s, forces_n=forces, fz_n=fz, cop_ml_mm=x, cop_ap_mm=y, flags=flags)

@@ -102,6 +102,8 @@ USERNAME_MAX_LEN = 64
 STATION_ID_MAX_LEN = 64
 #: a client-generated upload key: a UUID's 36 characters
 UPLOAD_KEY_MAX_LEN = 36
+#: the longest web address of a station (``stations.web_url``)
+WEB_URL_MAX_LEN = 200
 
 
 def utc_now() -> dt.datetime:
@@ -402,8 +404,11 @@ class StationContact(Base):
     #: the balance-station version it last ran
     software_version: Mapped[str] = mapped_column(String(40), default="")
     first_seen_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
-    #: its last start-up or trial start or end
+    #: its last start-up, heartbeat (every 30 s while it runs), trial start or end
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    #: where its web page and API answer (its ``[web] public_url``, or made from its binding); None before
+    #: schema version 5, and for a program that never said
+    web_url: Mapped[str | None] = mapped_column(String(WEB_URL_MAX_LEN))
 
     def __repr__(self) -> str:
         return f"StationContact(station_id={self.station_id!r}, last_seen_at={self.last_seen_at!r})"

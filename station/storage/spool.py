@@ -7,7 +7,7 @@ again, by :class:`SpoolUploader` (a thread that checks every few seconds).
 
 Exactly once, in order, nothing lost
     Every spooled patient, trial and frame block carries a client-generated key (a UUID), stored with
-    it in the database (``upload_key``, unique: schema version 5). A trial is uploaded in one
+    it in the database (``upload_key``, unique: schema version 6). A trial is uploaded in one
     transaction: its patient's visit, the trial row, its missing blocks; then the spool marks it
     uploaded. A crash between the two finds the keys already there at the next try and inserts
     nothing twice. Trials go up in the order they were started, and the upload stops at the first

@@ -4,6 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from calibration.model import simulator_calibration
+from station.core.config import default_station_id
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.signal.forces import ForcePipeline
@@ -44,7 +45,7 @@ def test_status_fields(client):
     assert body["plate_source"] == "simulated"
     assert body["fz_n"] == pytest.approx(700.0)
     assert (body["cop_ml_mm"], body["cop_ap_mm"]) == pytest.approx((-40.0, 15.0))
-    assert body["station_id"] == "balance-station"
+    assert body["station_id"] == default_station_id()  # the host name
 
 
 def test_status_without_a_plate_is_503(tmp_path):

@@ -34,10 +34,13 @@ def env(tmp_path):
 
 
 def test_the_station_id_setting_defaults_and_is_checked(tmp_path):
+    import socket
+
     from station.core.config import load_settings
     from station.core.errors import UserError
 
-    assert load_settings(data_dir=tmp_path).station_id == "balance-station"
+    # the machine's host name (its first label), so that stations sharing a database differ without a setting
+    assert load_settings(data_dir=tmp_path).station_id == socket.gethostname().split(".")[0][:64]
     assert load_settings(data_dir=tmp_path, station_id="room-a").station_id == "room-a"
     with pytest.raises(UserError, match="station_id"):
         load_settings(data_dir=tmp_path, station_id="x" * 65)
@@ -128,3 +131,68 @@ def test_the_station_page_lists_every_station_that_used_the_database(env):
     assert [row[:3] for row in rows] == [("room-a", 1, True), ("room-b", 2, False), ("", 3, False)]
     assert "not recorded" in rows[2][3]
     assert f"<td>{__version__}</td>" in client.get("/").text
+
+
+def test_the_heartbeat_keeps_the_last_contact_true_and_notes_the_web_address(env):
+    import datetime as dt
+    import time
+
+    from station.storage.heartbeat import Heartbeat
+    from station.storage.stations import station_activity, touch_station
+
+    client, db_a, _ = env
+    long_ago = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    with db_a.write() as s:  # as if room-a had been quiet since new year
+        touch_station(s, "room-a", now=long_ago)
+
+    def room_a():
+        with db_a.sessions() as s:
+            return next(st for st in station_activity(s) if st["station_id"] == "room-a")
+
+    assert room_a()["last_contact_at"] == long_ago and room_a()["web_url"] is None
+    beat = Heartbeat(db_a, "room-a", web_url="https://station-room-a.local", every_s=0.05).start()
+    try:
+        assert beat.beats == 1  # the first at once
+        deadline = time.monotonic() + 5
+        while beat.beats < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert beat.beats >= 3 and beat.failures == 0
+    finally:
+        beat.stop()
+    st = room_a()
+    assert dt.datetime.now(dt.UTC) - st["last_contact_at"] < dt.timedelta(seconds=10)
+    assert st["web_url"] == "https://station-room-a.local"
+    with db_a.write() as s:  # a trial's start does not know the address: the noted one stays
+        touch_station(s, "room-a")
+    assert room_a()["web_url"] == "https://station-room-a.local"
+    assert "https://station-room-a.local" in client.get("/").text
+
+
+def test_a_heartbeat_on_a_database_that_refuses_warns_once_and_keeps_trying(tmp_path, caplog):
+    from station.storage.db import open_database
+    from station.storage.heartbeat import Heartbeat
+
+    db = open_database(data_dir=tmp_path / "data")
+    db.engine.dispose()
+    (tmp_path / "data" / "station.db").unlink()
+    (tmp_path / "data" / "station.db").mkdir()  # a folder where the file was: every write fails
+    try:
+        beat = Heartbeat(db, "room-a", every_s=60)
+        assert not beat.beat() and not beat.beat()
+        assert beat.failures == 2 and beat.beats == 0
+        assert sum("cannot note station room-a's contact" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        db.close()
+
+
+def test_the_web_address_of_a_station(monkeypatch):
+    from station.core.config import WebSettings
+
+    assert WebSettings().station_url() == "http://127.0.0.1:8000"
+    assert WebSettings(host="0.0.0.0", port=8080, public_url="https://room-a.local/").station_url() == \
+        "https://room-a.local"
+    monkeypatch.setattr("socket.getfqdn", lambda: "pi-room-b.clinic.lan")
+    assert WebSettings(host="0.0.0.0", port=8080).station_url() == "http://pi-room-b.clinic.lan:8080"
+    assert WebSettings(host="::1").station_url() == "http://[::1]:8000"
+    with pytest.raises(ValueError):
+        WebSettings(public_url="station-room-a.local")  # no scheme

@@ -54,6 +54,7 @@ from station.storage.values import Conflict, InvalidValue, NotFound
 from station.storage.visits import get_visit, patient_history
 from webui.deps import (
     FormCsrf,
+    OfficeMode,
     OptionalDatabase,
     OptionalLive,
     OptionalSpool,
@@ -130,7 +131,7 @@ def _disk(path: Path) -> dict[str, Any] | None:
 
 @router.get("/", response_class=HTMLResponse)
 def station_page(request: Request, settings: SettingsDep, user: PageUser, live: OptionalLive,
-                 db: OptionalDatabase, spool: OptionalSpool) -> HTMLResponse:
+                 db: OptionalDatabase, office: OfficeMode, spool: OptionalSpool) -> HTMLResponse:
     status = live.status(calibration_max_age_days=settings.calibration_max_age_days) if live is not None else None
     db_size = None
     if db is not None and getattr(db, "path", None) is not None and db.path.exists():
@@ -143,8 +144,9 @@ def station_page(request: Request, settings: SettingsDep, user: PageUser, live: 
     storage = spool.status() if spool is not None else None
     return _render(request, "station.html", {"active": "station", "status": status, "plate": settings.plate,
                                              "disk": disk, "db_size_mb": db_size, "warnings": warnings,
-                                             "stations": _stations(db), "station_id": settings.station_id,
-                                             "storage": storage})
+                                             "stations": _stations(db),
+                                             "station_id": None if office else settings.station_id,
+                                             "office": office, "storage": storage})
 
 
 def _stations(db: Any) -> list[dict[str, Any]] | None:

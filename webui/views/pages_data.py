@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
+from station.core.frames import SYNTHETIC_SOURCES
 from station.core.recording import Recording
 from station.core.sides import SIDES
 from station.drills import DRILLS
@@ -347,8 +348,6 @@ def is_simulated(trials: Iterable[Any]) -> bool:
     return any(getattr(t, "plate_source", None) in SYNTHETIC_SOURCES for t in trials)
 
 
-#: plate sources whose data are not a measurement of a person
-SYNTHETIC_SOURCES = ("simulated", "replay")
 
 
 # -- one trial's charts -----------------------------------------------------------------------------------

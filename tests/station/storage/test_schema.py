@@ -155,7 +155,7 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
     engine = create_db_engine(default_database_url(tmp_path))
     try:
         report = ensure_schema(engine)
-        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) == 5
+        assert report.created and report.version == latest_version() == BASE_VERSION + len(UPGRADES) >= 5
         with engine.connect() as c:
             assert current_version(c) == latest_version()
             assert {"patients", "sessions", "trials", "frame_blocks", "schema_version", "users", "web_sessions",
@@ -165,7 +165,8 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path):
         assert check_schema(engine) == latest_version()
     finally:
         engine.dispose()
-    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [(5, "created")]
+    assert rows(tmp_path / "station.db", "SELECT version, description FROM schema_version") == [
+        (latest_version(), "created")]
     assert list(tmp_path.glob("*backup*")) == []
 
 
@@ -323,7 +324,7 @@ def test_opening_without_upgrading_only_checks(v1_database):
         assert check_schema(engine, upgrades=()) == 1
         with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 2"):
             check_schema(engine, upgrades=V2)
-        with pytest.raises(SchemaError, match="schema version 1 needs upgrading to 5"):
+        with pytest.raises(SchemaError, match=f"schema version 1 needs upgrading to {latest_version()}"):
             check_schema(engine)
     finally:
         engine.dispose()
@@ -385,12 +386,13 @@ def test_the_v2_upgrade_keeps_every_row_and_adds_the_web_tables(v1_database):
     finally:
         db.close()
     assert np.array_equal(after.t_s, before.t_s) and np.array_equal(after.forces_n, before.forces_n)
-    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4, 5]
+    assert [r[0] for r in rows(path, "SELECT version FROM schema_version ORDER BY version")] == list(
+        range(1, latest_version() + 1))
     assert {t: rows(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in V1_TABLES} == counts
     assert rows(path, "SELECT id, code, birth_year, sex, height_cm, affected_side, notes, created_at "
                       "FROM patients ORDER BY id") == patients_before
     # every trial column as it was; then the v3 column station_id, unknown (null) for a trial from before, and
-    # the v5 upload_key (null: not uploaded from a spool)
+    # the v6 upload_key (null: not uploaded from a spool)
     assert [r[:-2] for r in rows(path, "SELECT * FROM trials ORDER BY id")] == trials_before
     assert rows(path, "SELECT upload_key FROM trials") == [(None,)]
     assert rows(path, "SELECT station_id FROM trials") == [(None,)]
@@ -446,8 +448,8 @@ def test_user_names_are_unique_ignoring_case_after_the_upgrade(v1_database):
                         "VALUES ('anna', 'y', '2025-01-01 00:00:00', 0, 0)")
 
 
-def test_the_v5_upgrade_adds_unique_upload_keys_and_trial_id_reservations(v1_database, tmp_path):
-    """Schema version 5 (a station records into its spool while the database is unreachable): the upload keys
+def test_the_v6_upgrade_adds_unique_upload_keys_and_trial_id_reservations(v1_database, tmp_path):
+    """Schema version 6 (a station records into its spool while the database is unreachable): the upload keys
     are unique (an upload inserts each trial, block and patient once), and a reserved trial id is never given
     to a trial stored online on SQLite, which has no id sequence."""
     from station.storage.spool import Spool
@@ -455,7 +457,7 @@ def test_the_v5_upgrade_adds_unique_upload_keys_and_trial_id_reservations(v1_dat
     path, old_trial, _ = v1_database
     db = open_database(data_dir=path.parent, station_id="room-a")
     try:
-        assert rows(path, "SELECT MAX(version) FROM schema_version") == [(5,)]
+        assert rows(path, "SELECT MAX(version) FROM schema_version") == [(latest_version(),)] == [(6,)]
         assert rows(path, "SELECT upload_key FROM trials") == [(None,)]
         spool = Spool.open(tmp_path / "spool", station_id="room-a")
         try:
