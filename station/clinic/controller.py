@@ -17,7 +17,11 @@ started a trial, everybody shows it.
 
 On the simulated plate, a :class:`~station.clinic.sim_patient.SimulatedPatient`
 performs the test: the controller hands it the runner's phases and sends its
-commands to the plate.
+commands to the plate (and to the simulated pelvis sensor, when there is one).
+
+With a pelvis sensor (``pelvis``: :class:`station.live.pelvis.SensorPelvis` or
+:class:`hardware.sim.pelvis.SimulatedPelvis`), every trial's recording and
+stored frames carry ``pelvis_obliquity_deg`` (docs/pelvis-sensor.md).
 """
 
 from __future__ import annotations
@@ -146,12 +150,15 @@ class TrialController:
         instruction is aborted ("no lift-off").
     clock : callable
         Monotonic seconds (for the timeout and the elapsed time).
+    pelvis : object, optional
+        The pelvis sensor (:class:`station.protocols.trial.PelvisLookup`; a
+        simulated one also takes the simulated patient's commands); None: none.
     """
 
     def __init__(self, live: Any, db: Database, *, geometry: PlateGeometry,
                  single_leg: SingleLegConfig | None = None, simulated_patient: str | None = None,
                  rng: np.random.Generator | None = None, lift_timeout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, pelvis: Any = None) -> None:
         if not lift_timeout_s > 0:
             raise ValueError(f"lift_timeout_s must be positive, got {lift_timeout_s!r}")
         self.live = live
@@ -160,6 +167,7 @@ class TrialController:
         self.single_leg = single_leg if single_leg is not None else SingleLegConfig()
         self.lift_timeout_s = float(lift_timeout_s)
         self._clock = clock
+        self.pelvis = pelvis
         self.patient_sim = (SimulatedPatient(profile=simulated_patient, rng=rng)
                             if simulated_patient is not None and live.synthetic else None)
         self._seed = int((rng if rng is not None else np.random.default_rng()).integers(1 << 30))
@@ -271,10 +279,12 @@ class TrialController:
             }
             self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
-                              on_keep=lambda frame: self._store(writer, frame))
+                              on_keep=lambda frame, pelvis_deg=None: self._store(writer, frame, pelvis_deg),
+                              pelvis=self.pelvis)
             if self.patient_sim is not None:
                 sample = self.live.latest()
                 self._command(self.patient_sim.on_start(plate_occupied=bool(sample and sample.occupied)))
+                self._pelvis_command(self.patient_sim.pelvis_commands(now_t_s=self._plate_now()))
                 self.player = None
                 if isinstance(runner, DrillRunner):
                     from station.drills.autoplay import AutoPlayer
@@ -394,9 +404,24 @@ class TrialController:
             except (ValueError, RuntimeError) as exc:
                 log.warning("simulated patient: %s %s refused: %s", name, params, exc)
 
-    def _store(self, writer: TrialWriter, frame: ForceFrame) -> None:
+    def _plate_now(self) -> float:
+        """The plate's time now (the newest frame's), s."""
+        sample = self.live.latest()
+        return float(sample.frame.t_s) if sample is not None else 0.0
+
+    def _pelvis_command(self, commands: list[tuple[str, dict[str, Any]]]) -> None:
+        """The simulated patient's commands to a simulated pelvis sensor (none to a real one)."""
+        if self.pelvis is None or not getattr(self.pelvis, "synthetic", False):
+            return
+        for name, params in commands:
+            try:
+                self.pelvis.command(name, **params)
+            except (ValueError, KeyError) as exc:
+                log.warning("simulated pelvis: %s refused: %s", name, exc)
+
+    def _store(self, writer: TrialWriter, frame: ForceFrame, pelvis_deg: float | None = None) -> None:
         try:
-            writer.add(frame)
+            writer.add(frame, pelvis_deg=pelvis_deg)
         except StorageError as exc:  # the frames stay buffered; the next block retries
             self._note_error(str(exc))
         except ValueError as exc:
@@ -444,6 +469,8 @@ class TrialController:
                         if self.patient_sim is not None and isinstance(trial.runner, SingleLegRunner):
                             self._command(self.patient_sim.on_lift_instruction(
                                 stance_side=trial.runner.stance_side, hold_s=trial.runner.config.hold_s))
+                            self._pelvis_command(self.patient_sim.pelvis_commands(
+                                now_t_s=self._plate_now(), stance_side=trial.runner.stance_side))
                 self._publish(trial, events, t0)
                 if self.player is not None and isinstance(trial.runner, DrillRunner):
                     self._play(trial.runner)
@@ -463,6 +490,7 @@ class TrialController:
         finally:
             if self.patient_sim is not None:
                 self._command(self.patient_sim.on_end())
+                self._pelvis_command([("quiet", {"at_s": self._plate_now()})])
             snap = self.snapshot()
             for callback in self._finished_cbs:
                 try:

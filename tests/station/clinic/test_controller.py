@@ -183,3 +183,38 @@ def test_reach_targets_use_the_limits_the_patient_measured(db):
     with db.sessions() as session:
         settings = get_trial(session, snap["trial_id"]).settings
     assert json.loads(settings["drill.limits"]) == pytest.approx(measured)
+
+
+@pytest.mark.parametrize(("profile", "seed", "sign"), [("weak_abductors", 12, "positive"), ("healthy", 11, "negative"),
+                                                        ("trunk_lean", 13, "negative")])
+def test_the_simulated_patient_wears_a_pelvis_sensor(db, profile, seed, sign):
+    """Issue 14: the trial carries pelvis_obliquity_deg from the simulated sensor, stored with the frames, and the
+    stored trial re-scores (the analyze path) to exactly the live pelvis scores."""
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.core.recording import PELVIS_COLUMN
+
+    live = _station(seed)
+    pelvis = SimulatedPelvis()
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient=profile,
+                                     rng=np.random.default_rng(seed), pelvis=pelvis)
+        snap = _run(controller, protocol="single-leg", stance_side="left")
+    finally:
+        live.stop()
+    assert snap["outcome"] == "complete", snap
+    result = snap["result"]
+    assert result["pelvis"] is not None
+    assert result["pelvis"]["sign"] == sign, result["pelvis"]
+    assert controller.patient_sim.pelvis.strategy == {"weak_abductors": "drop", "healthy": "rise",
+                                                      "trunk_lean": "lean"}[profile]
+    if profile == "weak_abductors":
+        assert result["pelvis"]["drop_max_deg"] > 2.0
+    elif profile == "healthy":
+        assert result["pelvis"]["drop_mean_deg"] < 0.0  # the lifted side rises
+    else:
+        assert result["pelvis"]["compensated"] is True, (result["pelvis"], result["ml_offset_mm"])
+    with db.sessions() as session:
+        rec = trial_recording(session, snap["trial_id"])
+    assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
+    again = analyze_recording(rec, protocol="single-leg", stance_side="left")
+    assert _same(again["pelvis"], result["pelvis"]) and _same(again, result)
