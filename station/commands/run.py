@@ -114,7 +114,8 @@ def start_pelvis(settings: StationSettings, *, synthetic: bool) -> Any:
     cfg = settings.pelvis
     if cfg is None:
         return None
-    if cfg.sensor == "simulated":
+    sensor = ("simulated" if synthetic else "icm42688") if cfg.sensor == "auto" else cfg.sensor
+    if sensor == "simulated":
         if not synthetic:
             raise UserError("[pelvis] sensor = \"simulated\" is worn by the simulated patient: it needs the "
                             "simulated plate (--plate simulated)")

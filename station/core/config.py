@@ -96,9 +96,9 @@ class SimulatorSettings(_Section):
 class PelvisSettings(_Section):
     """The pelvis sensor (docs/pelvis-sensor.md). Its presence in the file turns it on; the plate works without it."""
 
-    sensor: Literal["icm42688", "simulated"] = Field(
-        "icm42688", description="the ICM-42688-P on I2C, or the simulated sensor worn by the simulated patient "
-                                "(simulated plate only)")
+    sensor: Literal["auto", "icm42688", "simulated"] = Field(
+        "auto", description="the ICM-42688-P on I2C, or the simulated sensor worn by the simulated patient "
+                            "(simulated plate only); auto: the simulated one on the simulated plate, else the ICM")
     bus: int = Field(1, ge=0, le=31, description="I2C bus number (/dev/i2c-N)")
     address: int = Field(0x68, ge=0x68, le=0x69, description="0x68 with AD0 to GND, 0x69 with AD0 high")
     odr_hz: Literal[100, 200] = Field(100, description="the sensor's sample rate, Hz")
