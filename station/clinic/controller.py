@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +41,7 @@ from station.clinic.sim_patient import SimulatedPatient
 from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import Instruction, ProtocolEvent
+from station.protocols.pelvis import SIGN_THRESHOLD_DEG, lifted_side_drop
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
 from station.storage.db import Database, StorageError
@@ -182,6 +184,7 @@ class TrialController:
         self._finished_cbs: list[Callable[[dict[str, Any]], None]] = []
         self._claimed_by = ""
         self._runner: Any = None
+        self._pelvis_level: list[float] = []
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -271,6 +274,7 @@ class TrialController:
                 time_origin_s=0.0,
             )
             self._abort_reason = None
+            self._pelvis_level = []
             self._events.clear()
             self._snap = {
                 **self._idle_snapshot(), "running": True, "trial_id": writer.trial_id, "patient": code,
@@ -346,7 +350,7 @@ class TrialController:
     def _idle_snapshot(self) -> dict[str, Any]:
         return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
                 "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
-                "stored": None, "error": "", "started_at": None}
+                "stored": None, "error": "", "started_at": None, "pelvis": None}
 
     def _make_runner(self, protocol: str, stance_side: str | None,
                      params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner | DrillRunner:
@@ -442,15 +446,36 @@ class TrialController:
                 log.error("%s", message)
             self._snap["error"] = message
 
+    def _pelvis_now(self, runner: Any) -> dict[str, Any] | None:
+        """The pelvis for the patient screen's gauge: ``{obliquity_deg, drop_deg, threshold_deg}``; None without a
+        sensor. ``drop_deg`` (single-leg, once the level is known): the lifted side's drop below its level in the
+        two-foot stance before the lift (the mean over the baseline and the countdown), positive = lower. A
+        display only: the scores come from the recording (station.protocols.pelvis)."""
+        if self.pelvis is None:
+            return None
+        value = float(self.pelvis.latest())
+        if not math.isfinite(value):
+            return {"obliquity_deg": None, "drop_deg": None, "threshold_deg": SIGN_THRESHOLD_DEG}
+        state = runner.state.value
+        if state in ("baseline", "countdown"):
+            self._pelvis_level.append(value)
+        drop = None
+        if isinstance(runner, SingleLegRunner) and self._pelvis_level and state in ("await_lift", "hold", "done"):
+            level = float(np.mean(self._pelvis_level))
+            drop = float(lifted_side_drop(obliquity_deg=np.array([value]), baseline_deg=level,
+                                          stance_side=runner.stance_side)[0])
+        return {"obliquity_deg": value, "drop_deg": drop, "threshold_deg": SIGN_THRESHOLD_DEG}
+
     def _publish(self, trial: LiveTrial, events: list[ProtocolEvent], t0: float) -> None:
         runner = trial.runner
         status = runner.status()
+        pelvis = self._pelvis_now(runner)
         with self._lock:
             for event in events:
                 self._events.append(event.to_dict())
                 self._event_count += 1
             self._snap.update(state=runner.state.value, instruction=runner.message,
-                              elapsed_s=self._clock() - t0, status=status)
+                              elapsed_s=self._clock() - t0, status=status, pelvis=pelvis)
 
     def _work(self, trial: LiveTrial, writer: TrialWriter) -> None:
         t0 = self._clock()
