@@ -187,7 +187,7 @@ def test_reach_targets_use_the_limits_the_patient_measured(db):
 
 @pytest.mark.parametrize(("profile", "seed", "sign"), [("weak_abductors", 12, "positive"), ("healthy", 11, "negative"),
                                                         ("trunk_lean", 13, "negative")])
-def test_the_simulated_patient_wears_a_pelvis_sensor(db, profile, seed, sign):
+def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed, sign):
     """Issue 14: the trial carries pelvis_obliquity_deg from the simulated sensor, stored with the frames, and the
     stored trial re-scores (the analyze path) to exactly the live pelvis scores."""
     from hardware.sim.pelvis import SimulatedPelvis
@@ -218,3 +218,11 @@ def test_the_simulated_patient_wears_a_pelvis_sensor(db, profile, seed, sign):
     assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
     again = analyze_recording(rec, protocol="single-leg", stance_side="left")
     assert _same(again["pelvis"], result["pelvis"]) and _same(again, result)
+    # and through the trial's file, as the web page serves it and `balance-station analyze` reads it
+    from station.scoring.analyze import analyze_file
+    from station.storage.trials import write_trial_recording
+
+    path = tmp_path / "trial.csv"
+    with db.sessions() as session:
+        write_trial_recording(session, snap["trial_id"], path)
+    assert _same(analyze_file(path, protocol="single-leg", stance_side="left"), result)
