@@ -560,6 +560,39 @@ def pelvis_chart(rec: Recording, metrics: Mapping[str, Any] | None, *, stance_si
         title="Pelvis against time", uid=uid, width=width, height=height)
 
 
+def report_pelvis_chart(best: Mapping[str, tuple[Any, Recording]], *, uid: str = "rp", width: float = 760,
+                        height: float = 240) -> str:
+    """The report's pelvis chart: the lifted side's drop in the best trial of each side, against the time from
+    lift-off, on one chart ('' when neither best trial was recorded with the pelvis sensor)."""
+    from station.protocols.pelvis import lifted_side_drop, obliquity_values
+
+    series, threshold = [], 2.0
+    for side in SIDES:
+        trial, rec = best.get(side) or (None, None)
+        m = (trial.metrics or {}) if trial is not None else {}
+        p, onset = m.get("pelvis"), _number(m.get("onset_s"))
+        if rec is None or PELVIS_COLUMN not in rec.extra or not isinstance(p, Mapping) or onset is None:
+            continue
+        baseline = _number(p.get("baseline_deg"))
+        if baseline is None:
+            continue
+        threshold = _number(p.get("threshold_deg")) or threshold
+        drop = lifted_side_drop(obliquity_deg=obliquity_values(rec.extra[PELVIS_COLUMN]), baseline_deg=baseline,
+                                stance_side=side)
+        t = rec.t_s - onset
+        keep = t >= -2.0
+        lifted = "right" if side == "left" else "left"
+        style = SIDE_STYLE[side]
+        series.append(Series(label=f"standing on the {side} leg: drop of the {lifted} side ({p.get('sign')})",
+                             x=t[keep], y=drop[keep], colour=style["colour"], dash=style["dash"], width=1.6))
+    if not series:
+        return ""
+    return charts.time_chart(series=series, y_label="pelvic drop", y_unit="°", x_label="time from lift-off",
+                             hlines=[(0.0, "level (two-foot baseline)"), (threshold, f"sign threshold {threshold:g}°")],
+                             include_zero=True, title="Pelvis: the lifted side's drop, best trial of each side",
+                             uid=uid, width=width, height=height)
+
+
 def report_statokinesigrams(best: Mapping[str, tuple[Any, Recording]], *, width: float = 380,
                             uid: str = "r") -> dict[str, dict[str, Any]]:
     """The report's enlarged statokinesigram of each side's best trial, all on one scale.

@@ -225,7 +225,7 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                          pd.fmt((m.get("support") or {}).get("time_s"), 1), _grade_cell(t.grade.value, m)])
         _table(pdf, ["Time", "Test", "Side", "State", "Hold (s)", "Sway (mm/s)", "Touchd.", "Support (s)",
                      "Grade / sensor"],
-               rows, [14, 22, 14, 18, 18, 20, 17, 19, 40], align=["L", "L", "L", "L", "R", "R", "R", "R", "L"])
+               rows, [14, 22, 14, 18, 17, 22, 16, 19, 40], align=["L", "L", "L", "L", "R", "R", "R", "R", "L"])
         noted = [t for t in trials if t.notes]
         if noted:
             pdf.ln(1)
@@ -296,6 +296,8 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
             _charts_row(pdf, [best[s]["svg"] for s in sides], reserve=4.5 * lines + 1, share=0.86)
             pdf.set_font("helvetica", "", 8.5)
             pdf.multi_cell(0, 4.5, caption, new_x="LMARGIN", new_y="NEXT")
+    if ctx.get("pelvis_chart"):  # the pelvis sensor's drop, best trial of each side (whole, on one page)
+        _charts_row(pdf, [ctx["pelvis_chart"]])
 
     _heading(pdf, "Clinician's notes")
     _para(pdf, visit.notes or "No notes.")

@@ -108,6 +108,25 @@ def test_the_left_right_table_and_the_report_carry_the_sign(client, stored):
     assert "Grade / sensor" in text and "not assessed / positive" in text
     assert "Pelvis sensor: Trendelenburg sign positive" in text
     assert "Trendelenburg sign (pelvis sensor)" in text
+    assert "Pelvis: the lifted side's drop, best trial of each side" in text
+    html = client.get(f"/sessions/{ids['visit']}/report").text
+    assert 'id="report-pelvis"' in html and "standing on the right leg: drop of the left side (negative)" in html
+
+
+def test_the_report_pdf_is_rendered_for_a_person(client, stored, artifacts, tmp_path):
+    import shutil
+    import subprocess
+
+    _, ids = stored
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(client.get(f"/sessions/{ids['visit']}/report.pdf").content)
+    for old in artifacts.glob("pdf-pelvis-report-*.png"):
+        old.unlink()
+    subprocess.run([pdftoppm, "-png", "-r", "70", str(pdf), str(artifacts / "pdf-pelvis-report")], check=True)
+    assert list(artifacts.glob("pdf-pelvis-report-*.png"))
 
 
 def test_the_comparison_rows_leave_the_pelvis_out_without_the_sensor():
