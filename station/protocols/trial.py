@@ -59,7 +59,8 @@ PELVIS_WAIT_S = 0.25
 
 
 class PelvisLookup(Protocol):
-    """The pelvis sensor as the capture sees it (:class:`station.live.pelvis.LivePelvis`, a ``PelvisTrack``)."""
+    """The pelvis sensor as the capture sees it (:class:`station.live.pelvis.SensorPelvis`,
+    :class:`hardware.sim.pelvis.SimulatedPelvis`)."""
 
     def at(self, t_s: float) -> float:
         """The obliquity (deg, positive = the right side higher) at ``t_s`` on the plate's clock; NaN: no value."""
@@ -187,7 +188,7 @@ class TrialCapture:
                 self._pending.append((rec_frame, float(frame.t_s)))
         if self.pelvis is not None:
             self._latest_live_t = float(frame.t_s)
-            self.drain_pelvis(force=self.runner.finished)
+            self.drain_pelvis()  # the last rows wait for their samples too: close() takes the rest
         return events
 
     @property

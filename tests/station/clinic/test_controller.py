@@ -226,3 +226,52 @@ def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed
     with db.sessions() as session:
         write_trial_recording(session, snap["trial_id"], path)
     assert _same(analyze_file(path, protocol="single-leg", stance_side="left"), result)
+
+
+def test_a_live_trial_waits_at_its_end_for_the_pelvis_samples_on_their_way():
+    """A real sensor's samples reach the station tens of ms after the frames: closing the trial waits for them
+    (at most PELVIS_WAIT_S), so the last rows are not left empty."""
+    import threading
+    import time
+
+    from station.clinic.live_trial import LiveTrial
+    from station.core.recording import PELVIS_COLUMN
+    from station.protocols.single_leg import SingleLegRunner
+    from station.protocols.trial import frames_from_recording
+    from tests.station.single_leg_trials import synthetic_trial
+
+    class Live:
+        feed = type("Feed", (), {"info": {"nominal_rate_hz": 80.0}})()
+
+        def subscribe(self):
+            return type("Sub", (), {"overflowed": 0})()
+
+        def unsubscribe(self, sub):
+            pass
+
+        def trial_started(self):
+            pass
+
+        def trial_ended(self):
+            pass
+
+    class Late:  # every sample arrives 0.1 s (of real time) after the trial's frames
+        arrived = threading.Event()
+
+        def at(self, t_s):
+            return 1.25
+
+        def ready(self, t_s):
+            return self.arrived.is_set()
+
+    rec, _ = synthetic_trial(stance_side="left")
+    trial = LiveTrial(Live(), SingleLegRunner(stance_side="left", geometry=GEOMETRY), geometry=GEOMETRY,
+                      pelvis=Late())
+    for frame in list(frames_from_recording(rec))[:8]:
+        trial.capture.push(frame)
+    assert trial.capture.pelvis_pending == 8
+    threading.Timer(0.1, Late.arrived.set).start()
+    t0 = time.monotonic()
+    trial.close()
+    assert 0.05 < time.monotonic() - t0 < 0.25 + 0.1
+    assert trial.capture.recording().extra[PELVIS_COLUMN].tolist() == [1.25] * 8
