@@ -136,6 +136,7 @@ import numpy as np
 __all__ = [
     "AGE_GROUPS",
     "CONDITIONS",
+    "PELVIS_RANGES",
     "PELVIS_STRATEGIES",
     "RANGES",
     "TRANSFER_SHAPES",
@@ -197,6 +198,11 @@ RANGES: dict[str, Range] = {
     "creep_tau_s": Range(5.0, 60.0, "s", "OIML R60"),
     "drift_n_per_min": Range(-5.0, 5.0, "N/min", "issue 10"),
     "jitter_frac": Range(0.0, 0.3, "of a period", "HX711 oscillators; scheduling"),
+}
+
+#: The pelvis's parameters (the simulated pelvis sensor, :func:`draw_pelvis`), with their sources; kept apart from
+#: :data:`RANGES`, whose persons the plate's validation corpus (docs/validation.md) is drawn from.
+PELVIS_RANGES: dict[str, Range] = {
     "pelvis_level_deg": Range(-3.0, 3.0, "deg", "engineering assumption: belt askew, leg-length difference"),
     "pelvis_sway_two_deg": Range(0.1, 0.3, "deg", "engineering assumption (scaled from the COP sway)"),
     "pelvis_sway_one_deg": Range(0.3, 0.8, "deg", "engineering assumption (scaled from the COP sway)"),
@@ -212,8 +218,9 @@ RANGES: dict[str, Range] = {
 
 
 def _draw(rng: np.random.Generator, name: str, *, part: tuple[float, float] = (0.0, 1.0)) -> float:
-    """One value of ``RANGES[name]``, from the fraction ``part`` of its span (uniform or log-uniform)."""
-    r = RANGES[name]
+    """One value of ``RANGES[name]`` (or ``PELVIS_RANGES[name]``), from the fraction ``part`` of its span
+    (uniform or log-uniform)."""
+    r = RANGES[name] if name in RANGES else PELVIS_RANGES[name]
     a, b = part
     u = a + (b - a) * float(rng.random())
     if r.log and r.lo > 0:
@@ -358,7 +365,7 @@ def transfer_profile(u: np.ndarray | float, *, shape: str) -> np.ndarray:
 
 @dataclass(frozen=True, kw_only=True)
 class PelvisTraits:
-    """What one simulated person's pelvis does (every number drawn from :data:`RANGES`, ``pelvis_*``).
+    """What one simulated person's pelvis does (every number drawn from :data:`PELVIS_RANGES`).
 
     ``strategy``: one of :data:`PELVIS_STRATEGIES`. ``drop_deg``: the lifted
     side's drop at the start of the hold, degrees, positive = lower (the
