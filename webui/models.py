@@ -100,6 +100,15 @@ class UserPublic(BaseModel):
 # -- plate ----------------------------------------------------------------------------------------
 
 
+class PelvisStatus(BaseModel):
+    """The pelvis sensor beside the plate (docs/pelvis-sensor.md)."""
+
+    sensor: str = Field(description="simulated or icm42688")
+    fault: str | None = Field(description="the last fault (unplugged, silent); null while it works")
+    obliquity_deg: float | None = Field(description="the newest obliquity, degrees, positive = the patient's right "
+                                                    "side higher; null before the mounting calibration or in a fault")
+
+
 class PlateStatus(BaseModel):
     """The live state of the plate."""
 
@@ -135,6 +144,7 @@ class PlateStatus(BaseModel):
     warnings: list[str]
     started_at: str
     station_id: str
+    pelvis: PelvisStatus | None = Field(None, description="the pelvis sensor; null without one ([pelvis] settings)")
 
 
 # -- patients -------------------------------------------------------------------------------------

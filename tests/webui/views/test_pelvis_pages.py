@@ -138,3 +138,31 @@ def test_the_comparison_rows_leave_the_pelvis_out_without_the_sensor():
     view = pd.pelvis_view({"pelvis": {"sign": "negative", "drop_max_deg": 0.4, "drop_mean_deg": 0.1,
                                       "compensated": True, "threshold_deg": 2.0}})
     assert view["compensated"] and "trunk lean" in view["text"] and not view["positive"]
+
+
+def test_the_status_says_which_pelvis_sensor_and_its_state(tmp_path):
+    from calibration.model import simulator_calibration
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.core.geometry import PlateGeometry
+    from station.live.pipeline import LiveStation
+    from station.signal.forces import ForcePipeline
+    from tests.doubles import ListFeed
+    from tests.station.live.test_pipeline import frames
+    from tests.webui.helpers import FakeTrials
+
+    live = LiveStation(ListFeed(), ForcePipeline(simulator_calibration(), PlateGeometry()))
+    for raw in frames(20):
+        live.ingest(raw)
+    trials = FakeTrials()
+    app, _ = make_app(tmp_path, live=live, trials=trials)
+    try:
+        with TestClient(app, base_url="http://localhost") as c:
+            login(c)
+            assert c.get("/api/v1/status").json()["pelvis"] is None
+            trials.pelvis = SimulatedPelvis()
+            trials.pelvis.at(1.0)
+            pelvis = c.get("/api/v1/status").json()["pelvis"]
+            assert pelvis["sensor"] == "simulated" and pelvis["fault"] is None
+            assert isinstance(pelvis["obliquity_deg"], float)
+    finally:
+        close_app(app)
