@@ -111,6 +111,15 @@ class StorageStatus(BaseModel):
                                           "conflicts), newest first: {at, message}")
 
 
+class PelvisStatus(BaseModel):
+    """The pelvis sensor beside the plate (docs/pelvis-sensor.md)."""
+
+    sensor: str = Field(description="simulated or icm42688")
+    fault: str | None = Field(description="the last fault (unplugged, silent); null while it works")
+    obliquity_deg: float | None = Field(description="the newest obliquity, degrees, positive = the patient's right "
+                                                    "side higher; null before the mounting calibration or in a fault")
+
+
 class PlateStatus(BaseModel):
     """The live state of the plate."""
 
@@ -148,6 +157,7 @@ class PlateStatus(BaseModel):
     station_id: str
     storage: StorageStatus | None = Field(default=None, description="the station's spool (null without one): "
                                           "is the database answering, trials waiting to upload")
+    pelvis: PelvisStatus | None = Field(None, description="the pelvis sensor; null without one ([pelvis] settings)")
 
 
 # -- patients -------------------------------------------------------------------------------------

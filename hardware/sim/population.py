@@ -61,6 +61,24 @@ Hand support
     over 0.1-0.6 s (engineering assumption: a hand put on a rail and loaded),
     itself unsteady: it fluctuates by 10-40 % of its level with a corner of
     0.3-2 Hz.
+The pelvis (the simulated pelvis sensor, :func:`draw_pelvis`, :mod:`hardware.sim.pelvis`)
+    A healthy person lifts the free side of the pelvis a little and keeps it
+    up for the 30 s (Hardcastle & Nade 1985): 0.5-3 degrees (engineering
+    assumption: above the sensor's noise, within the 2 degree standard error of
+    the clinical measure, Youdas et al. 2007). Weak abductors let it drop:
+    2.5-6 degrees within 0.3-1 s of the lift (Magee 2014: a sign is "more than
+    2 cm", about 4-5 degrees across the iliac crests; the station's threshold
+    is 2 degrees, so every drawn drop shows), then 0.5-2 degrees more every
+    10 s as the abductors tire (Hardcastle & Nade's "time before the pelvis
+    starts to fall"; engineering assumption for the rate). Some compensate
+    instead (Duchenne): they lean the trunk over the stance hip, so the pelvis
+    stays within -1 to +1 degree of level and the COP moves a further 10-25 mm
+    lateral over the stance foot (Hardcastle & Nade 1985; Kendall et al. 2013
+    saw both patterns, inconsistently, after a nerve block weakened the
+    abductors). The level in two-foot stance (a belt askew, a leg-length
+    difference) is -3 to +3 degrees; the pelvis sways 0.1-0.3 degrees RMS on
+    two feet and 0.3-0.8 degrees on one, at 0.2-0.8 Hz (engineering
+    assumption, scaled from the COP sway above).
 Plate
     Cell noise 0.02-0.4 N RMS per cell (the HX711's 40 counts RMS at gain 128
     on 50-200 kg cells, HX711 datasheet); creep after loading 0-0.3 % of the
@@ -97,6 +115,14 @@ References
    values for the unipedal stance test with eyes open and closed. J Geriatr
    Phys Ther 30(1):8-15.
 .. [11] OIML R 60 (2017) Metrological regulation for load cells.
+.. [12] Youdas JW, Mraz ST, Norstad BJ, Schinke JJ, Hollman JH (2007)
+   Determining meaningful changes in pelvic-on-femoral position during the
+   Trendelenburg test. J Sport Rehabil 16(4):326-335.
+.. [13] Magee DJ (2014) Orthopedic Physical Assessment, 6th ed., Saunders.
+.. [14] Kendall KD, Patel C, Wiley JP, Pohl MB, Emery CA, Ferber R (2013) Steps
+   toward the validation of the Trendelenburg test: the effect of
+   experimentally reduced hip abductor muscle function on frontal plane
+   mechanics. Clin J Sport Med 23(1):45-51.
 """
 
 from __future__ import annotations
@@ -110,9 +136,13 @@ import numpy as np
 __all__ = [
     "AGE_GROUPS",
     "CONDITIONS",
+    "PELVIS_RANGES",
+    "PELVIS_STRATEGIES",
     "RANGES",
     "TRANSFER_SHAPES",
+    "PelvisTraits",
     "PersonTraits",
+    "draw_pelvis",
     "draw_person",
     "transfer_profile",
 ]
@@ -120,6 +150,11 @@ __all__ = [
 AGE_GROUPS: dict[str, tuple[float, float]] = {"young": (20.0, 39.0), "middle": (40.0, 59.0), "older": (60.0, 85.0)}
 CONDITIONS: tuple[str, ...] = ("healthy", "weak_abductors")
 TRANSFER_SHAPES: tuple[str, ...] = ("cosine", "smoothstep", "smootherstep", "ease_out")
+#: What the pelvis does on one leg: the free side rises (healthy), drops (weak abductors), or stays level while the
+#: trunk leans over the stance hip (weak abductors, compensated).
+PELVIS_STRATEGIES: tuple[str, ...] = ("rise", "drop", "lean")
+#: The share of weak-abductor persons who compensate with a trunk lean, when not told (engineering assumption).
+COMPENSATING_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -165,10 +200,27 @@ RANGES: dict[str, Range] = {
     "jitter_frac": Range(0.0, 0.3, "of a period", "HX711 oscillators; scheduling"),
 }
 
+#: The pelvis's parameters (the simulated pelvis sensor, :func:`draw_pelvis`), with their sources; kept apart from
+#: :data:`RANGES`, whose persons the plate's validation corpus (docs/validation.md) is drawn from.
+PELVIS_RANGES: dict[str, Range] = {
+    "pelvis_level_deg": Range(-3.0, 3.0, "deg", "engineering assumption: belt askew, leg-length difference"),
+    "pelvis_sway_two_deg": Range(0.1, 0.3, "deg", "engineering assumption (scaled from the COP sway)"),
+    "pelvis_sway_one_deg": Range(0.3, 0.8, "deg", "engineering assumption (scaled from the COP sway)"),
+    "pelvis_sway_freq_hz": Range(0.2, 0.8, "Hz", "engineering assumption (the COP sway's band)"),
+    "pelvis_rise_deg": Range(0.5, 3.0, "deg", "Hardcastle & Nade 1985 (rises); Youdas 2007 (SEM 2 deg)"),
+    "pelvis_drop_deg": Range(2.5, 6.0, "deg", "Magee 2014 (> 2 cm, about 4-5 deg); Hardcastle & Nade 1985"),
+    "pelvis_drop_s": Range(0.3, 1.0, "s", "engineering assumption: the drop follows the lift"),
+    "pelvis_fatigue_deg_per_10s": Range(0.5, 2.0, "deg per 10 s", "Hardcastle & Nade 1985 (fatiguing drop); "
+                                                                 "engineering assumption for the rate"),
+    "pelvis_level_weak_deg": Range(-1.0, 1.0, "deg", "Hardcastle & Nade 1985; Kendall 2013 (compensated: level)"),
+    "trunk_lean_extra_mm": Range(10.0, 25.0, "mm", "Hardcastle & Nade 1985; Kendall 2013 (trunk lean)"),
+}
+
 
 def _draw(rng: np.random.Generator, name: str, *, part: tuple[float, float] = (0.0, 1.0)) -> float:
-    """One value of ``RANGES[name]``, from the fraction ``part`` of its span (uniform or log-uniform)."""
-    r = RANGES[name]
+    """One value of ``RANGES[name]`` (or ``PELVIS_RANGES[name]``), from the fraction ``part`` of its span
+    (uniform or log-uniform)."""
+    r = RANGES[name] if name in RANGES else PELVIS_RANGES[name]
     a, b = part
     u = a + (b - a) * float(rng.random())
     if r.log and r.lo > 0:
@@ -309,3 +361,73 @@ def transfer_profile(u: np.ndarray | float, *, shape: str) -> np.ndarray:
         # a cosine ease of u**0.6: reaches half way early, then slows into a zero-slope end
         return 0.5 - 0.5 * np.cos(np.pi * v**0.6)
     raise ValueError(f"shape must be one of {list(TRANSFER_SHAPES)}, got {shape!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PelvisTraits:
+    """What one simulated person's pelvis does (every number drawn from :data:`PELVIS_RANGES`).
+
+    ``strategy``: one of :data:`PELVIS_STRATEGIES`. ``drop_deg``: the lifted
+    side's drop at the start of the hold, degrees, positive = lower (the
+    Trendelenburg direction; a healthy person's is negative: the side rises);
+    ``fatigue_deg_per_s``: how fast it grows during the hold;
+    ``trunk_lean_extra_mm``: the further lateral COP shift of a trunk lean (0
+    without one).
+    """
+
+    seed: int
+    strategy: str
+    level_deg: float
+    sway_two_deg: float
+    sway_one_deg: float
+    sway_freq_hz: float
+    drop_deg: float
+    drop_s: float
+    fatigue_deg_per_s: float
+    trunk_lean_extra_mm: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def draw_pelvis(rng: np.random.Generator, *, condition: str, compensates: bool | None = None) -> PelvisTraits:
+    """Draw a person's pelvis for the simulated pelvis sensor.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of every draw (a separate stream from :func:`draw_person`'s, so
+        the persons drawn so far stay the same).
+    condition : {"healthy", "weak_abductors"}
+        Healthy: the free side rises. Weak: it drops, growing with fatigue,
+        unless the person compensates with a trunk lean.
+    compensates : bool, optional
+        Weak abductors only: lean the trunk instead of dropping; drawn
+        (:data:`COMPENSATING_SHARE`) when not given.
+    """
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {condition!r}")
+    if condition == "healthy":
+        strategy = "rise"
+    else:
+        if compensates is None:
+            compensates = bool(rng.random() < COMPENSATING_SHARE)
+        strategy = "lean" if compensates else "drop"
+    if strategy == "rise":
+        drop, fatigue, extra = -_draw(rng, "pelvis_rise_deg"), 0.0, 0.0
+    elif strategy == "drop":
+        drop, fatigue, extra = _draw(rng, "pelvis_drop_deg"), _draw(rng, "pelvis_fatigue_deg_per_10s") / 10.0, 0.0
+    else:
+        drop, fatigue, extra = _draw(rng, "pelvis_level_weak_deg"), 0.0, _draw(rng, "trunk_lean_extra_mm")
+    return PelvisTraits(
+        seed=int(rng.integers(2**31)),
+        strategy=strategy,
+        level_deg=_draw(rng, "pelvis_level_deg"),
+        sway_two_deg=_draw(rng, "pelvis_sway_two_deg"),
+        sway_one_deg=_draw(rng, "pelvis_sway_one_deg"),
+        sway_freq_hz=_draw(rng, "pelvis_sway_freq_hz"),
+        drop_deg=drop,
+        drop_s=_draw(rng, "pelvis_drop_s"),
+        fatigue_deg_per_s=fatigue,
+        trunk_lean_extra_mm=extra,
+    )

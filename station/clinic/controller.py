@@ -17,13 +17,18 @@ started a trial, everybody shows it.
 
 On the simulated plate, a :class:`~station.clinic.sim_patient.SimulatedPatient`
 performs the test: the controller hands it the runner's phases and sends its
-commands to the plate.
+commands to the plate (and to the simulated pelvis sensor, when there is one).
+
+With a pelvis sensor (``pelvis``: :class:`station.live.pelvis.SensorPelvis` or
+:class:`hardware.sim.pelvis.SimulatedPelvis`), every trial's recording and
+stored frames carry ``pelvis_obliquity_deg`` (docs/pelvis-sensor.md).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +42,7 @@ from station.clinic.sim_patient import SimulatedPatient
 from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import Instruction, ProtocolEvent
+from station.protocols.pelvis import SIGN_THRESHOLD_DEG, lifted_side_drop
 from station.protocols.quiet_stance import QuietStanceConfig, QuietStanceRunner
 from station.protocols.single_leg import SIDES, SingleLegConfig, SingleLegRunner
 from station.storage.db import Database, StorageError
@@ -152,12 +158,16 @@ class TrialController:
     spool : Spool, optional
         Where trials go while the database is unreachable (:mod:`station.storage.spool`); without
         one, a test cannot start then.
+    pelvis : object, optional
+        The pelvis sensor (:class:`station.protocols.trial.PelvisLookup`; a
+        simulated one also takes the simulated patient's commands); None: none.
     """
 
     def __init__(self, live: Any, db: Database, *, geometry: PlateGeometry,
                  single_leg: SingleLegConfig | None = None, simulated_patient: str | None = None,
                  rng: np.random.Generator | None = None, lift_timeout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, spool: Spool | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, spool: Spool | None = None,
+                 pelvis: Any = None) -> None:
         if not lift_timeout_s > 0:
             raise ValueError(f"lift_timeout_s must be positive, got {lift_timeout_s!r}")
         self.live = live
@@ -167,6 +177,7 @@ class TrialController:
         self.single_leg = single_leg if single_leg is not None else SingleLegConfig()
         self.lift_timeout_s = float(lift_timeout_s)
         self._clock = clock
+        self.pelvis = pelvis
         self.patient_sim = (SimulatedPatient(profile=simulated_patient, rng=rng)
                             if simulated_patient is not None and live.synthetic else None)
         self._seed = int((rng if rng is not None else np.random.default_rng()).integers(1 << 30))
@@ -184,6 +195,7 @@ class TrialController:
         #: the running trial's writer: the database's, or the spool's (from the start, or handed over)
         self._writer: TrialWriter | None = None
         self._trial_args: dict[str, Any] = {}
+        self._pelvis_level: list[float] = []
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -279,6 +291,7 @@ class TrialController:
             self._writer = writer
             self._trial_args = {**trial_args, "patient_code": code}
             self._abort_reason = None
+            self._pelvis_level = []
             self._events.clear()
             self._snap = {
                 **self._idle_snapshot(), "running": True, "trial_id": writer.trial_id, "patient": code,
@@ -288,10 +301,12 @@ class TrialController:
             }
             self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
-                              on_keep=self._store)
+                              on_keep=lambda frame, pelvis_deg=None: self._store(frame, pelvis_deg),
+                              pelvis=self.pelvis)
             if self.patient_sim is not None:
                 sample = self.live.latest()
                 self._command(self.patient_sim.on_start(plate_occupied=bool(sample and sample.occupied)))
+                self._pelvis_command(self.patient_sim.pelvis_commands(now_t_s=self._plate_now()))
                 self.player = None
                 if isinstance(runner, DrillRunner):
                     from station.drills.autoplay import AutoPlayer
@@ -391,7 +406,7 @@ class TrialController:
     def _idle_snapshot(self) -> dict[str, Any]:
         return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
                 "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
-                "stored": None, "error": "", "started_at": None, "offline": False}
+                "stored": None, "error": "", "started_at": None, "offline": False, "pelvis": None}
 
     def _make_runner(self, protocol: str, stance_side: str | None,
                      params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner | DrillRunner:
@@ -449,11 +464,26 @@ class TrialController:
             except (ValueError, RuntimeError) as exc:
                 log.warning("simulated patient: %s %s refused: %s", name, params, exc)
 
-    def _store(self, frame: ForceFrame) -> None:
+    def _plate_now(self) -> float:
+        """The plate's time now (the newest frame's), s."""
+        sample = self.live.latest()
+        return float(sample.frame.t_s) if sample is not None else 0.0
+
+    def _pelvis_command(self, commands: list[tuple[str, dict[str, Any]]]) -> None:
+        """The simulated patient's commands to a simulated pelvis sensor (none to a real one)."""
+        if self.pelvis is None or not getattr(self.pelvis, "synthetic", False):
+            return
+        for name, params in commands:
+            try:
+                self.pelvis.command(name, **params)
+            except (ValueError, KeyError) as exc:
+                log.warning("simulated pelvis: %s refused: %s", name, exc)
+
+    def _store(self, frame: ForceFrame, pelvis_deg: float | None = None) -> None:
         writer = self._writer
         assert writer is not None
         try:
-            writer.add(frame)
+            writer.add(frame, pelvis_deg=pelvis_deg)
         except StorageError as exc:  # the frames stay buffered; the next block retries (or the spool takes them)
             if not self._hand_over(exc):
                 self._note_error(str(exc))
@@ -475,15 +505,36 @@ class TrialController:
                 log.error("%s", message)
             self._snap["error"] = message
 
+    def _pelvis_now(self, runner: Any) -> dict[str, Any] | None:
+        """The pelvis for the patient screen's gauge: ``{obliquity_deg, drop_deg, threshold_deg}``; None without a
+        sensor. ``drop_deg`` (single-leg, once the level is known): the lifted side's drop below its level in the
+        two-foot stance before the lift (the mean over the baseline and the countdown), positive = lower. A
+        display only: the scores come from the recording (station.protocols.pelvis)."""
+        if self.pelvis is None:
+            return None
+        value = float(self.pelvis.latest())
+        if not math.isfinite(value):
+            return {"obliquity_deg": None, "drop_deg": None, "threshold_deg": SIGN_THRESHOLD_DEG}
+        state = runner.state.value
+        if state in ("baseline", "countdown"):
+            self._pelvis_level.append(value)
+        drop = None
+        if isinstance(runner, SingleLegRunner) and self._pelvis_level and state in ("await_lift", "hold", "done"):
+            level = float(np.mean(self._pelvis_level))
+            drop = float(lifted_side_drop(obliquity_deg=np.array([value]), baseline_deg=level,
+                                          stance_side=runner.stance_side)[0])
+        return {"obliquity_deg": value, "drop_deg": drop, "threshold_deg": SIGN_THRESHOLD_DEG}
+
     def _publish(self, trial: LiveTrial, events: list[ProtocolEvent], t0: float) -> None:
         runner = trial.runner
         status = runner.status()
+        pelvis = self._pelvis_now(runner)
         with self._lock:
             for event in events:
                 self._events.append(event.to_dict())
                 self._event_count += 1
             self._snap.update(state=runner.state.value, instruction=runner.message,
-                              elapsed_s=self._clock() - t0, status=status)
+                              elapsed_s=self._clock() - t0, status=status, pelvis=pelvis)
 
     def _work(self, trial: LiveTrial, writer: TrialWriter) -> None:
         t0 = self._clock()
@@ -502,6 +553,8 @@ class TrialController:
                         if self.patient_sim is not None and isinstance(trial.runner, SingleLegRunner):
                             self._command(self.patient_sim.on_lift_instruction(
                                 stance_side=trial.runner.stance_side, hold_s=trial.runner.config.hold_s))
+                            self._pelvis_command(self.patient_sim.pelvis_commands(
+                                now_t_s=self._plate_now(), stance_side=trial.runner.stance_side))
                 self._publish(trial, events, t0)
                 if self.player is not None and isinstance(trial.runner, DrillRunner):
                     self._play(trial.runner)
@@ -522,6 +575,7 @@ class TrialController:
         finally:
             if self.patient_sim is not None:
                 self._command(self.patient_sim.on_end())
+                self._pelvis_command([("quiet", {"at_s": self._plate_now()})])
             snap = self.snapshot()
             for callback in self._finished_cbs:
                 try:

@@ -8,14 +8,14 @@ trial's recording, so the live test reports what ``analyze`` prints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import ProtocolEvent
-from station.protocols.trial import Runner, TrialCapture
+from station.protocols.trial import PELVIS_WAIT_S, Runner, TrialCapture
 from station.scoring.analyze import score_capture
 
 __all__ = ["LiveTrial"]
@@ -34,16 +34,18 @@ class LiveTrial:
         result = trial.result()
 
     While the trial runs the station does not re-zero the plate
-    (:meth:`station.live.pipeline.LiveStation.trial_started`).
+    (:meth:`station.live.pipeline.LiveStation.trial_started`). With ``pelvis``
+    (the pelvis sensor, :class:`station.protocols.trial.PelvisLookup`) the
+    recording carries ``pelvis_obliquity_deg``.
     """
 
     def __init__(self, live: Any, runner: Runner, *, geometry: PlateGeometry,
                  metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None,
-                 on_keep: Callable[[ForceFrame], None] | None = None) -> None:
+                 on_keep: Callable[..., None] | None = None, pelvis: Any = None) -> None:
         self.live = live
         rate = float(live.feed.info.get("nominal_rate_hz") or 80.0)
         self.capture = TrialCapture(runner, geometry=geometry, sample_rate_hz=rate, metadata=metadata, target=target,
-                                    on_keep=on_keep)
+                                    on_keep=on_keep, pelvis=pelvis)
         self._sub = live.subscribe()
         live.trial_started()
         self._open = True
@@ -70,6 +72,7 @@ class LiveTrial:
             events += self.capture.push(frame)
             if self.capture.finished:
                 break
+        self.capture.drain_pelvis()  # rows whose pelvis sample arrived since
         if self.capture.finished:
             self.close()
         return events
@@ -80,7 +83,14 @@ class LiveTrial:
         return events
 
     def close(self) -> None:
-        """Stop listening, let the station re-zero again, close the file. Idempotent."""
+        """Stop listening, let the station re-zero again, close the file. Idempotent.
+
+        With the pelvis sensor, the last rows first wait (at most ``PELVIS_WAIT_S``) for its samples."""
+        deadline = time.monotonic() + PELVIS_WAIT_S
+        while self.capture.pelvis_pending and time.monotonic() < deadline:
+            self.capture.drain_pelvis()
+            if self.capture.pelvis_pending:
+                time.sleep(0.01)
         if self._open:
             self._open = False
             self.live.unsubscribe(self._sub)

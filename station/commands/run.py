@@ -139,6 +139,36 @@ def start_plate(settings: StationSettings) -> AcquisitionProcess:
     return acq
 
 
+def start_pelvis(settings: StationSettings, *, synthetic: bool) -> Any:
+    """The pelvis sensor of the ``[pelvis]`` section, started; None without the section (or when it cannot start:
+    the plate works without it)."""
+    cfg = settings.pelvis
+    if cfg is None:
+        return None
+    sensor = ("simulated" if synthetic else "icm42688") if cfg.sensor == "auto" else cfg.sensor
+    if sensor == "simulated":
+        if not synthetic:
+            raise UserError("[pelvis] sensor = \"simulated\" is worn by the simulated patient: it needs the "
+                            "simulated plate (--plate simulated)")
+        from hardware.sim.pelvis import SimulatedPelvis
+
+        say("pelvis sensor: simulated (worn by the simulated patient)")
+        return SimulatedPelvis()
+    from hardware.imu.source import PelvisSpec
+    from station.live.pelvis import SensorPelvis
+
+    spec = PelvisSpec(driver={"bus": cfg.bus, "address": cfg.address, "odr_hz": float(cfg.odr_hz)},
+                      right_axis=(float(cfg.right_axis[0]), float(cfg.right_axis[1]), float(cfg.right_axis[2])))
+    try:
+        pelvis = SensorPelvis(spec).start()
+    except RuntimeError as exc:
+        say(f"pelvis sensor: none ({exc}); the plate goes on without it")
+        return None
+    say(f"pelvis sensor: ICM-42688-P on I2C bus {cfg.bus}, address 0x{cfg.address:02x}, {cfg.odr_hz} Hz "
+        "(stand still on both feet for 2 s to calibrate its mounting)")
+    return pelvis
+
+
 def choose_calibration(settings: StationSettings, acq: AcquisitionProcess) -> Calibration:
     """The calibration file for a real plate; the built-in one for the simulator.
 
@@ -460,6 +490,7 @@ def run_station(args: argparse.Namespace) -> int:
     buttons: ButtonActions | None = None
     controller: TrialController | None = None
     heartbeat: Any = None
+    pelvis: Any = None
     screen = None
     try:
         calibration = choose_calibration(settings, acq)
@@ -467,9 +498,11 @@ def run_station(args: argparse.Namespace) -> int:
         live = LiveStation(acq, pipeline, auto_rezero=settings.auto_rezero, drift_warn_n=settings.zero_drift_warn_n)
         live.start()
         patient = settings.simulator.patient
+        pelvis = start_pelvis(settings, synthetic=live.synthetic)
         controller = TrialController(live, db, geometry=settings.plate.geometry(),
                                      simulated_patient=None if patient == "none" else patient,
-                                     rng=np.random.default_rng(settings.simulator.seed), spool=spool)
+                                     rng=np.random.default_rng(settings.simulator.seed), spool=spool,
+                                     pelvis=pelvis)
         if live.synthetic and patient != "none":
             say(f"simulated patient: {patient.replace('_', ' ')} (performs the tests started on this plate)")
         visit = Visit(controller, db)
@@ -559,6 +592,8 @@ def run_station(args: argparse.Namespace) -> int:
             uploader.stop()
         if spool is not None:
             spool.close()
+        if pelvis is not None:
+            pelvis.stop()
         db.close()
         acq.stop()
         folder_lock.release()

@@ -100,9 +100,12 @@ class SimulatorSettings(_Section):
     speed: float = Field(1.0, ge=0.1, le=20.0,
                          description="simulated time runs this much faster than the clock "
                                      "(demonstrations; 1 = real time)")
-    patient: Literal["healthy", "weak_abductors", "none"] = Field(
+    patient: Literal["healthy", "weak_abductors", "none", "trunk_lean"] = Field(
         "healthy", description="who performs the tests started on the simulated plate: a healthy person, one with "
-                               "weak hip abductors (sway, touchdowns, hand support), or nobody (steer with the keys)")
+                               "weak hip abductors (sway, touchdowns, hand support; with a simulated pelvis sensor "
+                               "the lifted side drops), nobody (steer with the keys), or one with weak abductors "
+                               "who compensates with a trunk lean (the pelvis stays level, the COP moves lateral)")
+
     chip_fault: str = Field(
         "none", description="--plate chip-model only: a fault injected into one chip model, 'CELL:KIND' with KIND "
                             "stuck_low (DOUT shorted to ground), unplugged (DOUT high) or power_down (a long clock "
@@ -113,6 +116,26 @@ class SimulatorSettings(_Section):
         "paced", description="--plate chip-model only: 'paced' runs the chip models and the backend's timing on a "
                              "clock paced to real time (a GPIO call costs 1 us, as on a Pi); 'real' on the system "
                              "clock, where this machine's scheduling hiccups inside a clock pulse power the chips down")
+
+
+class PelvisSettings(_Section):
+    """The pelvis sensor (docs/pelvis-sensor.md). Its presence in the file turns it on; the plate works without it."""
+
+    sensor: Literal["auto", "icm42688", "simulated"] = Field(
+        "auto", description="the ICM-42688-P on I2C, or the simulated sensor worn by the simulated patient "
+                            "(simulated plate only); auto: the simulated one on the simulated plate, else the ICM")
+    bus: int = Field(1, ge=0, le=31, description="I2C bus number (/dev/i2c-N)")
+    address: int = Field(0x68, ge=0x68, le=0x69, description="0x68 with AD0 to GND, 0x69 with AD0 high")
+    odr_hz: Literal[100, 200] = Field(100, description="the sensor's sample rate, Hz")
+    right_axis: list[float] = Field([1.0, 0.0, 0.0], description="the sensor axis to the patient's right "
+                                                                  "(the lid's arrow R: x)")
+
+    @field_validator("right_axis")
+    @classmethod
+    def _three_numbers(cls, axis: list[float]) -> list[float]:
+        if len(axis) != 3 or not any(axis):
+            raise ValueError(f"give 3 numbers, not all 0 (x, y, z of the sensor), got {axis}")
+        return axis
 
 
 class ControlsSettings(_Section):
@@ -199,6 +222,7 @@ class StationSettings(BaseSettings):
     plate: PlateSettings = PlateSettings()
     hx711: HX711Settings | None = None
     simulator: SimulatorSettings = SimulatorSettings()
+    pelvis: PelvisSettings | None = None
     controls: ControlsSettings = ControlsSettings()
     screen: ScreenSettings = ScreenSettings()
     web: WebSettings = WebSettings()

@@ -13,6 +13,15 @@ paths, finds the same events, and the same scoring function
 analyze`` on a trial's file prints what the live test reported. The rounding
 is far below anything measured (module notes of :mod:`station.core.recording`).
 
+The pelvis sensor (``docs/pelvis-sensor.md``): given a ``pelvis`` lookup,
+:class:`TrialCapture` adds the column ``pelvis_obliquity_deg`` to every kept
+row: the obliquity at the frame's own time on the plate's clock (the live
+frame's ``t_s``, ``time.monotonic`` on the station, before it is shifted to
+the trial's start), rounded to :data:`PELVIS_DECIMALS` decimals as the file
+holds it, empty (NaN) where the sensor had no value. A row waits until the
+sensor has a sample after the frame's time (at most :data:`PELVIS_WAIT_S`),
+so a sample still on its way is not lost; the runner is fed at once.
+
 Scoring itself (resampling onto the nominal rate and the 10 Hz zero-phase
 low-pass of the ``analyze`` contract) works on the whole recorded trial after
 the fact; only the detection of onset, touchdowns and support runs frame by
@@ -22,23 +31,44 @@ frame, causally, in the runner.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 
 from station.core.cop import centre_of_pressure
 from station.core.frames import ForceFrame, FrameFlag
 from station.core.geometry import PlateGeometry
-from station.core.recording import FORCE_DECIMALS, T_DECIMALS, Recording, RecordingWriter
+from station.core.recording import FORCE_DECIMALS, PELVIS_COLUMN, T_DECIMALS, Recording, RecordingWriter
 from station.protocols.events import ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceRunner
 from station.protocols.single_leg import SingleLegRunner
 
-__all__ = ["Runner", "TrialCapture", "frames_from_recording", "frames_from_rows"]
+__all__ = ["PELVIS_DECIMALS", "PELVIS_WAIT_S", "PelvisLookup", "Runner", "TrialCapture", "frames_from_recording",
+           "frames_from_rows"]
 
 Runner = SingleLegRunner | QuietStanceRunner
+
+#: The obliquity is kept with this many decimals (1/1000 degree: far below the sensor's 0.03 degree noise).
+PELVIS_DECIMALS = 3
+#: A kept row waits at most this long (s, on the plate's clock) for the pelvis sensor's sample after it.
+PELVIS_WAIT_S = 0.25
+
+
+class PelvisLookup(Protocol):
+    """The pelvis sensor as the capture sees it (:class:`station.live.pelvis.SensorPelvis`,
+    :class:`hardware.sim.pelvis.SimulatedPelvis`)."""
+
+    def at(self, t_s: float) -> float:
+        """The obliquity (deg, positive = the right side higher) at ``t_s`` on the plate's clock; NaN: no value."""
+        ...
+
+    def ready(self, t_s: float) -> bool:
+        """True once the sensor's samples reach past ``t_s`` (the value at ``t_s`` will not change)."""
+        ...
 
 
 def _round_text(value: float, decimals: int) -> float:
@@ -85,7 +115,10 @@ class TrialCapture:
         Called with every kept frame, exactly as the recording holds it
         (time from the recording's first row): the trial controller stores
         these very frames in the database, so the stored trial re-scores to
-        the live result.
+        the live result. With ``pelvis``, called as ``on_keep(frame,
+        pelvis_deg=value)`` (NaN: no value).
+    pelvis : PelvisLookup, optional
+        The pelvis sensor: the recording gets the column ``pelvis_obliquity_deg``.
 
     Notes
     -----
@@ -96,8 +129,12 @@ class TrialCapture:
 
     def __init__(self, runner: Runner, *, geometry: PlateGeometry, sample_rate_hz: float,
                  metadata: Mapping[str, object] | None = None, target: str | Path | IO[str] | None = None,
-                 on_keep: Callable[[ForceFrame], None] | None = None) -> None:
+                 on_keep: Callable[..., None] | None = None, pelvis: PelvisLookup | None = None) -> None:
         self.runner = runner
+        self.pelvis = pelvis
+        self._pending: deque[tuple[ForceFrame, float]] = deque()
+        self._rows_p: list[float] = []
+        self._latest_live_t: float | None = None
         self._on_keep = on_keep
         self.geometry = geometry
         self.sample_rate_hz = float(sample_rate_hz)
@@ -111,7 +148,8 @@ class TrialCapture:
         self._flushed_t = 0.0
         self.skipped_frames = 0
         self._writer = (RecordingWriter(target, sample_rate_hz=self.sample_rate_hz, geometry=geometry,
-                                        metadata=self.metadata, extra_columns=("flags",))
+                                        metadata=self.metadata,
+                                        extra_columns=("flags",) if pelvis is None else ("flags", PELVIS_COLUMN))
                         if target is not None else None)
 
     @property
@@ -144,10 +182,35 @@ class TrialCapture:
         self._last_t = rec_frame.t_s
         events = self.runner.update(rec_frame)
         if self.runner.frame_in_trial:
-            self._keep(rec_frame)
+            if self.pelvis is None:
+                self._keep(rec_frame)
+            else:
+                self._pending.append((rec_frame, float(frame.t_s)))
+        if self.pelvis is not None:
+            self._latest_live_t = float(frame.t_s)
+            self.drain_pelvis()  # the last rows wait for their samples too: close() takes the rest
         return events
 
-    def _keep(self, frame: ForceFrame) -> None:
+    @property
+    def pelvis_pending(self) -> int:
+        """Kept rows still waiting for the pelvis sensor's sample."""
+        return len(self._pending)
+
+    def drain_pelvis(self, *, force: bool = False) -> int:
+        """Keep the rows waiting for the pelvis sensor whose value is known (all of them with ``force``)."""
+        kept = 0
+        while self._pending and self.pelvis is not None:
+            frame, live_t = self._pending[0]
+            late = self._latest_live_t is not None and self._latest_live_t - live_t >= PELVIS_WAIT_S
+            if not (force or late or self.pelvis.ready(live_t)):
+                break
+            self._pending.popleft()
+            value = float(self.pelvis.at(live_t))
+            self._keep(frame, _round_text(value, PELVIS_DECIMALS) if math.isfinite(value) else math.nan)
+            kept += 1
+        return kept
+
+    def _keep(self, frame: ForceFrame, pelvis_deg: float | None = None) -> None:
         if self._kept_t0 is None:
             self._kept_t0 = frame.t_s
         # rows count from the first kept frame (single-leg: the first frame, so the times are unchanged)
@@ -155,10 +218,19 @@ class TrialCapture:
         self._rows_t.append(t)
         self._rows_f.append(frame.forces_n)
         self._rows_flags.append(int(frame.flags))
-        if self._on_keep is not None:
-            self._on_keep(frame if t == frame.t_s else dataclasses.replace(frame, t_s=t))
+        kept = frame if t == frame.t_s else dataclasses.replace(frame, t_s=t)
+        if self.pelvis is not None:
+            self._rows_p.append(math.nan if pelvis_deg is None else pelvis_deg)
+            if self._on_keep is not None:
+                self._on_keep(kept, pelvis_deg=self._rows_p[-1])
+            if self._writer is not None:
+                self._writer.write_frame(t, frame.forces_n, flags=int(frame.flags), **{PELVIS_COLUMN: self._rows_p[-1]})
+        else:
+            if self._on_keep is not None:
+                self._on_keep(kept)
+            if self._writer is not None:
+                self._writer.write_frame(t, frame.forces_n, flags=int(frame.flags))
         if self._writer is not None:
-            self._writer.write_frame(t, frame.forces_n, flags=int(frame.flags))
             if t - self._flushed_t >= 1.0:  # at most a second of the trial is only in memory
                 self._writer.flush()
                 self._flushed_t = t
@@ -170,7 +242,8 @@ class TrialCapture:
         return events
 
     def close(self) -> None:
-        """Close the recording file, if any. Idempotent."""
+        """Keep the rows still waiting for the pelvis sensor, close the recording file, if any. Idempotent."""
+        self.drain_pelvis(force=True)
         if self._writer is not None:
             self._writer.close()
 
@@ -178,9 +251,12 @@ class TrialCapture:
         """The kept frames as a :class:`Recording` (what the file holds, number for number)."""
         if len(self._rows_t) < 2:
             raise ValueError(f"the trial holds {len(self._rows_t)} frame(s); a recording needs at least 2")
+        extra = {"flags": np.array(self._rows_flags, dtype=np.float64)}
+        if self.pelvis is not None:
+            extra[PELVIS_COLUMN] = np.array(self._rows_p, dtype=np.float64)
         return Recording(t_s=np.array(self._rows_t), forces_n=np.array(self._rows_f),
                          sample_rate_hz=self.sample_rate_hz, geometry=self.geometry, metadata=dict(self.metadata),
-                         extra={"flags": np.array(self._rows_flags, dtype=np.float64)}, name="<live trial>")
+                         extra=extra, name="<live trial>")
 
     def finished_recording(self) -> Recording:
         """The trial's recording, once the runner is done, to be scored

@@ -515,9 +515,9 @@ def session_summary(results: Sequence[Mapping[str, Any]], *, age_years: float | 
     dict
         ``trials`` (count per side), ``best`` (per side: ``index`` into
         ``results``, ``hold_time_s``, ``completed``, ``touchdowns``,
-        ``support_time_s``, ``mean_velocity_mm_s``, ``ml_offset_mm``; None
-        without a trial), ``comparison`` (:func:`compare_sides` of the best
-        trials, None unless both sides have one) and ``norm``
+        ``support_time_s``, ``mean_velocity_mm_s``, ``ml_offset_mm``,
+        ``pelvis_sign``, ``pelvis_drop_max_deg``; None without a trial),
+        ``comparison`` (:func:`compare_sides` of the best trials, None unless both sides have one) and ``norm``
         (:func:`station.scoring.norms.norm_reference`, None without an age).
     """
     by_side: dict[str, list[int]] = {s: [] for s in SIDES}
@@ -539,6 +539,9 @@ def session_summary(results: Sequence[Mapping[str, Any]], *, age_years: float | 
             "support_time_s": (r.get("support") or {}).get("time_s"),
             "mean_velocity_mm_s": (r.get("cop") or {}).get("mean_velocity_mm_s"),
             "ml_offset_mm": r.get("ml_offset_mm"),
+            # the pelvis sensor's measured Trendelenburg sign (None: recorded without it)
+            "pelvis_sign": (r.get("pelvis") or {}).get("sign"),
+            "pelvis_drop_max_deg": (r.get("pelvis") or {}).get("drop_max_deg"),
         }
     comparison = None
     if best["left"] is not None and best["right"] is not None:

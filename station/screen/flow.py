@@ -479,6 +479,16 @@ class TrialMode(Mode):
         elif kind == "finished":
             self.ctx.cue("finished")
 
+    def _draw_pelvis(self, surface: pygame.Surface, snap: dict[str, Any], side: str | None, size_px: int) -> None:
+        """The pelvis-level gauge during the hold (with the pelvis sensor): above the timer, clear of the plate."""
+        pelvis = snap.get("pelvis") or {}
+        drop = pelvis.get("drop_deg")
+        if side not in SIDES or drop is None or snap.get("state") not in ("hold", "done"):
+            return
+        w, h = surface.get_size()
+        _pelvis_gauge(surface, centre=(int(w * 0.87), int(h * 0.27)), length_px=int(w * 0.14), drop_deg=float(drop),
+                      lifted=OTHER[side], threshold_deg=float(pelvis.get("threshold_deg") or 2.0), size_px=size_px)
+
     def plate_view(self, surface: pygame.Surface) -> view.PlateView:
         w, h = surface.get_size()
         area = pygame.Rect(0, 0, int(w * 0.55), int(h * 0.62))
@@ -570,12 +580,53 @@ class TrialMode(Mode):
                 view.text(surface, f"{sample.body_weight_n / GRAVITY_M_S2:.1f} kg",
                           (panel.centerx, panel.bottom - mid), size_px=mid, anchor="midbottom")
 
+        self._draw_pelvis(surface, snap, side, small)
+
         if flashing:  # the touchdown signal: a red frame round the screen and a banner
             pygame.draw.rect(surface, view.BAD, surface.get_rect(), width=max(12, h // 30))
             view.banner(surface, self._flash_text, (w // 2, h // 2), size_px=big, colour=view.BAD)
         if snap.get("error"):
             view.text(surface, snap["error"][:120], (w // 2, h - h // 40 - small - 4), size_px=small,
                       colour=view.WARN, anchor="midbottom", bold=True)
+
+
+def pelvis_gauge_text(drop_deg: float, lifted: str, threshold_deg: float) -> tuple[str, str]:
+    """The gauge's words and colour name (``good``, ``warn``, ``bad``) for a drop of the lifted side."""
+    if drop_deg > threshold_deg:
+        return f"Pelvis: {lifted} side {drop_deg:.0f}° low", "bad"
+    if drop_deg > 0.5:
+        return f"Pelvis: {lifted} side {drop_deg:.0f}° low", "warn"
+    if drop_deg < -0.5:
+        return f"Pelvis: {lifted} side {-drop_deg:.0f}° up", "good"
+    return "Pelvis level", "good"
+
+
+#: the gauge draws the pelvis's tilt this many times larger than it is (a 3 degree drop is then plain to see)
+PELVIS_GAUGE_GAIN = 3.0
+
+
+def _pelvis_gauge(surface: pygame.Surface, *, centre: tuple[int, int], length_px: int, drop_deg: float,
+                  lifted: str, threshold_deg: float, size_px: int) -> None:
+    """A bar for the pelvis seen from behind (the patient's right on the right), tilted by the lifted side's drop
+    (exaggerated :data:`PELVIS_GAUGE_GAIN` times), a dashed level line, and the words."""
+    words, tone = pelvis_gauge_text(drop_deg, lifted, threshold_deg)
+    colour = {"good": view.GOOD, "warn": view.WARN, "bad": view.BAD}[tone]
+    cx, cy = centre
+    angle = math.radians(max(-15.0, min(15.0, PELVIS_GAUGE_GAIN * drop_deg)))
+    half = length_px / 2
+    dy = half * math.sin(angle)  # the lifted end goes down (screen y grows downwards)
+    dx = half * math.cos(angle)
+    sign = 1 if lifted == "right" else -1  # which end is the lifted side
+    lifted_end = (cx + sign * dx, cy + dy)
+    stance_end = (cx - sign * dx, cy - dy)
+    for k in range(0, int(length_px), 16):  # the level, dashed
+        x0 = cx - half + k
+        pygame.draw.line(surface, view.MUTED, (x0, cy), (min(x0 + 8, cx + half), cy), 2)
+    pygame.draw.line(surface, colour, stance_end, lifted_end, max(6, size_px // 3))
+    for end in (stance_end, lifted_end):
+        pygame.draw.circle(surface, colour, (round(end[0]), round(end[1])), max(6, size_px // 3))
+    view.text(surface, words, (round(cx - half - size_px), cy), size_px=size_px, colour=colour, anchor="midright",
+              bold=True)
 
 
 def _left_paragraph(surface: pygame.Surface, message: str, top_left: tuple[int, int], *, size_px: int,

@@ -77,6 +77,8 @@ METRIC_COLUMNS = (
     "support.mean_pct_bw", "support.peak_pct_bw", "support.time_s", "ml_offset_mm",
     "cop.path_length_mm", "cop.mean_velocity_mm_s", "cop.ml_range_mm", "cop.ap_range_mm",
     "cop.ml_rms_mm", "cop.ap_rms_mm", "cop.ellipse95_area_mm2",
+    # the pelvis sensor (issue 14): empty for a trial recorded without it
+    "pelvis.drop_mean_deg", "pelvis.drop_max_deg", "pelvis.sign",
 )
 #: metric keys that repeat a trial column
 _SKIPPED_METRICS = frozenset({"protocol", "stance_side"})

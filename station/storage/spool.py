@@ -714,13 +714,14 @@ class SpoolTrialWriter(TrialWriter):
 
     def _take_over(self, writer: TrialWriter) -> None:
         """Continue ``writer``'s trial: its buffered frames, time origin and block numbering."""
-        self._t, self._f, self._g = writer._t, writer._f, writer._g  # noqa: SLF001
+        self._t, self._f, self._g, self._p = writer._t, writer._f, writer._g, writer._p  # noqa: SLF001
         self._t0, self._last_t = writer._t0, writer._last_t  # noqa: SLF001
         self._next_block = writer._next_block  # noqa: SLF001
         self.frames_written, self.blocks_written = writer.frames_written, writer.blocks_written
         self.last_written_t_s = writer.last_written_t_s
 
-    def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime) -> None:
+    def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime, *,
+                     encoding: str = ENCODING) -> None:
         n = int(t.size)
         with self.spool._write() as c, c.begin():  # noqa: SLF001 - the spool's own writer
             result = c.execute(update(_TRIALS).where(_TRIALS.c.trial_id == self.trial_id,
@@ -730,7 +731,7 @@ class SpoolTrialWriter(TrialWriter):
                 raise Conflict(f"trial {self.trial_id} is no longer running; its last frames were not stored")
             c.execute(insert(_BLOCKS).values(trial_id=self.trial_id, block_index=index, upload_key=_new_key(),
                                              first_t_s=float(t[0]), last_t_s=float(t[-1]), n_frames=n,
-                                             encoding=ENCODING, payload=payload, written_at=now))
+                                             encoding=encoding, payload=payload, written_at=now))
 
     def _store_end(self, end: TrialState, metrics: Any, detail: str, frames_dropped: int) -> None:
         now = utc_now()

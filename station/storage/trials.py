@@ -35,9 +35,10 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 from calibration.model import Calibration
 from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
-from station.core.recording import MAX_RATE_HZ, MIN_RATE_HZ, Recording, write_recording
+from station.core.recording import MAX_RATE_HZ, MIN_RATE_HZ, PELVIS_COLUMN, Recording, write_recording
 from station.storage.blocks import (
     ENCODING,
+    ENCODING_PELVIS,
     BlockDecodeError,
     decode_block,
     encode_block,
@@ -273,7 +274,8 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
     trial's settings (text values), ``protocol``, ``stance_side`` (when there is one), ``patient`` (the code),
     ``started_at``, ``calibration`` (its label), ``trial_id``, ``trial_state``,
     ``plate_source``, ``station_id`` (the station that recorded it, when known); the extra column
-    ``flags`` holds each frame's flag bits.
+    ``flags`` holds each frame's flag bits, and ``pelvis_obliquity_deg`` the pelvis sensor's value
+    (NaN: none) when the trial was recorded with the sensor.
 
     Raises
     ------
@@ -286,7 +288,8 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
     rows = session.execute(
         select(FrameBlock.block_index, FrameBlock.n_frames, FrameBlock.encoding, FrameBlock.payload)
         .where(FrameBlock.trial_id == trial.id).order_by(FrameBlock.block_index)).all()
-    ts, fs, gs = [], [], []
+    ts, fs, gs, ps = [], [], [], []
+    with_pelvis = False
     for expected, (index, n, encoding, payload) in enumerate(rows):
         if index != expected:
             raise StorageError(f"trial {trial.id}: frame block {expected} is missing")
@@ -297,6 +300,8 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
         ts.append(block.t_s)
         fs.append(block.forces_n)
         gs.append(block.flags)
+        ps.append(block.pelvis_deg if block.pelvis_deg is not None else np.full(block.n_frames, np.nan))
+        with_pelvis = with_pelvis or block.pelvis_deg is not None
     total = sum(t.size for t in ts)
     if total < 2:
         raise StorageError(f"trial {trial.id} has {total} frame{'s' if total != 1 else ''} stored: "
@@ -319,10 +324,13 @@ def trial_recording(session: Session, trial_id: int) -> Recording:
         metadata["plate_source"] = trial.plate_source
     if trial.station_id:
         metadata["station_id"] = trial.station_id
+    extra: dict[str, np.ndarray] = {"flags": np.concatenate(gs).astype(np.int64)}
+    if with_pelvis:  # recorded with the pelvis sensor (blocks ENCODING_PELVIS)
+        extra[PELVIS_COLUMN] = np.concatenate(ps)
     return Recording(
         t_s=np.concatenate(ts), forces_n=np.concatenate(fs), sample_rate_hz=trial.sample_rate_hz,
         geometry=PlateGeometry(ml_mm=trial.plate_ml_mm, ap_mm=trial.plate_ap_mm, feet_ml_mm=trial.feet_ml_mm),
-        metadata=metadata, extra={"flags": np.concatenate(gs).astype(np.int64)}, name=f"trial {trial.id}",
+        metadata=metadata, extra=extra, name=f"trial {trial.id}",
     )
 
 
@@ -387,6 +395,7 @@ class TrialWriter:
         self._t: list[float] = []
         self._f: list[tuple[float, float, float, float]] = []
         self._g: list[int] = []
+        self._p: list[float | None] = []
         self._last_t: float | None = None
         self._next_flush = clock() + self.flush_period_s
         self._next_block = 0
@@ -451,8 +460,12 @@ class TrialWriter:
     def finished(self) -> bool:
         return self.finished_state is not None
 
-    def add(self, frame: StorableFrame) -> None:
-        """Buffer one frame (a ForceFrame, or ``(t_s, forces_n[, flags])``); writes a block when one is due."""
+    def add(self, frame: StorableFrame, *, pelvis_deg: float | None = None) -> None:
+        """Buffer one frame (a ForceFrame, or ``(t_s, forces_n[, flags])``); writes a block when one is due.
+
+        ``pelvis_deg``: the pelvis sensor's obliquity for this frame (NaN: the sensor had no value; None: the
+        trial has no sensor). A block holding any frame with it is stored ``f8le-zlib-pelvis/1``.
+        """
         if self.finished:
             raise ValueError(f"trial {self.trial_id} is finished; no more frames")
         if isinstance(frame, ForceFrame):
@@ -476,6 +489,7 @@ class TrialWriter:
         self._t.append(t - self._t0)
         self._f.append(f)  # type: ignore[arg-type]
         self._g.append(flags)
+        self._p.append(None if pelvis_deg is None else float(pelvis_deg))
         self.tick()
 
     def add_many(self, frames: Iterable[StorableFrame]) -> None:
@@ -504,21 +518,25 @@ class TrialWriter:
         t = np.array(self._t[:n], dtype=np.float64)
         f = np.array(self._f[:n], dtype=np.float64)
         g = np.array(self._g[:n], dtype=np.uint32)
-        payload = encode_block(t, f, g)
+        with_pelvis = any(v is not None for v in self._p[:n])
+        p = np.array([np.nan if v is None else v for v in self._p[:n]], dtype=np.float64) if with_pelvis else None
+        payload = encode_block(t, f, g, pelvis_deg=p)
+        encoding = ENCODING_PELVIS if with_pelvis else ENCODING
         try:
-            self._store_block(self._next_block, t, payload, utc_now())
+            self._store_block(self._next_block, t, payload, utc_now(), encoding=encoding)
         except StorageError:
             raise
         except Exception as exc:  # a database error: the frames stay buffered for the next try
             raise StorageError(f"trial {self.trial_id}: cannot store frames ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-        del self._t[:n], self._f[:n], self._g[:n]
+        del self._t[:n], self._f[:n], self._g[:n], self._p[:n]
         self._next_block += 1
         self.blocks_written += 1
         self.frames_written += n
         self.last_written_t_s = float(t[-1])
 
-    def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime) -> None:
+    def _store_block(self, index: int, t: np.ndarray, payload: bytes, now: dt.datetime, *,
+                     encoding: str = ENCODING) -> None:
         """Commit one block (``t``: its times) and the trial's frame count; a subclass stores it elsewhere."""
         n = int(t.size)
         with write_session(self._sessions) as session:
@@ -532,7 +550,7 @@ class TrialWriter:
                                + ("gone" if state is None else f"no longer running (it is {state.value})")
                                + "; its last frames were not stored")
             session.add(FrameBlock(trial_id=self.trial_id, block_index=index, first_t_s=float(t[0]),
-                                   last_t_s=float(t[-1]), n_frames=n, encoding=ENCODING, payload=payload,
+                                   last_t_s=float(t[-1]), n_frames=n, encoding=encoding, payload=payload,
                                    written_at=now))
 
     # -- end ----------------------------------------------------------------------------------

@@ -157,3 +157,43 @@ def test_each_test_of_the_simulated_patient_is_done_by_a_new_person():
         assert lift["transition_s"] == pytest.approx(people[-1].transfer_s)
     assert len({p.seed for p in people}) == 3
     assert all(p.condition == "weak_abductors" for p in people)
+
+
+def test_the_pelvis_is_drawn_within_its_ranges_by_condition():
+    """Issue 14: the simulated pelvis sensor's person (hardware.sim.population.draw_pelvis)."""
+    from hardware.sim.population import PELVIS_RANGES, draw_pelvis
+
+    for name, r in PELVIS_RANGES.items():
+        assert r.lo < r.hi and r.source.strip(), name
+    rng = np.random.default_rng(3)
+    healthy = [draw_pelvis(rng, condition="healthy") for _ in range(200)]
+    weak = [draw_pelvis(rng, condition="weak_abductors") for _ in range(300)]
+    assert {p.strategy for p in healthy} == {"rise"}
+    assert all(-3.0 <= p.drop_deg <= -0.5 and p.fatigue_deg_per_s == 0 for p in healthy)  # the lifted side rises
+    drops = [p for p in weak if p.strategy == "drop"]
+    leans = [p for p in weak if p.strategy == "lean"]
+    assert 0.2 < len(leans) / len(weak) < 0.4  # some compensate with a trunk lean
+    assert all(2.5 <= p.drop_deg <= 6.0 and 0.05 <= p.fatigue_deg_per_s <= 0.2 for p in drops)
+    assert all(abs(p.drop_deg) <= 1.0 and 10.0 <= p.trunk_lean_extra_mm <= 25.0 for p in leans)
+    assert draw_pelvis(rng, condition="weak_abductors", compensates=False).strategy == "drop"
+    assert draw_pelvis(rng, condition="weak_abductors", compensates=True).strategy == "lean"
+
+
+def test_the_simulated_pelvis_follows_the_test():
+    from hardware.sim.pelvis import SimulatedPelvis
+    from hardware.sim.population import draw_pelvis
+
+    traits = draw_pelvis(np.random.default_rng(5), condition="weak_abductors", compensates=False)
+    pelvis = SimulatedPelvis(traits=traits)
+    assert pelvis.drop_deg(5.0) == 0.0  # two feet
+    pelvis.command("single_leg", at_s=10.0, stance_side="left", transition_s=1.0, touchdowns=[(30.0, 1.0)])
+    assert pelvis.drop_deg(10.0 + 1.0 + traits.drop_s) == pytest.approx(traits.drop_deg, abs=0.2)
+    assert pelvis.drop_deg(25.0) > pelvis.drop_deg(15.0)  # growing with fatigue
+    assert pelvis.drop_deg(30.5) == pytest.approx(0.0, abs=1e-9)  # the foot down: level again
+    # standing on the left, the right side drops: the obliquity (right side higher positive) falls
+    assert pelvis.at(20.0) < traits.level_deg - traits.drop_deg + 3 * traits.sway_one_deg
+    assert pelvis.at(20.0) == pelvis.at(20.0)  # the same value however often it is asked for
+    pelvis.command("quiet", at_s=40.0)
+    assert pelvis.drop_deg(41.0) == 0.0
+    with pytest.raises(ValueError, match="no command"):
+        pelvis.command("jump")

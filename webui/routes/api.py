@@ -9,12 +9,13 @@ OpenAPI schema itself.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from station.storage.disk import disk_warning
-from webui.deps import LiveDep, OptionalSpool, SettingsDep, get_current_user
+from webui.deps import LiveDep, OptionalSpool, OptionalTrials, SettingsDep, get_current_user
 from webui.models import Health, PlateStatus, Problem
 from webui.routes import auth, export, live_tests, patients, trials
 
@@ -33,11 +34,12 @@ station = APIRouter(tags=["station"])
 
 @station.get("/status", response_model=PlateStatus, summary="The plate's live state",
              responses={503: {"model": Problem, "description": "the plate is not running"}})
-def status(live: LiveDep, settings: SettingsDep, spool: OptionalSpool) -> Any:
+def status(live: LiveDep, settings: SettingsDep, spool: OptionalSpool, trials: OptionalTrials) -> Any:
     """Plate source, sample rate achieved, dropped and glitch frames, Fz, COP, calibration date.
 
     ``warnings`` also says when the disk is nearly full (no test can be stored below 50 MB free), and
-    "offline: N trials waiting to upload" while the database is unreachable (``storage``: the spool).
+    "offline: N trials waiting to upload" while the database is unreachable (``storage``: the spool);
+    ``pelvis`` is the pelvis sensor's state (null without one).
     """
     status = live.status(calibration_max_age_days=settings.calibration_max_age_days)
     disk = disk_warning(settings.data_dir)  # a full disk is said before a test fails to be stored
@@ -46,7 +48,16 @@ def status(live: LiveDep, settings: SettingsDep, spool: OptionalSpool) -> Any:
     storage = spool.status() if spool is not None else None
     if storage is not None and storage["online"] is False:
         status["warnings"] = [*status.get("warnings", []), storage["message"]]
-    return {**status, "station_id": settings.station_id, "storage": storage}
+    return {**status, "station_id": settings.station_id, "storage": storage, "pelvis": _pelvis_status(trials)}
+
+
+def _pelvis_status(trials: Any) -> dict[str, Any] | None:
+    pelvis = getattr(trials, "pelvis", None)
+    if pelvis is None:
+        return None
+    value = float(pelvis.latest())
+    return {"sensor": "simulated" if getattr(pelvis, "synthetic", False) else "icm42688",
+            "fault": getattr(pelvis, "fault", None), "obliquity_deg": round(value, 2) if math.isfinite(value) else None}
 
 
 @station.get("/openapi.json", include_in_schema=False)

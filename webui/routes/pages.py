@@ -436,9 +436,11 @@ def _report_context(session: Session, visit_id: int) -> dict[str, Any]:
             continue
     # narrow: the report prints the two sides next to each other, on one scale, and their lettering must stay readable
     best_charts = pd.report_statokinesigrams(chosen, width=380)
+    pelvis_chart = pd.report_pelvis_chart(chosen, uid=f"r{visit.id}-pelvis")
     return {"visit": visit, "patient": patient, "age": age, "norm": norm, "summary": summary,
             "trials": this.trials, "comparison_rows": pd.comparison_rows(summary), "flag_text": pd.flag_text(summary),
-            "trend": trend, "best_charts": best_charts, "printed_at": dt.datetime.now().astimezone()}
+            "trend": trend, "best_charts": best_charts, "pelvis_chart": pelvis_chart,
+            "printed_at": dt.datetime.now().astimezone()}
 
 
 @router.get("/sessions/{visit_id}/report", response_class=HTMLResponse)

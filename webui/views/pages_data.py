@@ -18,13 +18,13 @@ import numpy as np
 
 from station.core.cop import GRAVITY_M_S2, centre_of_pressure
 from station.core.frames import SYNTHETIC_SOURCES
-from station.core.recording import Recording
+from station.core.recording import PELVIS_COLUMN, Recording
 from station.core.sides import SIDES
 from station.drills import DRILLS
 from station.scoring.norms import norm_reference
 from station.scoring.scores import ASYMMETRY_FLAG_PCT, session_summary
 from webui.views import charts
-from webui.views.charts import LEFT, RIGHT, Band, Series, TrendSeries
+from webui.views.charts import LEFT, RIGHT, SIDE_STYLE, Band, Series, TrendSeries
 
 SINGLE_LEG = "single-leg"
 QUIET_STANCE = "quiet-stance"
@@ -99,6 +99,13 @@ METRIC_ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("body_weight_n", "Body weight (baseline)", "N", 0),
     ("lowpass_hz", "Low-pass cut-off", "Hz", 0),
     ("hold_s", "Hold asked", "s", 0),
+    # the pelvis sensor (issue 14)
+    ("pelvis.sign", "Trendelenburg sign, measured", "", 0),
+    ("pelvis.drop_mean_deg", "Pelvic drop of the lifted side, mean", "°", 1),
+    ("pelvis.drop_max_deg", "Pelvic drop of the lifted side, largest (0.5 s)", "°", 1),
+    ("pelvis.drop_onset_s", "Pelvic drop beyond the threshold, after", "s", 1),
+    ("pelvis.drop_slope_deg_s", "Pelvic drop, change during the hold", "°/s", 2),
+    ("pelvis.valid_pct", "Pelvis sensor, hold covered", "%", 0),
     # drills
     ("score", "Drill score", "points", 0),
     ("success_pct", "Successful attempts", "%", 0),
@@ -114,6 +121,8 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sway", ("cop_window.start_s", "cop_window.duration_s", "cop_window.n_samples", "cop.mean_velocity_mm_s",
               "cop.path_length_mm", "cop.ml_range_mm", "cop.ap_range_mm", "cop.ml_rms_mm", "cop.ap_rms_mm",
               "cop.ellipse95_area_mm2")),
+    ("pelvis", ("pelvis.sign", "pelvis.drop_mean_deg", "pelvis.drop_max_deg", "pelvis.drop_onset_s",
+                "pelvis.drop_slope_deg_s", "pelvis.valid_pct")),
     ("recording", ("duration_s", "n_samples", "sample_rate_hz", "body_weight_n", "lowpass_hz", "hold_s")),
     ("drill", ("score", "success_pct", "level", "best_streak", "rounds_completed")),
 )
@@ -173,6 +182,7 @@ def metric_groups(metrics: Mapping[str, Any] | None, *, protocol: str | None = N
         "recording": f"The whole recording: {recording_text(metrics)}" if recording_text(metrics)
         else "The whole recording",
         "drill": "The drill",
+        "pelvis": "The pelvis (sensor at the sacrum; drop: positive = the lifted side lower)",
     }
     out = []
     for gid, paths in _GROUPS:
@@ -339,8 +349,25 @@ def trial_numbers(metrics: Mapping[str, Any] | None, protocol: str | None = None
         "window": window,
         "window_text": window.text() if window else "", "window_note": window.note() if window else "",
         "recording_text": recording_text(metrics), "quality": quality_concerns(metrics),
-        "support_text": support_text(metrics),
+        "support_text": support_text(metrics), "pelvis": pelvis_view(metrics),
     }
+
+
+def pelvis_view(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The measured Trendelenburg sign, for beside the clinician's grade: ``{sign, positive, text, compensated}``;
+    None for a trial recorded without the pelvis sensor."""
+    p = (metrics or {}).get("pelvis")
+    if not isinstance(p, Mapping) or p.get("sign") not in ("positive", "negative"):
+        return None
+    positive = p["sign"] == "positive"
+    text = (f"largest drop of the lifted side {fmt(p.get('drop_max_deg'), 1)}°, mean {fmt(p.get('drop_mean_deg'), 1)}°"
+            f" (threshold {fmt(p.get('threshold_deg', 2.0), 0)}°)")
+    if positive and p.get("drop_onset_s") is not None:
+        text += f"; beyond the threshold after {fmt(p.get('drop_onset_s'), 1)} s of the hold"
+    compensated = bool(p.get("compensated"))
+    if compensated:
+        text += "; the pelvis held level with the COP shifted over the stance foot: a trunk lean (compensated)"
+    return {"sign": p["sign"], "positive": positive, "text": text, "compensated": compensated}
 
 
 def is_simulated(trials: Iterable[Any]) -> bool:
@@ -359,6 +386,7 @@ class TrialCharts:
     statokinesigram_zoom: str = ""
     force: str = ""
     cop: str = ""
+    pelvis: str = ""
     problem: str = ""
     window: CopWindow | None = None
 
@@ -492,7 +520,76 @@ def trial_charts(rec: Recording, metrics: Mapping[str, Any] | None, *, protocol:
                        width=1.4)],
         y_label="COP", y_unit="mm", bands=bands, vlines=vlines, title="Centre of pressure against time",
         uid=f"{uid}-cop")
+    out.pelvis = pelvis_chart(rec, metrics, stance_side=stance_side, bands=bands, vlines=vlines, uid=f"{uid}-pelvis")
     return out
+
+
+def pelvis_chart(rec: Recording, metrics: Mapping[str, Any] | None, *, stance_side: str | None,
+                 bands: Sequence[Band] = (), vlines: Sequence[tuple[float, str]] = (), uid: str = "pelvis",
+                 width: float = 760, height: float = 250) -> str:
+    """The pelvis angle against time ('' for a recording without the sensor's column, or no value in it).
+
+    A scored single-leg trial shows the lifted side's drop as the score takes it (its two-foot baseline as
+    0, positive = the lifted side lower, the sign's threshold dashed); otherwise the obliquity as recorded
+    (positive = the right side higher). Empty cells break the line.
+    """
+    from station.protocols.pelvis import lifted_side_drop, obliquity_values
+
+    if PELVIS_COLUMN not in rec.extra:
+        return ""
+    values = obliquity_values(rec.extra[PELVIS_COLUMN])
+    if not np.isfinite(values).any():
+        return ""
+    p = (metrics or {}).get("pelvis")
+    baseline = _number(p.get("baseline_deg")) if isinstance(p, Mapping) else None
+    if baseline is not None and stance_side in SIDES:
+        lifted = "right" if stance_side == "left" else "left"
+        y = lifted_side_drop(obliquity_deg=values, baseline_deg=baseline, stance_side=stance_side)
+        threshold = _number(p.get("threshold_deg")) or 2.0
+        return charts.time_chart(
+            series=[Series(label=f"drop of the lifted ({lifted}) side below its two-foot level (+ lower)", x=rec.t_s,
+                           y=y, colour=SIDE_STYLE[lifted]["colour"], width=1.6)],
+            y_label="pelvic drop", y_unit="°", bands=bands, vlines=vlines,
+            hlines=[(0.0, "level (two-foot baseline)"), (threshold, f"sign threshold {threshold:g}°")],
+            include_zero=True, title="Pelvis against time: the lifted side's drop", uid=uid, width=width,
+            height=height)
+    return charts.time_chart(
+        series=[Series(label="pelvic obliquity (+ right side higher)", x=rec.t_s, y=values, width=1.6)],
+        y_label="pelvic obliquity", y_unit="°", bands=bands, vlines=vlines, include_zero=True,
+        title="Pelvis against time", uid=uid, width=width, height=height)
+
+
+def report_pelvis_chart(best: Mapping[str, tuple[Any, Recording]], *, uid: str = "rp", width: float = 760,
+                        height: float = 240) -> str:
+    """The report's pelvis chart: the lifted side's drop in the best trial of each side, against the time from
+    lift-off, on one chart ('' when neither best trial was recorded with the pelvis sensor)."""
+    from station.protocols.pelvis import lifted_side_drop, obliquity_values
+
+    series, threshold = [], 2.0
+    for side in SIDES:
+        trial, rec = best.get(side) or (None, None)
+        m = (trial.metrics or {}) if trial is not None else {}
+        p, onset = m.get("pelvis"), _number(m.get("onset_s"))
+        if rec is None or PELVIS_COLUMN not in rec.extra or not isinstance(p, Mapping) or onset is None:
+            continue
+        baseline = _number(p.get("baseline_deg"))
+        if baseline is None:
+            continue
+        threshold = _number(p.get("threshold_deg")) or threshold
+        drop = lifted_side_drop(obliquity_deg=obliquity_values(rec.extra[PELVIS_COLUMN]), baseline_deg=baseline,
+                                stance_side=side)
+        t = rec.t_s - onset
+        keep = t >= -2.0
+        lifted = "right" if side == "left" else "left"
+        style = SIDE_STYLE[side]
+        series.append(Series(label=f"standing on the {side} leg: drop of the {lifted} side ({p.get('sign')})",
+                             x=t[keep], y=drop[keep], colour=style["colour"], dash=style["dash"], width=1.6))
+    if not series:
+        return ""
+    return charts.time_chart(series=series, y_label="pelvic drop", y_unit="°", x_label="time from lift-off",
+                             hlines=[(0.0, "level (two-foot baseline)"), (threshold, f"sign threshold {threshold:g}°")],
+                             include_zero=True, title="Pelvis: the lifted side's drop, best trial of each side",
+                             uid=uid, width=width, height=height)
 
 
 def report_statokinesigrams(best: Mapping[str, tuple[Any, Recording]], *, width: float = 380,
@@ -642,8 +739,12 @@ def comparison_rows(summary: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             ("mean_velocity_mm_s", "Sway velocity (COP mean velocity)", "mm/s", 1, "sway_velocity"),
             ("touchdowns", "Touchdowns", "count", 0, None),
             ("support_time_s", "Hand support time", "s", 1, None),
-            ("ml_offset_mm", "Lateral COP offset", "mm", 1, None)):
+            ("ml_offset_mm", "Lateral COP offset", "mm", 1, None),
+            ("pelvis_sign", "Trendelenburg sign (pelvis sensor)", "", 0, None),
+            ("pelvis_drop_max_deg", "Pelvic drop of the lifted side, largest", "°", 1, None)):
         c = comp.get(cmp_key) if cmp_key else None
+        if key.startswith("pelvis_") and left.get(key) is None and right.get(key) is None:
+            continue  # recorded without the pelvis sensor
         rows.append({
             "label": label, "unit": unit,
             "left": fmt(left.get(key), digits), "right": fmt(right.get(key), digits),

@@ -138,6 +138,13 @@ def _table(pdf: FPDF, header: list[str], rows: list[list[str]], widths: list[flo
         pdf.ln()
 
 
+def _grade_cell(grade: str, metrics: Mapping[str, Any]) -> str:
+    """The clinician's grade, and beside it the sign the pelvis sensor measured (when it was worn)."""
+    text = grade.replace("_", " ")
+    sign = (metrics.get("pelvis") or {}).get("sign")
+    return f"{text} / {sign}" if sign else text
+
+
 def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes:
     """The PDF of one visit's report, from the context the HTML report is rendered with."""
     patient, visit = ctx["patient"], ctx["visit"]
@@ -215,9 +222,10 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                          t.stance_side.value if t.stance_side else "-", t.state.value,
                          pd.fmt(m.get("hold_time_s"), 1), pd.fmt((m.get("cop") or {}).get("mean_velocity_mm_s"), 1),
                          str(len(m.get("touchdowns") or [])) if m else "-",
-                         pd.fmt((m.get("support") or {}).get("time_s"), 1), t.grade.value.replace("_", " ")])
-        _table(pdf, ["Time", "Test", "Side", "State", "Hold (s)", "Sway (mm/s)", "Touchd.", "Support (s)", "Grade"],
-               rows, [14, 24, 14, 22, 18, 22, 17, 21, 30], align=["L", "L", "L", "L", "R", "R", "R", "R", "L"])
+                         pd.fmt((m.get("support") or {}).get("time_s"), 1), _grade_cell(t.grade.value, m)])
+        _table(pdf, ["Time", "Test", "Side", "State", "Hold (s)", "Sway (mm/s)", "Touchd.", "Support (s)",
+                     "Grade / sensor"],
+               rows, [14, 22, 14, 18, 17, 22, 16, 19, 40], align=["L", "L", "L", "L", "R", "R", "R", "R", "L"])
         noted = [t for t in trials if t.notes]
         if noted:
             pdf.ln(1)
@@ -249,6 +257,8 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
                 lines.append(f"Whole recording: {n['recording_text']}.")
             if n["support_text"]:
                 lines.append(n["support_text"] + ".")
+            if n["pelvis"]:
+                lines.append(f"Pelvis sensor: Trendelenburg sign {n['pelvis']['sign']} ({n['pelvis']['text']}).")
             if n["quality"]:
                 lines.append("Points to check: " + "; ".join(q["message"].rstrip(".") for q in n["quality"]) + ".")
             elif n["scored"] and n["quality"] is None:
@@ -286,6 +296,8 @@ def session_report_pdf(ctx: Mapping[str, Any], *, station_id: str = "") -> bytes
             _charts_row(pdf, [best[s]["svg"] for s in sides], reserve=4.5 * lines + 1, share=0.86)
             pdf.set_font("helvetica", "", 8.5)
             pdf.multi_cell(0, 4.5, caption, new_x="LMARGIN", new_y="NEXT")
+    if ctx.get("pelvis_chart"):  # the pelvis sensor's drop, best trial of each side (whole, on one page)
+        _charts_row(pdf, [ctx["pelvis_chart"]])
 
     _heading(pdf, "Clinician's notes")
     _para(pdf, visit.notes or "No notes.")

@@ -183,3 +183,95 @@ def test_reach_targets_use_the_limits_the_patient_measured(db):
     with db.sessions() as session:
         settings = get_trial(session, snap["trial_id"]).settings
     assert json.loads(settings["drill.limits"]) == pytest.approx(measured)
+
+
+@pytest.mark.parametrize(("profile", "seed", "sign"), [("weak_abductors", 12, "positive"), ("healthy", 11, "negative"),
+                                                        ("trunk_lean", 13, "negative")])
+def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed, sign):
+    """Issue 14: the trial carries pelvis_obliquity_deg from the simulated sensor, stored with the frames, and the
+    stored trial re-scores (the analyze path) to exactly the live pelvis scores."""
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.core.recording import PELVIS_COLUMN
+
+    live = _station(seed)
+    pelvis = SimulatedPelvis()
+    try:
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient=profile,
+                                     rng=np.random.default_rng(seed), pelvis=pelvis)
+        snap = _run(controller, protocol="single-leg", stance_side="left")
+    finally:
+        live.stop()
+    assert snap["outcome"] == "complete", snap
+    result = snap["result"]
+    assert result["pelvis"] is not None
+    assert result["pelvis"]["sign"] == sign, result["pelvis"]
+    assert controller.patient_sim.pelvis.strategy == {"weak_abductors": "drop", "healthy": "rise",
+                                                      "trunk_lean": "lean"}[profile]
+    if profile == "weak_abductors":
+        assert result["pelvis"]["drop_max_deg"] > 2.0
+    elif profile == "healthy":
+        assert result["pelvis"]["drop_mean_deg"] < 0.0  # the lifted side rises
+    else:
+        assert result["pelvis"]["compensated"] is True, (result["pelvis"], result["ml_offset_mm"])
+    with db.sessions() as session:
+        rec = trial_recording(session, snap["trial_id"])
+    assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
+    again = analyze_recording(rec, protocol="single-leg", stance_side="left")
+    assert _same(again["pelvis"], result["pelvis"]) and _same(again, result)
+    # and through the trial's file, as the web page serves it and `balance-station analyze` reads it
+    from station.scoring.analyze import analyze_file
+    from station.storage.trials import write_trial_recording
+
+    path = tmp_path / "trial.csv"
+    with db.sessions() as session:
+        write_trial_recording(session, snap["trial_id"], path)
+    assert _same(analyze_file(path, protocol="single-leg", stance_side="left"), result)
+
+
+def test_a_live_trial_waits_at_its_end_for_the_pelvis_samples_on_their_way():
+    """A real sensor's samples reach the station tens of ms after the frames: closing the trial waits for them
+    (at most PELVIS_WAIT_S), so the last rows are not left empty."""
+    import threading
+    import time
+
+    from station.clinic.live_trial import LiveTrial
+    from station.core.recording import PELVIS_COLUMN
+    from station.protocols.single_leg import SingleLegRunner
+    from station.protocols.trial import frames_from_recording
+    from tests.station.single_leg_trials import synthetic_trial
+
+    class Live:
+        feed = type("Feed", (), {"info": {"nominal_rate_hz": 80.0}})()
+
+        def subscribe(self):
+            return type("Sub", (), {"overflowed": 0})()
+
+        def unsubscribe(self, sub):
+            pass
+
+        def trial_started(self):
+            pass
+
+        def trial_ended(self):
+            pass
+
+    class Late:  # every sample arrives 0.1 s (of real time) after the trial's frames
+        arrived = threading.Event()
+
+        def at(self, t_s):
+            return 1.25
+
+        def ready(self, t_s):
+            return self.arrived.is_set()
+
+    rec, _ = synthetic_trial(stance_side="left")
+    trial = LiveTrial(Live(), SingleLegRunner(stance_side="left", geometry=GEOMETRY), geometry=GEOMETRY,
+                      pelvis=Late())
+    for frame in list(frames_from_recording(rec))[:8]:
+        trial.capture.push(frame)
+    assert trial.capture.pelvis_pending == 8
+    threading.Timer(0.1, Late.arrived.set).start()
+    t0 = time.monotonic()
+    trial.close()
+    assert 0.05 < time.monotonic() - t0 < 0.25 + 0.1
+    assert trial.capture.recording().extra[PELVIS_COLUMN].tolist() == [1.25] * 8

@@ -11,6 +11,7 @@ before with ``pelvis: null``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -408,3 +409,68 @@ def test_balance_station_analyze_prints_the_pelvis_object(tmp_path, side, kind):
     bad.write_text(to_file_text(measured).replace(",\n", ",tilted\n", 1), encoding="utf-8")
     assert_one_line_error(run_cli(bad, "--protocol", "single-leg", "--stance-side", side, "--json"),
                           "bad.csv", "pelvis_obliquity_deg", "not a number")
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_the_capture_writes_the_sensor_track_on_the_plate_clock(tmp_path, side):
+    """Issue 14, live: TrialCapture looks the obliquity up in the sensor's track at each frame's own time on the
+    plate's clock (monotonic, before the shift to the trial's start), waits for samples still on their way, and
+    writes the column; analyze of the written file gives exactly the live result."""
+    from hardware.imu.source import PelvisSample, PelvisTrack
+
+    rec, onset = synthetic_trial(stance_side=side)
+    truth_rec, _ = with_pelvis(rec, onset, stance_side=side, kind="fatiguing_drop", gaps=False, noise_deg=0.0)
+    clock0 = 5000.0  # the station's monotonic clock when the trial started
+    # the sensor: 100 Hz on its own grid, a 1 s unplugged gap in the hold
+    ts = np.arange(0.003, rec.t_s[-1], 0.01)
+    vs = np.interp(ts, rec.t_s, truth_rec.extra[PELVIS_COLUMN])
+    keep = ~((ts > onset + 5.0) & (ts < onset + 6.0))
+    samples = [PelvisSample(t_s=clock0 + t, obliquity_deg=float(v)) for t, v in zip(ts[keep], vs[keep])]
+
+    class Sensor:  # the track as the live station holds it, with samples arriving 40 ms late
+        def __init__(self):
+            self.track = PelvisTrack(keep_s=60.0)
+            self.next = 0
+
+        def arrive(self, now):
+            while self.next < len(samples) and samples[self.next].t_s <= now - 0.04:
+                self.track.add([samples[self.next]])
+                self.next += 1
+
+        def at(self, t_s):
+            return self.track.at(t_s)
+
+        def ready(self, t_s):
+            return self.track.latest_s is not None and self.track.latest_s >= t_s
+
+    sensor = Sensor()
+    kept_values = []
+    runner = SingleLegRunner(stance_side=side, geometry=GEOMETRY)
+    path = tmp_path / "live.csv"
+    capture = TrialCapture(runner, geometry=GEOMETRY, sample_rate_hz=rec.sample_rate_hz, target=path, pelvis=sensor,
+                           on_keep=lambda frame, pelvis_deg: kept_values.append(pelvis_deg))
+    for frame in frames_from_recording(rec):
+        live_frame = dataclasses.replace(frame, t_s=clock0 + frame.t_s)
+        sensor.arrive(live_frame.t_s)
+        capture.push(live_frame)
+        if capture.finished:
+            break
+    # the runner has finished; its last rows wait for their samples (the live trial waits for them at the end)
+    assert 0 < capture.pelvis_pending <= 5
+    sensor.arrive(math.inf)
+    capture.drain_pelvis()
+    assert capture.pelvis_pending == 0
+    live = score_capture(capture)
+    kept = capture.recording()
+    values = kept.extra[PELVIS_COLUMN]
+    assert np.array_equal(np.array(kept_values), values, equal_nan=True)  # what the database is given
+    missing_t = kept.t_s[np.isnan(values)]
+    in_gap = (missing_t > onset + 4.99) & (missing_t < onset + 6.01)
+    assert 80 <= in_gap.sum() <= 82  # the unplugged second stays empty ...
+    assert np.all(in_gap | (missing_t < 0.01))  # ... and nothing else but the first frame (before the first sample)
+    ok = np.isfinite(values)
+    # the track interpolates between the 100 Hz samples (a corner of the drop is cut by a few hundredths)
+    assert np.max(np.abs(values[ok] - truth_rec.extra[PELVIS_COLUMN][: kept.n_samples][ok])) < 0.06
+    analyzed = analyze_file(path, protocol="single-leg", stance_side=side)
+    assert live["pelvis"]["sign"] == "positive"
+    assert json.dumps(analyzed, allow_nan=False) == json.dumps(live, allow_nan=False)

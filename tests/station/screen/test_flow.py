@@ -36,7 +36,8 @@ def station(tmp_path):
     """make(profile, seed, size) -> (app, controller, db); everything stopped at the end."""
     made = []
 
-    def make(profile: str = "healthy", seed: int = 5, size: tuple[int, int] = (1280, 720), speed: float = 12.0):
+    def make(profile: str = "healthy", seed: int = 5, size: tuple[int, int] = (1280, 720), speed: float = 12.0,
+             pelvis=None):
         db = open_database(data_dir=tmp_path / f"data-{len(made)}")
         with db.sessions() as session:
             create_patient(session, "P-0007", birth_year=1961, affected_side="right")
@@ -45,7 +46,7 @@ def station(tmp_path):
                            ForcePipeline(simulator_calibration(), GEOMETRY))
         live.start()
         controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient=profile,
-                                     rng=np.random.default_rng(seed))
+                                     rng=np.random.default_rng(seed), pelvis=pelvis)
         visit = Visit(controller, db)
         app = ScreenApp(live, geometry=GEOMETRY, visit=visit,
                         settings=ScreenSettings(fullscreen=False, width=size[0], height=size[1], fps=120))
@@ -353,3 +354,27 @@ def test_the_patient_screen_says_when_trials_wait_to_upload(station):
     app._storage_cache = None  # (looked at every 2 s)
     app.tick()
     assert app.storage_line() == "offline: 2 trials waiting to upload"
+
+
+def test_the_pelvis_gauge_shows_the_drop_during_the_hold(station, artifacts):
+    """Issue 14: with the (simulated) pelvis sensor, the hold screen shows the lifted side's drop."""
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.screen.flow import pelvis_gauge_text
+
+    app, controller, db = station("weak_abductors", seed=8, pelvis=SimulatedPelvis())
+    app.tick()
+    app.ctx.visit.choose("P-0007")
+    app.ctx.visit.plan_single_leg("left")
+    app.ctx.visit.start_next()  # as the start button does; the screen follows the running test
+    tick_until(app, lambda: isinstance(app.mode, TrialMode))
+    tick_until(app, lambda: state(app) == "hold")
+    tick_until(app, lambda: (app.ctx.controller.snapshot()["status"].get("hold_elapsed_s") or 0) > 4.0)
+    app.tick()
+    pelvis = app.mode.snapshot["pelvis"]
+    assert pelvis["drop_deg"] is not None and pelvis["drop_deg"] > 2.0, pelvis
+    app.screenshot(artifacts / "flow-pelvis-gauge.png")
+    assert pelvis_gauge_text(4.2, "right", 2.0) == ("Pelvis: right side 4° low", "bad")
+    assert pelvis_gauge_text(-1.2, "right", 2.0)[1] == "good"
+    assert pelvis_gauge_text(0.1, "left", 2.0) == ("Pelvis level", "good")
+    controller.abort("test over")
+    controller.wait(10.0)

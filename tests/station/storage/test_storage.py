@@ -762,3 +762,26 @@ def test_a_database_that_takes_no_write_now_still_opens_for_a_station(db, monkey
     again = open_database(db.url.render_as_string(hide_password=False), station_id="room-a")
     again.close()
     assert "cannot note station room-a's start-up" in caplog.text and "disk I/O error" in caplog.text
+
+
+def test_blocks_with_the_pelvis_column_round_trip_and_the_trial_rebuilds_it(db, visit):
+    """Issue 14: a trial recorded with the pelvis sensor stores the column (NaN: no value) in its blocks."""
+    from station.core.recording import PELVIS_COLUMN
+    from station.storage.blocks import ENCODING_PELVIS
+
+    t = np.arange(4) / 80.0
+    f = np.full((4, 4), 170.0)
+    p = np.array([1.5, np.nan, -0.25, 3.0])
+    block = decode_block(encode_block(t, f, None, pelvis_deg=p), 4, ENCODING_PELVIS)
+    assert np.array_equal(block.pelvis_deg, p, equal_nan=True)
+    assert decode_block(encode_block(t, f), 4, ENCODING).pelvis_deg is None
+    with pytest.raises(BlockDecodeError, match="expected 52 x 4 frames"):
+        decode_block(encode_block(t, f), 4, ENCODING_PELVIS)
+    writer = TrialWriter.start(db.sessions, session_id=visit.id, protocol="single-leg", stance_side="left",
+                               sample_rate_hz=80.0, geometry=PlateGeometry(), max_block_frames=3)
+    for k in range(4):
+        writer.add((float(t[k]), f[k]), pelvis_deg=float(p[k]))
+    writer.finish("complete", {})
+    with db.sessions() as s:
+        rec = trial_recording(s, writer.trial_id)
+    assert np.array_equal(rec.extra[PELVIS_COLUMN], p, equal_nan=True)

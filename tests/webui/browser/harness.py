@@ -99,11 +99,13 @@ class Station:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def write_config(path: Path) -> Path:
+def write_config(path: Path, *, patient: str = "healthy", speed: float = SPEED, pelvis: bool = False) -> Path:
+    """``pelvis``: the simulated patient wears the simulated pelvis sensor (``[pelvis] sensor = "simulated"``)."""
     path.write_text(
         "# the browser test's station: the simulated plate, a seeded simulated person who performs the tests,\n"
         "# in simulated time running SPEED times faster than the clock (each 30 s hold is 30 s of frames)\n"
-        f"[simulator]\nseed = {SEED}\npatient = \"healthy\"\nspeed = {SPEED}\n\n[screen]\nenabled = false\n",
+        f"[simulator]\nseed = {SEED}\npatient = \"{patient}\"\nspeed = {speed}\n\n[screen]\nenabled = false\n"
+        + ("\n[pelvis]\nsensor = \"simulated\"\n" if pelvis else ""),
         encoding="utf-8")
     return path
 
@@ -114,10 +116,11 @@ def _cli(*args: str, stdin: str | None = None, timeout: float = 60) -> subproces
 
 
 @contextlib.contextmanager
-def run_station(tmp: Path) -> Iterator[Station]:
-    """The real station (``balance-station --plate simulated --no-screen``), with a therapist account."""
+def run_station(tmp: Path, **config_options: object) -> Iterator[Station]:
+    """The real station (``balance-station --plate simulated --no-screen``), with a therapist account
+    (``config_options``: :func:`write_config`'s)."""
     data_dir = tmp / "data"
-    config = write_config(tmp / "station.toml")
+    config = write_config(tmp / "station.toml", **config_options)  # type: ignore[arg-type]
     common = ["--config", str(config), "--data-dir", str(data_dir)]
     made = _cli("user", *common, "add", USERNAME, "--password-stdin", stdin=PASSWORD + "\n")
     assert made.returncode == 0, f"balance-station user add failed: {made.stderr}"
