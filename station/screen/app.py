@@ -23,10 +23,11 @@ from station.clinic.visit import Visit
 from station.core.config import ScreenSettings
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
-from station.screen import view
+from station.screen import view, widgets
 from station.screen.flow import ControlledDrill, FlowContext, HomeMode, TrialMode
 from station.screen.game import GameMode
 from station.screen.live_view import LiveMode
+from station.screen.widgets import menu_size
 from station.screen.window import Buzzer, Mode, SoundPlayer, Window
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,8 @@ class ScreenApp(Window):
             self.mode.draw(self.surface)
             if storage:
                 w, h = self.surface.get_size()
-                view.text(self.surface, storage, (w - w // 40, h - h // 40), size_px=max(14, h // 36),
-                          colour=view.WARN, anchor="bottomright", bold=True)
+                widgets.text(self.surface, storage, (w - w // 40, h - h // 40), size_px=menu_size(max(14, h // 36)),
+                             colour=view.WARN, anchor="bottomright", bold=True)
             pygame.display.flip()
         self._shown_key = key
         self.frames_drawn += 1

@@ -17,18 +17,14 @@ import pygame
 
 from station.core.config import ScreenSettings
 from station.core.geometry import PlateGeometry
-from station.screen import view
+from station.screen import view, widgets
+from station.screen.widgets import menu_size
 from station.screen.window import Mode, ScreenUnavailable, Window
 
 TARGET = (255, 205, 70)
 DONE = (110, 210, 140)
 PROBLEM = (255, 110, 100)
 POINT = (190, 205, 222)
-
-
-def wrap(message: str, *, size_px: int, width_px: int, bold: bool = False) -> list[str]:
-    """Split ``message`` into lines no wider than ``width_px`` in the screen font."""
-    return view.wrap(message, size_px=size_px, width_px=width_px, bold=bold)
 
 
 class CalibrationMode(Mode):
@@ -52,10 +48,10 @@ class CalibrationMode(Mode):
         w, h = surface.get_size()
         surface.fill(view.BACKGROUND)
         mid, small = max(20, h // 20), max(15, h // 36)
-        view.text(surface, "Calibration", (w // 40, h // 40), size_px=mid, colour=view.MUTED)
+        widgets.text(surface, "Calibration", (w // 40, h // 40), size_px=menu_size(mid), colour=view.MUTED)
         if self.synthetic:
-            view.pill(surface, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=small,
-                      fg=view.BACKGROUND, bg=view.SYNTHETIC)
+            widgets.pill(surface, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=menu_size(small),
+                         pad_px=small // 3, fg=view.BACKGROUND, bg=view.SYNTHETIC)
         pv = self.plate_view(surface)
         self._draw_plate(surface, pv)
         proc = self.proc
@@ -79,11 +75,11 @@ class CalibrationMode(Mode):
         for (cx, cy), name in zip(g.cell_positions_mm(), ("fl", "fr", "bl", "br")):
             centre = pv.to_px(cx, cy)
             pygame.draw.circle(surface, view.CELL, centre, max(4, round(12 * s)))
-            view.text(surface, name, (centre[0], centre[1] + max(6, round(16 * s))), size_px=size,
-                      colour=view.MUTED, anchor="midtop")
+            widgets.text(surface, name, (centre[0], centre[1] + max(6, round(16 * s))), size_px=menu_size(size),
+                         colour=view.MUTED, anchor="midtop")
         front = pv.to_px(0, g.ap_mm / 2 + pv.margin_mm)
-        view.text(surface, "front (screen side)", (front[0], front[1] - 4), size_px=size, colour=view.MUTED,
-                  anchor="midbottom")
+        widgets.text(surface, "front (screen side)", (front[0], front[1] - 4), size_px=menu_size(size),
+                     colour=view.MUTED, anchor="midbottom")
 
     def _draw_points(self, surface: pygame.Surface, pv: view.PlateView, proc: Any, size_px: int) -> None:
         s = pv.scale_px_per_mm
@@ -96,8 +92,8 @@ class CalibrationMode(Mode):
             arm = max(5, round(9 * s))
             pygame.draw.line(surface, colour, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), 2)
             pygame.draw.line(surface, colour, (centre[0], centre[1] - arm), (centre[0], centre[1] + arm), 2)
-            view.text(surface, p.name, (centre[0] + arm + 3, centre[1] - arm - 2), size_px=size_px,
-                      colour=colour, anchor="bottomleft")
+            widgets.text(surface, p.name, (centre[0] + arm + 3, centre[1] - arm - 2), size_px=menu_size(size_px),
+                         colour=colour, anchor="bottomleft")
         if target is not None:
             centre = pv.to_px(target.point.x_mm, target.point.y_mm)
             radius = max(14, round(28 * s))
@@ -108,8 +104,8 @@ class CalibrationMode(Mode):
                 end = math.pi / 2 + 2 * math.pi * max(proc.progress, 0.001)
                 pygame.draw.arc(surface, DONE if proc.steady else PROBLEM, rect, math.pi / 2, end, 6)
             # the ring covers the point's own label: name the target again, outside the ring
-            view.text(surface, target.point.name, (centre[0] + radius + 10, centre[1] - radius - 4),
-                      size_px=size_px, colour=TARGET, anchor="bottomleft", bold=True)
+            widgets.text(surface, target.point.name, (centre[0] + radius + 10, centre[1] - radius - 4),
+                         size_px=menu_size(size_px), colour=TARGET, anchor="bottomleft", bold=True)
 
     def _draw_panel(self, surface: pygame.Surface, proc: Any) -> None:
         w, h = surface.get_size()
@@ -119,16 +115,18 @@ class CalibrationMode(Mode):
         x, y = panel.left + pad, panel.top + pad
         width = panel.width - 2 * pad
         mid, small, big = max(20, h // 24), max(15, h // 36), max(28, h // 12)
-        view.text(surface, f"Step {proc.step_number} of {proc.n_steps}", (x, y), size_px=small, colour=view.MUTED)
+        widgets.text(surface, f"Step {proc.step_number} of {proc.n_steps}", (x, y), size_px=menu_size(small),
+                     colour=view.MUTED)
         y += small + 8
         target = proc.target
         if target is not None:
-            view.text(surface, proc.plan.mass_text(target.mass_kg), (x, y), size_px=big, bold=True, colour=TARGET)
-            view.text(surface, f"on {target.point.name}", (x + width, y + big - mid), size_px=mid,
-                      colour=TARGET, anchor="topright", bold=True)
+            widgets.text(surface, proc.plan.mass_text(target.mass_kg), (x, y), size_px=menu_size(big), bold=True,
+                         colour=TARGET)
+            widgets.text(surface, f"on {target.point.name}", (x + width, y + big - mid), size_px=menu_size(mid),
+                         colour=TARGET, anchor="topright", bold=True)
             y += big + 8
-        for line in wrap(proc.instruction, size_px=mid, width_px=width):
-            view.text(surface, line, (x, y), size_px=mid)
+        for line in widgets.wrap(proc.instruction, size_px=menu_size(mid), width_px=width):
+            widgets.text(surface, line, (x, y), size_px=menu_size(mid))
             y += mid + 2
         y += 10
         if proc.finished:
@@ -147,9 +145,9 @@ class CalibrationMode(Mode):
             std = proc.stability_std_n
             status = ("measuring..." if std is None else
                       f"{'steady' if proc.steady else 'moving'}: {std:.2f} N (steady below {proc.stable_std_n:g} N)")
-            view.text(surface, status, (x, y), size_px=small, colour=DONE if proc.steady else PROBLEM)
+            widgets.text(surface, status, (x, y), size_px=menu_size(small), colour=DONE if proc.steady else PROBLEM)
         elif proc.awaiting_confirmation:
-            view.text(surface, "press Enter when done", (x, y), size_px=small, colour=view.MUTED)
+            widgets.text(surface, "press Enter when done", (x, y), size_px=menu_size(small), colour=view.MUTED)
         y += small + 14
         # overall progress
         overall = pygame.Rect(x, y, width, 6)
@@ -157,8 +155,8 @@ class CalibrationMode(Mode):
         pygame.draw.rect(surface, view.MUTED, (x, y, round(width * proc.overall_progress), 6))
         y += 20
         if proc.messages:
-            for line in wrap(proc.messages[-1], size_px=small, width_px=width)[:8]:
-                view.text(surface, line, (x, y), size_px=small, colour=PROBLEM)
+            for line in widgets.wrap(proc.messages[-1], size_px=menu_size(small), width_px=width)[:8]:
+                widgets.text(surface, line, (x, y), size_px=menu_size(small), colour=PROBLEM)
                 y += small + 2
 
     def _draw_end(self, surface: pygame.Surface, proc: Any, x: int, y: int, width: int) -> None:
@@ -167,19 +165,20 @@ class CalibrationMode(Mode):
         if proc.result is not None:
             v = proc.result.verification
             colour = DONE if v.passed else PROBLEM
-            for line in wrap(f"COP error {v.max_cop_error_mm:.2f} mm at most, force error "
-                             f"{v.max_force_error_pct:.2f} % at most", size_px=mid, width_px=width, bold=True):
-                view.text(surface, line, (x, y), size_px=mid, colour=colour, bold=True)
+            for line in widgets.wrap(f"COP error {v.max_cop_error_mm:.2f} mm at most, force error "
+                                     f"{v.max_force_error_pct:.2f} % at most", size_px=menu_size(mid), width_px=width,
+                                     bold=True):
+                widgets.text(surface, line, (x, y), size_px=menu_size(mid), colour=colour, bold=True)
                 y += mid + 2
             y += 8
             for row, target in zip(v.rows, proc.plan.verify):
-                view.text(surface, f"{target.point.name}  {proc.plan.mass_text(row.mass_kg):>7}   "
-                                   f"{row.cop_error_mm:.2f} mm   {row.force_error_pct:+.2f} %", (x, y),
-                          size_px=small, colour=view.MUTED)
+                widgets.text(surface, f"{target.point.name}  {proc.plan.mass_text(row.mass_kg):>7}   "
+                             f"{row.cop_error_mm:.2f} mm   {row.force_error_pct:+.2f} %",
+                             (x, y), size_px=menu_size(small), colour=view.MUTED)
                 y += small + 4
             for warning in proc.result.warnings[:2]:
-                for line in wrap(warning, size_px=small, width_px=width)[:4]:
-                    view.text(surface, line, (x, y), size_px=small, colour=view.WARN)
+                for line in widgets.wrap(warning, size_px=menu_size(small), width_px=width)[:4]:
+                    widgets.text(surface, line, (x, y), size_px=menu_size(small), colour=view.WARN)
                     y += small + 2
 
 

@@ -24,9 +24,10 @@ from station.clinic.visit import Visit
 from station.core.cop import GRAVITY_M_S2
 from station.core.geometry import PlateGeometry
 from station.core.sides import SIDES
-from station.screen import view
+from station.screen import view, widgets
 from station.screen.live_view import LiveMode
 from station.screen.menu import DrillMenuMode, available_items, programme_items
+from station.screen.widgets import menu_size
 from station.screen.window import Mode
 from station.storage.db import StorageError
 
@@ -90,20 +91,22 @@ def _header(surface: pygame.Surface, title: str, ctx: FlowContext, *, hint: str 
     left_w = right_w = 0
     patient = ctx.visit.patient
     if patient is not None and show_patient:  # the code only: whoever stands on the plate sees the screen
-        left_w = view.pill(surface, patient.code, (margin, h // 40), size_px=small,
-                           fg=view.BACKGROUND, bg=view.MUTED).width
+        left_w = widgets.pill(surface, patient.code, (margin, h // 40), size_px=menu_size(small), pad_px=small // 3,
+                              fg=view.BACKGROUND, bg=view.MUTED).width
     if ctx.live.synthetic:
         label = "SIMULATED PLATE"
-        image_w = view.font(small, True).size(label)[0] + small
-        right_w = view.pill(surface, label, (w - margin - image_w, h // 40), size_px=small, fg=view.BACKGROUND,
-                            bg=view.SYNTHETIC).width
+        image_w = widgets.face(menu_size(small), True).size(label)[0] + small
+        right_w = widgets.pill(surface, label, (w - margin - image_w, h // 40), size_px=menu_size(small),
+                               pad_px=small // 3, fg=view.BACKGROUND, bg=view.SYNTHETIC).width
     room = w - 2 * (max(left_w, right_w) + 2 * margin)
     size = big
-    while size > small and view.font(size, True).size(title)[0] > room:
+    while size > small and widgets.face(menu_size(size), True).size(title)[0] > room:
         size -= 2
-    view.text(surface, title, (w // 2, h // 24 + (big - size) // 2), size_px=size, anchor="midtop", bold=True)
+    widgets.text(surface, title, (w // 2, h // 24 + (big - size) // 2), size_px=menu_size(size), anchor="midtop",
+                 bold=True)
     if hint:
-        view.text(surface, hint, (w // 2, h - h // 40), size_px=small, colour=view.MUTED, anchor="midbottom")
+        widgets.text(surface, hint, (w // 2, h - h // 40), size_px=menu_size(small), colour=view.MUTED,
+                     anchor="midbottom")
 
 
 class MenuMode(Mode):
@@ -182,12 +185,12 @@ class MenuMode(Mode):
         self._rects = [pygame.Rect(0, 0, 0, 0)] * len(items)
         for slot, i in zip(slots, range(first, first + len(slots))):
             label, sub = items[i]
-            view.button(surface, slot, label, selected=i == self.selected, size_px=mid, sub=sub)
+            widgets.button(surface, label, slot, size_px=menu_size(mid), selected=i == self.selected, sub=sub)
             self._rects[i] = slot
         if self.message:
             w, h = surface.get_size()
-            view.text(surface, self.message, (w // 2, int(h * 0.93)), size_px=small, colour=view.WARN,
-                      anchor="midbottom", bold=True)
+            widgets.text(surface, self.message, (w // 2, int(h * 0.93)), size_px=menu_size(small), colour=view.WARN,
+                         anchor="midbottom", bold=True)
 
 
 def _event_pos(event: pygame.event.Event) -> tuple[int, int] | None:
@@ -397,18 +400,20 @@ class NewPatientMode(Mode):
         y = int(h * 0.22)
         for key, label, example in (("code", "Patient code", "e.g. P-0042: a code, never a name"),
                                     ("birth_year", "Year of birth (optional)", "for the age-matched norm")):
-            view.text(surface, label, (w // 5, y), size_px=mid, colour=view.MUTED)
+            widgets.text(surface, label, (w // 5, y), size_px=menu_size(mid), colour=view.MUTED)
             box = pygame.Rect(w // 5, y + mid + 4, int(w * 0.6), big + mid // 2)
             active = key == self.field
             pygame.draw.rect(surface, view.PANEL, box, border_radius=10)
             pygame.draw.rect(surface, view.ACCENT if active else view.PLATE_EDGE, box, width=3 if active else 2,
                              border_radius=10)
             shown = self.fields[key] + ("_" if active else "")
-            view.text(surface, shown or example, (box.left + mid // 2, box.centery), size_px=big if shown else small,
-                      colour=view.TEXT if shown else view.MUTED, anchor="midleft", bold=bool(shown))
+            widgets.text(surface, shown or example, (box.left + mid // 2, box.centery),
+                         size_px=menu_size(big if shown else small), colour=view.TEXT if shown else view.MUTED,
+                         anchor="midleft", bold=bool(shown))
             y = box.bottom + mid
         if self.message:
-            view.paragraph(surface, self.message, (w // 2, y), size_px=small, width_px=int(w * 0.8), colour=view.WARN)
+            widgets.paragraph(surface, self.message, (w // 2, y), size_px=menu_size(small), width_px=int(w * 0.8),
+                              colour=view.WARN)
 
 
 class SideMode(MenuMode):
@@ -511,8 +516,8 @@ class TrialMode(Mode):
         # the instruction, large, across the top
         state = snap.get("state", "")
         instruction = snap.get("instruction") or ""
-        view.paragraph(surface, instruction, (w // 2, h // 24 + big + mid // 2), size_px=mid, width_px=int(w * 0.92),
-                       bold=True)
+        widgets.paragraph(surface, instruction, (w // 2, h // 24 + big + mid // 2), size_px=menu_size(mid),
+                          width_px=int(w * 0.92), bold=True)
 
         # the plate with the feet and the COP; the stance foot highlighted, the lifted one dimmed in the hold
         pv = self.plate_view(surface)
@@ -523,8 +528,8 @@ class TrialMode(Mode):
             ring = pygame.Rect(0, 0, round(130 * s_px), round(min(300.0, self.ctx.geometry.ap_mm) * 0.95 * s_px))
             ring.center = pv.to_px(-lifted_x, 0.0)
             pygame.draw.ellipse(surface, view.GOOD, ring, width=max(3, round(6 * s_px)))
-            view.text(surface, "lift", pv.to_px(lifted_x, -self.ctx.geometry.ap_mm * 0.42), size_px=small,
-                      colour=view.MUTED, anchor="midtop", bold=True)
+            widgets.text(surface, "lift", pv.to_px(lifted_x, -self.ctx.geometry.ap_mm * 0.42), size_px=menu_size(small),
+                         colour=view.MUTED, anchor="midtop", bold=True)
         sample = self.ctx.live.latest()
         if sample is not None and sample.occupied and not math.isnan(sample.frame.cop_ml_mm):
             pv.draw_cop(surface, sample.frame.cop_ml_mm, sample.frame.cop_ap_mm, self.ctx.live.trail())
@@ -533,19 +538,19 @@ class TrialMode(Mode):
         panel = pygame.Rect(int(w * 0.64), int(h * 0.33), int(w * 0.33), int(h * 0.58))
         pygame.draw.rect(surface, view.PANEL, panel, border_radius=18)
         if state == "countdown" and status.get("countdown_remaining_s") is not None:
-            view.text(surface, "Get ready", (panel.centerx, panel.top + mid // 2), size_px=mid, colour=view.MUTED,
-                      anchor="midtop")
-            view.text(surface, str(status["countdown_remaining_s"]), panel.center, size_px=int(huge * 1.6),
-                      anchor="center", bold=True, colour=view.WARN)
+            widgets.text(surface, "Get ready", (panel.centerx, panel.top + mid // 2), size_px=menu_size(mid),
+                         colour=view.MUTED, anchor="midtop")
+            widgets.text(surface, str(status["countdown_remaining_s"]), panel.center,
+                         size_px=menu_size(int(huge * 1.6)), anchor="center", bold=True, colour=view.WARN)
         elif state in ("hold", "done") or status.get("hold_elapsed_s") is not None:
             held = float(status.get("hold_elapsed_s") or 0.0)
             total = float(status.get("hold_s") or 30.0)
-            view.text(surface, "Hold", (panel.centerx, panel.top + mid // 2), size_px=mid, colour=view.MUTED,
-                      anchor="midtop")
-            view.text(surface, f"{int(held)}", (panel.centerx, panel.centery - mid // 3), size_px=huge,
-                      anchor="center", bold=True)
-            view.text(surface, f"of {total:.0f} s", (panel.centerx, panel.centery + huge // 2), size_px=mid,
-                      colour=view.MUTED, anchor="midtop")
+            widgets.text(surface, "Hold", (panel.centerx, panel.top + mid // 2), size_px=menu_size(mid),
+                         colour=view.MUTED, anchor="midtop")
+            widgets.text(surface, f"{int(held)}", (panel.centerx, panel.centery - mid // 3), size_px=menu_size(huge),
+                         anchor="center", bold=True)
+            widgets.text(surface, f"of {total:.0f} s", (panel.centerx, panel.centery + huge // 2),
+                         size_px=menu_size(mid), colour=view.MUTED, anchor="midtop")
             bar = pygame.Rect(panel.left + panel.width // 10, panel.bottom - mid * 2, panel.width * 8 // 10, mid // 2)
             pygame.draw.rect(surface, view.PLATE, bar, border_radius=bar.height // 2)
             fill = bar.copy()
@@ -553,22 +558,23 @@ class TrialMode(Mode):
             pygame.draw.rect(surface, view.GOOD, fill, border_radius=bar.height // 2)
             touchdowns = int(status.get("touchdowns") or 0)
             if touchdowns:
-                view.text(surface, f"Foot down: {touchdowns}×", (panel.centerx, bar.bottom + small // 2),
-                          size_px=small, colour=view.BAD, anchor="midtop", bold=True)
+                widgets.text(surface, f"Foot down: {touchdowns}×", (panel.centerx, bar.bottom + small // 2),
+                             size_px=menu_size(small), colour=view.BAD, anchor="midtop", bold=True)
             elif status.get("supported_now"):
-                view.text(surface, "Hand support", (panel.centerx, bar.bottom + small // 2), size_px=small,
-                          colour=view.WARN, anchor="midtop", bold=True)
+                widgets.text(surface, "Hand support", (panel.centerx, bar.bottom + small // 2),
+                             size_px=menu_size(small), colour=view.WARN, anchor="midtop", bold=True)
         else:
             if state == "await_lift":
-                view.text(surface, "Lift your", (panel.centerx, panel.top + mid), size_px=mid, colour=view.MUTED,
-                          anchor="midtop")
+                widgets.text(surface, "Lift your", (panel.centerx, panel.top + mid), size_px=menu_size(mid),
+                             colour=view.MUTED, anchor="midtop")
                 lifted = OTHER.get(side or "", "")
-                view.text(surface, f"{lifted.upper()} foot", panel.center, size_px=big, anchor="center", bold=True)
+                widgets.text(surface, f"{lifted.upper()} foot", panel.center, size_px=menu_size(big), anchor="center",
+                             bold=True)
             else:
-                view.text(surface, "Stand still", (panel.centerx, panel.top + mid), size_px=mid, colour=view.MUTED,
-                          anchor="midtop")
-                view.text(surface, "on both feet", (panel.centerx, panel.top + 2 * mid + 4), size_px=mid,
-                          colour=view.MUTED, anchor="midtop")
+                widgets.text(surface, "Stand still", (panel.centerx, panel.top + mid), size_px=menu_size(mid),
+                             colour=view.MUTED, anchor="midtop")
+                widgets.text(surface, "on both feet", (panel.centerx, panel.top + 2 * mid + 4), size_px=menu_size(mid),
+                             colour=view.MUTED, anchor="midtop")
                 collected = status.get("baseline_collected_s")
                 if collected is not None:
                     bar = pygame.Rect(panel.left + panel.width // 10, panel.centery, panel.width * 8 // 10, mid // 2)
@@ -577,17 +583,18 @@ class TrialMode(Mode):
                     fill.width = round(bar.width * min(1.0, float(collected) / 3.0))
                     pygame.draw.rect(surface, view.ACCENT, fill, border_radius=bar.height // 2)
             if sample is not None and sample.occupied:
-                view.text(surface, f"{sample.body_weight_n / GRAVITY_M_S2:.1f} kg",
-                          (panel.centerx, panel.bottom - mid), size_px=mid, anchor="midbottom")
+                widgets.text(surface, f"{sample.body_weight_n / GRAVITY_M_S2:.1f} kg",
+                             (panel.centerx, panel.bottom - mid), size_px=menu_size(mid), anchor="midbottom")
 
         self._draw_pelvis(surface, snap, side, small)
 
         if flashing:  # the touchdown signal: a red frame round the screen and a banner
             pygame.draw.rect(surface, view.BAD, surface.get_rect(), width=max(12, h // 30))
-            view.banner(surface, self._flash_text, (w // 2, h // 2), size_px=big, colour=view.BAD)
+            widgets.banner(surface, self._flash_text, (w // 2, h // 2), size_px=menu_size(big), pad_px=big,
+                           colour=view.BAD)
         if snap.get("error"):
-            view.text(surface, snap["error"][:120], (w // 2, h - h // 40 - small - 4), size_px=small,
-                      colour=view.WARN, anchor="midbottom", bold=True)
+            widgets.text(surface, snap["error"][:120], (w // 2, h - h // 40 - small - 4), size_px=menu_size(small),
+                         colour=view.WARN, anchor="midbottom", bold=True)
 
 
 def pelvis_gauge_text(drop_deg: float, lifted: str, threshold_deg: float) -> tuple[str, str]:
@@ -625,18 +632,8 @@ def _pelvis_gauge(surface: pygame.Surface, *, centre: tuple[int, int], length_px
     pygame.draw.line(surface, colour, stance_end, lifted_end, max(6, size_px // 3))
     for end in (stance_end, lifted_end):
         pygame.draw.circle(surface, colour, (round(end[0]), round(end[1])), max(6, size_px // 3))
-    view.text(surface, words, (round(cx - half - size_px), cy), size_px=size_px, colour=colour, anchor="midright",
-              bold=True)
-
-
-def _left_paragraph(surface: pygame.Surface, message: str, top_left: tuple[int, int], *, size_px: int,
-                    width_px: int, colour: tuple[int, int, int] = view.TEXT, bold: bool = False) -> int:
-    """Wrapped text from ``top_left`` down; returns the y below the last line."""
-    x, y = top_left
-    for line in view.wrap(message, size_px=size_px, width_px=width_px, bold=bold):
-        rect = view.text(surface, line, (x, y), size_px=size_px, colour=colour, bold=bold)
-        y = rect.bottom + size_px // 6
-    return y
+    widgets.text(surface, words, (round(cx - half - size_px), cy), size_px=menu_size(size_px), colour=colour,
+                 anchor="midright", bold=True)
 
 
 class ResultMode(MenuMode):
@@ -688,17 +685,18 @@ class ResultMode(MenuMode):
         left_x = w // 20
         y = int(h * 0.18)
         if snap.get("protocol") == "single-leg":
-            view.text(surface, f"{(side or '').capitalize()} leg", (left_x, y), size_px=mid, colour=view.MUTED)
+            widgets.text(surface, f"{(side or '').capitalize()} leg", (left_x, y), size_px=menu_size(mid),
+                         colour=view.MUTED)
             y += mid + 4
         if result is None:  # stopped, or too short to score: said kindly, no blame
-            view.text(surface, "Stopped", (left_x, y), size_px=big, bold=True, colour=view.WARN)
+            widgets.text(surface, "Stopped", (left_x, y), size_px=menu_size(big), bold=True, colour=view.WARN)
             y += big + mid // 2
-            y = _left_paragraph(surface, "That is all right: we can try again whenever you are ready.",
-                                (left_x, y), size_px=mid, width_px=int(w * 0.55))
+            y = widgets.paragraph(surface, "That is all right: we can try again whenever you are ready.", (left_x, y),
+                                  size_px=menu_size(mid), width_px=int(w * 0.55), anchor="topleft")
             reason = str(snap.get("detail") or snap.get("error") or "")
             if reason:
-                _left_paragraph(surface, f"({reason})", (left_x, y + small // 2), size_px=small,
-                                width_px=int(w * 0.55), colour=view.MUTED)
+                widgets.paragraph(surface, f"({reason})", (left_x, y + small // 2), size_px=menu_size(small),
+                                  width_px=int(w * 0.55), colour=view.MUTED, anchor="topleft")
             return
         # the result as the patient needs it: the seconds held and a kind word; the clinical measures
         # (sway, hand support in % of body weight, the norm, the asymmetry) are on the therapist's page
@@ -708,21 +706,21 @@ class ResultMode(MenuMode):
             colour = view.GOOD if ok else view.WARN
             shown = f"{int(held)} seconds" if held is not None else "–"  # floor: 29.6 s is not 30
             size = huge
-            while size > big and view.font(size, True).size(shown)[0] > int(w * 0.58):
+            while size > big and widgets.face(menu_size(size), True).size(shown)[0] > int(w * 0.58):
                 size -= 4
-            view.text(surface, shown, (left_x, y), size_px=size, bold=True, colour=colour)
+            widgets.text(surface, shown, (left_x, y), size_px=menu_size(size), bold=True, colour=colour)
             y += size + mid // 3
             words = "Well done!" if ok else "Good effort. Every try makes you stronger."
-            y = _left_paragraph(surface, words, (left_x, y), size_px=big, width_px=int(w * 0.58), bold=True,
-                                colour=colour)
+            y = widgets.paragraph(surface, words, (left_x, y), size_px=menu_size(big), width_px=int(w * 0.58),
+                                  bold=True, colour=colour, anchor="topleft")
         else:
-            view.text(surface, "Well done!", (left_x, y), size_px=huge, bold=True, colour=view.GOOD)
+            widgets.text(surface, "Well done!", (left_x, y), size_px=menu_size(huge), bold=True, colour=view.GOOD)
             y += huge + mid // 3
-            y = _left_paragraph(surface, "You stood still to the end.", (left_x, y), size_px=big,
-                                width_px=int(w * 0.58), bold=True)
+            y = widgets.paragraph(surface, "You stood still to the end.", (left_x, y), size_px=menu_size(big),
+                                  width_px=int(w * 0.58), bold=True, anchor="topleft")
         summary = self.ctx.visit.summary()
         comparison = (summary or {}).get("comparison")
         if comparison:
             hold = comparison["hold_time"]
             text = f"Left leg {int(hold['left_s'])} s  ·  Right leg {int(hold['right_s'])} s"
-            view.text(surface, text, (left_x, y + mid // 2), size_px=mid, colour=view.MUTED, bold=True)
+            widgets.text(surface, text, (left_x, y + mid // 2), size_px=menu_size(mid), colour=view.MUTED, bold=True)

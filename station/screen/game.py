@@ -34,7 +34,6 @@ mouse clicks work the same, a mouse is never needed).
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import os
 import time
@@ -51,6 +50,18 @@ from station.drills.base import MAX_ROUNDS  # noqa: E402  (the most rounds a dri
 from station.drills.view import DrillView, Metronome, ShareBars, SummaryLine, Target, Zone  # noqa: E402
 from station.screen import view  # noqa: E402
 from station.screen.sounds import Sounds  # noqa: E402
+from station.screen.widgets import (  # noqa: E402
+    banner,
+    box,
+    button,
+    disc,
+    face,
+    fit_lines,
+    fit_size,
+    ring,
+    text,
+    tick_mark,
+)
 from station.screen.window import Mode  # noqa: E402
 
 # -- colours (on view.BACKGROUND; all pass 4.5:1 contrast for the text ones) -------------------------------
@@ -72,154 +83,6 @@ BURST_S = 0.5
 FRESH_WAIT_S = 0.004
 #: event cues shown as a message (the beat is only heard)
 TOAST_CUES = {"hit": GOOD, "miss": AMBER, "lost_balance": AMBER, "streak": ACTIVE, "round_end": view.TEXT}
-
-# -- text and shapes --------------------------------------------------------------------------------------
-
-
-def font(size_px: int, bold: bool = False) -> pygame.font.Font:
-    """The game's font at ``size_px``: the station's one typeface (:func:`station.screen.view.face`)."""
-    return view.face(size_px, bold)
-
-
-@functools.lru_cache(maxsize=512)
-def _render(message: str, size_px: int, colour: tuple[int, int, int], bold: bool) -> pygame.Surface:
-    return font(size_px, bold).render(message, True, colour)
-
-
-def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
-         colour: tuple[int, int, int] = view.TEXT, anchor: str = "topleft", bold: bool = False) -> pygame.Rect:
-    """Draw ``message`` with its ``anchor`` point (a pygame.Rect attribute) at ``pos``; the rendering is cached
-    (the game redraws its text 60 times a second)."""
-    image = _render(message, size_px, tuple(colour), bold)
-    rect = image.get_rect(**{anchor: pos})
-    surface.blit(image, rect)
-    return rect
-
-
-def banner(surface: pygame.Surface, message: str, centre: tuple[int, int], *, size_px: int,
-           colour: tuple[int, int, int] = view.TEXT) -> pygame.Rect:
-    """Large bold text on a dark, slightly transparent panel, legible over any drawing."""
-    image = _render(message, size_px, tuple(colour), True)
-    rect = image.get_rect(center=centre).inflate(size_px, size_px // 2)
-    surface.blit(_box(rect.size, view.BACKGROUND, 225, size_px // 3), rect)
-    surface.blit(image, image.get_rect(center=centre))
-    return rect
-
-
-def fit_size(message: str, *, size_px: int, width_px: int, bold: bool = False, min_px: int = 12) -> int:
-    """The largest size up to ``size_px`` at which ``message`` fits in ``width_px``."""
-    size = size_px
-    while size > min_px and font(size, bold).size(message)[0] > width_px:
-        size = max(min_px, int(size * 0.92))
-    return size
-
-
-def wrap(message: str, *, size_px: int, width_px: int, bold: bool = False) -> list[str]:
-    """Split ``message`` into lines no wider than ``width_px`` in the game's font."""
-    return view.wrap(message, size_px=size_px, width_px=width_px, bold=bold, face=font)
-
-
-def balanced(message: str, *, size_px: int, width_px: int, bold: bool = False) -> list[str]:
-    """Like :func:`wrap`, but two lines are made about equally long (no lone word on the second line)."""
-    lines = wrap(message, size_px=size_px, width_px=width_px, bold=bold)
-    if len(lines) != 2:
-        return lines
-    f = font(size_px, bold)
-    words = message.split()
-    best = lines
-    best_w = max(f.size(line)[0] for line in lines)
-    for i in range(1, len(words)):
-        a, b = " ".join(words[:i]), " ".join(words[i:])
-        w = max(f.size(a)[0], f.size(b)[0])
-        if w < best_w:
-            best, best_w = [a, b], w
-    return best
-
-
-@functools.lru_cache(maxsize=64)
-def fit_lines(message: str, *, size_px: int, min_px: int, width_px: int, height_px: int, max_lines: int = 2,
-              bold: bool = False) -> tuple[int, tuple[str, ...]]:
-    """The largest size from ``size_px`` down to ``min_px`` at which ``message`` fits in the box, and its lines."""
-    size = size_px
-    while True:
-        lines = balanced(message, size_px=size, width_px=width_px, bold=bold)
-        fits = len(lines) <= max_lines and len(lines) * font(size, bold).get_linesize() <= height_px
-        if fits or size <= min_px:
-            return size, tuple(lines[:max_lines])
-        size = max(min_px, int(size * 0.92))
-
-
-@functools.lru_cache(maxsize=128)
-def _disc(radius: int, colour: tuple[int, int, int], alpha: int) -> pygame.Surface:
-    s = pygame.Surface((2 * radius + 2, 2 * radius + 2), pygame.SRCALPHA)
-    pygame.draw.circle(s, (*colour, alpha), (radius + 1, radius + 1), radius)
-    return s
-
-
-@functools.lru_cache(maxsize=64)
-def _box(size: tuple[int, int], colour: tuple[int, int, int], alpha: int, radius: int) -> pygame.Surface:
-    s = pygame.Surface(size, pygame.SRCALPHA)
-    pygame.draw.rect(s, (*colour, alpha), s.get_rect(), border_radius=radius)
-    return s
-
-
-def disc(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[int, int], radius: int,
-         alpha: int = 255) -> None:
-    if alpha >= 255:
-        pygame.draw.circle(surface, colour, centre, radius)
-    else:
-        surface.blit(_disc(radius, colour, alpha), (centre[0] - radius - 1, centre[1] - radius - 1))
-
-
-def ring(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[int, int], r_outer: float,
-         r_inner: float, fraction: float = 1.0, start: float = -math.pi / 2) -> pygame.Rect:
-    """A thick ring, or the part of it from ``start`` (12 o'clock) clockwise over ``fraction`` of a turn;
-    returns where it was drawn."""
-    fraction = max(0.0, min(1.0, fraction))
-    if fraction <= 0 or r_outer <= r_inner:
-        return pygame.Rect(centre, (0, 0))
-    if fraction >= 1.0:
-        return pygame.draw.circle(surface, colour, centre, round(r_outer), width=max(1, round(r_outer - r_inner)))
-    n = max(8, int(72 * fraction))
-    cx, cy = centre
-    angles = [start + 2 * math.pi * fraction * i / n for i in range(n + 1)]
-    outer = [(cx + r_outer * math.cos(a), cy + r_outer * math.sin(a)) for a in angles]
-    inner = [(cx + r_inner * math.cos(a), cy + r_inner * math.sin(a)) for a in reversed(angles)]
-    return pygame.draw.polygon(surface, colour, outer + inner)
-
-
-def tick_mark(surface: pygame.Surface, colour: tuple[int, int, int], centre: tuple[int, int], size: int) -> None:
-    cx, cy = centre
-    pts = [(cx - size * 0.5, cy + size * 0.02), (cx - size * 0.12, cy + size * 0.4),
-           (cx + size * 0.55, cy - size * 0.4)]
-    pygame.draw.lines(surface, colour, False, pts, max(3, size // 5))
-
-
-def button(surface: pygame.Surface, label: str, rect: pygame.Rect, *, size_px: int, focused: bool,
-           colour: tuple[int, int, int] = ACTIVE) -> pygame.Rect:
-    """A big rounded button; the focused one is filled."""
-    radius = rect.height // 2
-    if focused:
-        pygame.draw.rect(surface, colour, rect, border_radius=radius)
-        text(surface, label, rect.center, size_px=size_px, colour=view.BACKGROUND, anchor="center", bold=True)
-    else:
-        pygame.draw.rect(surface, view.PANEL, rect, border_radius=radius)
-        pygame.draw.rect(surface, colour, rect, width=max(3, rect.height // 14), border_radius=radius)
-        text(surface, label, rect.center, size_px=size_px, colour=colour, anchor="center", bold=True)
-    return rect
-
-
-def pill(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
-         fg: tuple[int, int, int], bg: tuple[int, int, int], anchor: str = "topleft") -> pygame.Rect:
-    """A short bold label on a rounded background, placed by its ``anchor`` at ``pos``."""
-    image = _render(message, size_px, tuple(fg), True)
-    pad = max(4, size_px // 3)
-    rect = image.get_rect().inflate(2 * pad, pad)
-    setattr(rect, anchor, pos)
-    pygame.draw.rect(surface, bg, rect, border_radius=rect.height // 2)
-    surface.blit(image, image.get_rect(center=rect.center))
-    return rect
-
 
 def format_clock(seconds: float) -> str:
     s = max(0, math.ceil(seconds - 1e-9))
@@ -570,7 +433,7 @@ class GameMode(Mode):
         layer.fill(view.BACKGROUND)
         pv.draw_plate(layer)
         # dim the plate a little: the targets and the cursor are what the eye should find
-        layer.blit(_box(lay.plate.size, view.BACKGROUND, 120, 0), lay.plate.topleft)
+        layer.blit(box(lay.plate.size, view.BACKGROUND, alpha=120, radius=0), lay.plate.topleft)
         pygame.draw.rect(layer, view.PANEL, lay.panel, border_radius=max(10, lay.pad))
         if lay.bars is not None:
             pygame.draw.rect(layer, view.PANEL, lay.bars, border_radius=max(10, lay.pad))
@@ -712,7 +575,7 @@ class GameMode(Mode):
             message, colour = toast
         size, lines = fit_lines(message, size_px=lay.big, min_px=lay.mid, width_px=lay.header.width,
                                 height_px=lay.header.bottom - y, max_lines=2, bold=True)
-        step = font(size, True).get_linesize()
+        step = face(size, True).get_linesize()
         for line in lines:
             text(surface, line, (x, y), size_px=size, bold=True, colour=colour)
             y += step
@@ -763,7 +626,7 @@ class GameMode(Mode):
                 r = max(14, round(t.radius_mm * s))
                 inner = max(r + max(3, r // 9) + 1, outer_cursor + 2)
                 rects.append(ring(surface, GOOD, pv.to_px(t.x_mm, t.y_mm), inner + max(6, r // 4), inner,
-                                  t.hold_progress))
+                                  fraction=t.hold_progress))
         return rects
 
     def _draw_bursts(self, surface: pygame.Surface, pv: view.PlateView) -> list[pygame.Rect]:
@@ -788,7 +651,7 @@ class GameMode(Mode):
         rect = pygame.Rect(left, top, right - left, bottom - top)
         colour = (GOOD if z.inside else AMBER) if live else PENDING
         radius = max(6, min(rect.size) // 8)
-        surface.blit(_box(rect.size, colour, 60, radius), rect.topleft)
+        surface.blit(box(rect.size, colour, alpha=60, radius=radius), rect.topleft)
         pygame.draw.rect(surface, colour, rect, width=max(4, lay.pad // 3), border_radius=radius)
         label = ("in the box" if z.inside else "back to the box") if live else "keep still in the box"
         size = fit_size(label, size_px=lay.mid, width_px=lay.plate.width // 2, bold=True)
@@ -836,7 +699,7 @@ class GameMode(Mode):
             hi = top + round(height * (1 - min(100.0, target + b.tolerance_pct) / 100))
             lo = top + round(height * (1 - max(0.0, target - b.tolerance_pct) / 100))
             band = pygame.Rect(frame.left, hi, bar_w, max(2, lo - hi))
-            surface.blit(_box(band.size, GOOD, 70, 0), band.topleft)
+            surface.blit(box(band.size, GOOD, alpha=70, radius=0), band.topleft)
             fill_h = round(height * max(0.0, min(100.0, pct)) / 100) if live else 0
             fill = pygame.Rect(frame.left + bar_w // 6, bottom - fill_h, bar_w - bar_w // 3, fill_h)
             if fill_h > 0:
@@ -853,7 +716,7 @@ class GameMode(Mode):
         """Score, streak, level and round, time left; blocks spread over the panel's height."""
         inner = lay.panel.inflate(-2 * lay.pad, -2 * lay.pad)
         x = inner.left
-        small_h, big_h, huge_h = (font(n, True).get_linesize() for n in (lay.small, lay.big, lay.huge))
+        small_h, big_h, huge_h = (face(n, True).get_linesize() for n in (lay.small, lay.big, lay.huge))
         stop_h = max(44, int(lay.mid * 2.2))
         bar_h = max(8, lay.pad // 2)
         blocks = [small_h + huge_h, small_h + big_h, small_h + big_h, small_h + big_h + bar_h + lay.pad // 2]
@@ -911,7 +774,7 @@ class GameMode(Mode):
         if v.state not in ("round_summary", "done", "aborted"):
             rect = pygame.Rect(0, 0, inner.width, stop_h)
             rect.midbottom = (inner.centerx, inner.bottom)
-            button(surface, "Stop", rect, size_px=lay.mid, focused=False, colour=view.MUTED)
+            button(surface, "Stop", rect, size_px=lay.mid, selected=False, colour=view.MUTED, shape="pill")
             self._buttons.append((rect, "menu"))
 
     def _draw_messages(self, surface: pygame.Surface, lay: Layout, v: DrillView) -> None:
@@ -948,7 +811,7 @@ class GameMode(Mode):
 
     def _draw_card(self, surface: pygame.Surface, lay: Layout, v: DrillView) -> None:
         w, h = lay.size
-        surface.blit(_box(lay.size, SHADE, 170, 0), (0, 0))
+        surface.blit(box(lay.size, SHADE, alpha=170, radius=0), (0, 0))
         card = pygame.Rect(0, 0, int(w * 0.66), int(h * 0.84))
         card.center = (w // 2, h // 2)
         pygame.draw.rect(surface, view.PANEL, card, border_radius=lay.pad)
@@ -979,7 +842,7 @@ class GameMode(Mode):
         step = int(size * 1.35)
         for line in lines[: max(0, room // step)]:
             colour = view.TEXT if line.good is None else (GOOD if line.good else AMBER)
-            label_w = font(size).size(line.label)[0]
+            label_w = face(size).size(line.label)[0]
             vs = fit_size(line.value, size_px=size, width_px=inner.width - label_w - lay.pad * 2, bold=True)
             text(surface, line.label, (x, y), size_px=size, colour=view.MUTED)
             text(surface, line.value, (inner.right, y + (size - vs) // 2), size_px=vs, colour=colour,
@@ -989,7 +852,7 @@ class GameMode(Mode):
             # the drill moves on by itself: say so, and offer only a way out (touch; Esc on the keyboard)
             rect = pygame.Rect(0, 0, int(inner.width * 0.3), buttons_h)
             rect.bottomright = inner.bottomright
-            button(surface, "Stop", rect, size_px=lay.mid, focused=False, colour=view.MUTED)
+            button(surface, "Stop", rect, size_px=lay.mid, selected=False, colour=view.MUTED, shape="pill")
             self._buttons.append((rect, "menu"))
             note = "The next round starts in a moment"
             text(surface, note, (inner.left, rect.centery), bold=True, colour=view.MUTED, anchor="midleft",
@@ -1003,5 +866,5 @@ class GameMode(Mode):
         focus = self._focus % len(actions)
         for i, (action, label) in enumerate(actions):
             rect = pygame.Rect(bx + i * (bw + gap), inner.bottom - buttons_h, bw, buttons_h)
-            button(surface, label, rect, size_px=lay.mid, focused=i == focus)
+            button(surface, label, rect, size_px=lay.mid, selected=i == focus, colour=ACTIVE, shape="pill")
             self._buttons.append((rect, action))

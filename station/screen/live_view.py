@@ -14,7 +14,8 @@ import pygame  # noqa: E402
 from station.core.cop import GRAVITY_M_S2
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
-from station.screen import view
+from station.screen import view, widgets
+from station.screen.widgets import menu_size
 from station.screen.window import Mode
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,12 @@ class LiveMode(Mode):
         layer.fill(view.BACKGROUND)
         pv.draw_plate(layer)
         pygame.draw.rect(layer, view.PANEL, panel, border_radius=16)
-        view.text(layer, "Body weight", (panel.centerx, panel.top + h // 30), size_px=mid,
-                  colour=view.MUTED, anchor="midtop")
-        view.text(layer, "Balance station", (w // 40, h // 40), size_px=mid, colour=view.MUTED)
+        widgets.text(layer, "Body weight", (panel.centerx, panel.top + h // 30), size_px=menu_size(mid),
+                     colour=view.MUTED, anchor="midtop")
+        widgets.text(layer, "Balance station", (w // 40, h // 40), size_px=menu_size(mid), colour=view.MUTED)
         if self.live.synthetic:
-            view.pill(layer, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=small,
-                      fg=view.BACKGROUND, bg=view.SYNTHETIC)
+            widgets.pill(layer, "SIMULATED PLATE", (w // 40, h // 40 + mid + 6), size_px=menu_size(small),
+                         pad_px=small // 3, fg=view.BACKGROUND, bg=view.SYNTHETIC)
         self._static = (key, layer)
         return layer
 
@@ -112,14 +113,15 @@ class LiveMode(Mode):
         # right-hand panel: body weight and share on each foot
         if sample is not None and sample.occupied:
             kg = sample.body_weight_n / GRAVITY_M_S2
-            view.text(surface, f"{kg:.1f} kg", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big,
-                      anchor="midtop", bold=True)
+            widgets.text(surface, f"{kg:.1f} kg", (panel.centerx, panel.top + h // 30 + mid + 4),
+                         size_px=menu_size(big), anchor="midtop", bold=True)
             self._draw_share(surface, panel, self.geometry.left_share_pct(sample.cop_ml_mm), mid)
             if not math.isnan(sample.cop_ml_mm):
                 pv.draw_cop(surface, sample.cop_ml_mm, sample.cop_ap_mm, self.live.trail())
         else:
-            view.text(surface, "–", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=big, anchor="midtop")
-            view.banner(surface, "Step onto the plate", pv.area.center, size_px=big)
+            widgets.text(surface, "–", (panel.centerx, panel.top + h // 30 + mid + 4), size_px=menu_size(big),
+                         anchor="midtop")
+            widgets.banner(surface, "Step onto the plate", pv.area.center, size_px=menu_size(big), pad_px=big)
 
         self._draw_status(surface, small)
 
@@ -134,8 +136,8 @@ class LiveMode(Mode):
             pygame.draw.rect(surface, view.PLATE, frame, border_radius=6)
             fill = pygame.Rect(x, top + round(bar_h * (1 - pct / 100)), bar_w, round(bar_h * pct / 100))
             pygame.draw.rect(surface, view.COP_TRAIL, fill, border_radius=6)
-            view.text(surface, f"{label} {pct:.0f}%", (frame.centerx, frame.bottom + 6), size_px=size_px,
-                      anchor="midtop", bold=True)
+            widgets.text(surface, f"{label} {pct:.0f}%", (frame.centerx, frame.bottom + 6), size_px=menu_size(size_px),
+                         anchor="midtop", bold=True)
 
     def _status(self) -> dict:
         """The station's status, refreshed twice a second (it is text for people, not the cursor)."""
@@ -156,8 +158,8 @@ class LiveMode(Mode):
             f"calibration {status['calibration_date'][:10]}" if status["calibration_date"]
             else ("built-in calibration" if status["synthetic"] else "not calibrated"),
         ]
-        view.text(surface, "   ·   ".join(parts), (w // 40, h - h // 40), size_px=size_px,
-                  colour=view.MUTED, anchor="bottomleft")
+        widgets.text(surface, "   ·   ".join(parts), (w // 40, h - h // 40), size_px=menu_size(size_px),
+                     colour=view.MUTED, anchor="bottomleft")
         for i, warning in enumerate(status["warnings"][:2]):
-            view.text(surface, warning, (w // 2, h // 40 + i * (size_px + 6)), size_px=size_px,
-                      colour=view.WARN, anchor="midtop", bold=True)
+            widgets.text(surface, warning, (w // 2, h // 40 + i * (size_px + 6)), size_px=menu_size(size_px),
+                         colour=view.WARN, anchor="midtop", bold=True)

@@ -36,12 +36,9 @@ from station.screen.game import (
     SELECT_KEYS,
     GameMode,
     event_pos,
-    fit_lines,
-    font,
-    pill,
-    text,
 )
 from station.screen.sounds import Sounds
+from station.screen.widgets import face, fit_lines, pill, text
 from station.screen.window import Mode
 
 
@@ -285,12 +282,12 @@ class DrillMenuMode(Mode):
                                 height_px=int(mid * 1.3), max_lines=1, bold=True)
         text(surface, lines[0] if lines else item.title, (inner.centerx, y), size_px=size, bold=True,
              colour=ACTIVE if selected else view.TEXT, anchor="midtop")
-        y += font(size, True).get_linesize()
+        y += face(size, True).get_linesize()
         size, lines = fit_lines(item.blurb, size_px=small, min_px=max(12, small - 4), width_px=inner.width,
                                 height_px=inner.bottom - y, max_lines=2)
         for line in lines:
             text(surface, line, (inner.centerx, y), size_px=size, colour=view.MUTED, anchor="midtop")
-            y += font(size).get_linesize()
+            y += face(size).get_linesize()
 
 
 def draw_icon(surface: pygame.Surface, item: MenuItem, box: pygame.Rect, *, bright: bool) -> None:

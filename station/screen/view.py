@@ -1,4 +1,5 @@
-"""Drawing helpers for the patient screen: colours, fonts, and the plate seen from above.
+"""Drawing helpers for the patient screen: the palette and the plate seen from above (the words and the
+controls are in :mod:`station.screen.widgets`).
 
 Only drawing lives here: no state of the station, no input.
 """
@@ -6,9 +7,7 @@ Only drawing lives here: no state of the station, no input.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pygame
 
@@ -28,91 +27,6 @@ COP = (255, 122, 41)
 COP_TRAIL = (255, 170, 110)
 WARN = (255, 205, 70)
 SYNTHETIC = (120, 190, 255)
-
-
-#: the station's one typeface, for menus and games alike, best first: DejaVu Sans (standard on Raspberry
-#: Pi OS) and Liberation Sans have real bold faces; pygame's bundled font made bold by smearing has odd
-#: letter spacing ("SIMULAT ED PLAT E"), so it is only the last resort
-FACES = ("dejavusans", "liberationsans", "freesans", "arial")
-#: pygame's bundled font is drawn this much smaller than a TrueType face of the same size
-BUNDLED_SCALE = 1.45
-
-
-@lru_cache(maxsize=4)
-def _face_path(bold: bool) -> str | None:
-    for name in FACES:
-        try:
-            path = pygame.font.match_font(name, bold=bold)
-        except Exception:  # noqa: BLE001 - no fontconfig: use the bundled font
-            return None
-        if path:
-            return path
-    return None
-
-
-@lru_cache(maxsize=64)
-def face(size_px: int, bold: bool = False) -> pygame.font.Font:
-    """The station's typeface at ``size_px`` (about the height of a capital plus descender), bold or not."""
-    if not pygame.font.get_init():
-        pygame.font.init()
-    path = _face_path(bold)
-    if path is not None:
-        try:
-            return pygame.font.Font(path, size_px)
-        except (OSError, pygame.error):
-            pass
-    f = pygame.font.Font(None, round(size_px * BUNDLED_SCALE))
-    f.set_bold(bold)
-    return f
-
-
-def font(size_px: int, bold: bool = False) -> pygame.font.Font:
-    """The same typeface as :func:`face`, sized as the menus were laid out (pygame's bundled font's sizes)."""
-    return face(max(6, round(size_px / BUNDLED_SCALE)), bold)
-
-
-@lru_cache(maxsize=512)
-def rendered(message: str, size_px: int, colour: tuple[int, int, int], bold: bool = False) -> pygame.Surface:
-    """``message`` rendered in :func:`font` (cached: do not draw on the surface returned)."""
-    return font(size_px, bold).render(message, True, colour)
-
-
-def text(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
-         colour: tuple[int, int, int] = TEXT, anchor: str = "topleft", bold: bool = False) -> pygame.Rect:
-    """Draw ``message`` with its ``anchor`` point (a pygame.Rect attribute name) at ``pos``; the rendering is
-    cached (the screens draw the same words 60 times a second)."""
-    image = rendered(message, size_px, tuple(colour), bold)
-    rect = image.get_rect(**{anchor: pos})
-    surface.blit(image, rect)
-    return rect
-
-
-@lru_cache(maxsize=32)
-def _banner_panel(size: tuple[int, int], radius: int) -> pygame.Surface:
-    panel = pygame.Surface(size, pygame.SRCALPHA)
-    pygame.draw.rect(panel, (*BACKGROUND, 225), panel.get_rect(), border_radius=radius)
-    return panel
-
-
-def banner(surface: pygame.Surface, message: str, centre: tuple[int, int], *, size_px: int,
-           colour: tuple[int, int, int] = TEXT) -> pygame.Rect:
-    """Large text on a dark, slightly transparent panel, legible over any drawing."""
-    image = rendered(message, size_px, tuple(colour), True)
-    rect = image.get_rect(center=centre).inflate(size_px, size_px // 2)
-    surface.blit(_banner_panel(rect.size, size_px // 3), rect)
-    surface.blit(image, image.get_rect(center=centre))
-    return rect
-
-
-def pill(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int,
-         fg: tuple[int, int, int], bg: tuple[int, int, int]) -> pygame.Rect:
-    image = rendered(message, size_px, tuple(fg), True)
-    pad = size_px // 3
-    rect = image.get_rect(topleft=(pos[0] + pad, pos[1] + pad // 2)).inflate(2 * pad, pad)
-    rect.topleft = pos
-    pygame.draw.rect(surface, bg, rect, border_radius=rect.height // 2)
-    surface.blit(image, image.get_rect(center=rect.center))
-    return rect
 
 
 @dataclass(frozen=True)
@@ -188,55 +102,3 @@ class PlateView:
 ACCENT = (64, 156, 255)
 GOOD = (90, 210, 130)
 BAD = (255, 96, 96)
-
-
-def button(surface: pygame.Surface, rect: pygame.Rect, label: str, *, selected: bool, size_px: int,
-           sub: str = "") -> None:
-    """A big menu button: filled in the accent colour when selected, outlined otherwise."""
-    radius = max(8, rect.height // 4)
-    if selected:
-        pygame.draw.rect(surface, ACCENT, rect, border_radius=radius)
-        pygame.draw.rect(surface, TEXT, rect, width=max(3, rect.height // 20), border_radius=radius)
-    else:
-        pygame.draw.rect(surface, PANEL, rect, border_radius=radius)
-        pygame.draw.rect(surface, PLATE_EDGE, rect, width=2, border_radius=radius)
-    colour = BACKGROUND if selected else TEXT
-    if sub:
-        text(surface, label, (rect.centerx, rect.centery - size_px // 8), size_px=size_px, colour=colour,
-             anchor="midbottom", bold=True)
-        text(surface, sub, (rect.centerx, rect.centery + size_px // 8), size_px=max(14, size_px * 2 // 3),
-             colour=colour if selected else MUTED, anchor="midtop")
-    else:
-        text(surface, label, rect.center, size_px=size_px, colour=colour, anchor="center", bold=True)
-
-
-def wrap(message: str, *, size_px: int, width_px: int, bold: bool = False,
-         face: Callable[[int, bool], pygame.font.Font] | None = None) -> list[str]:
-    """``message`` broken into lines no wider than ``width_px`` (a word longer than that stands alone).
-
-    Newlines start new lines. ``face(size_px, bold)`` gives the font (default :func:`font`).
-    """
-    f = (face or font)(size_px, bold)
-    lines: list[str] = []
-    for paragraph in message.split("\n"):
-        line = ""
-        for word in paragraph.split():
-            candidate = f"{line} {word}".strip()
-            if line and f.size(candidate)[0] > width_px:
-                lines.append(line)
-                line = word
-            else:
-                line = candidate
-        if line or not lines:
-            lines.append(line)
-    return lines
-
-
-def paragraph(surface: pygame.Surface, message: str, centre_top: tuple[int, int], *, size_px: int, width_px: int,
-              colour: tuple[int, int, int] = TEXT, bold: bool = False) -> int:
-    """Centred, wrapped text from ``centre_top`` down; returns the y below the last line."""
-    x, y = centre_top
-    for line in wrap(message, size_px=size_px, width_px=width_px, bold=bold):
-        rect = text(surface, line, (x, y), size_px=size_px, colour=colour, anchor="midtop", bold=bold)
-        y = rect.bottom + size_px // 6
-    return y

@@ -59,13 +59,13 @@ def test_real_plate_screen_shows_warnings(screen, artifacts, monkeypatch):
     from station.screen import live_view, view
 
     drawn = []
-    original = view.text
+    original = live_view.widgets.text
 
     def recording_text(surface, message, pos, **kw):
         drawn.append((message, pos, kw.get("colour")))
         return original(surface, message, pos, **kw)
 
-    monkeypatch.setattr(live_view.view, "text", recording_text)
+    monkeypatch.setattr(live_view.widgets, "text", recording_text)
     app, live = screen(ListFeed(kind="hx711-lgpio", description="HX711 plate, shared clock (lgpio)"))
     for raw in frames(60):
         live.ingest(raw)
@@ -122,14 +122,30 @@ def test_menus_and_games_share_one_typeface():
     Raspberry Pi OS), not pygame's bundled font smeared bold ('SIMULAT ED PLAT E')."""
     import pygame
 
-    from station.screen import game, view
+    from station.screen import widgets
 
     pygame.font.init()
-    assert game.font(30, True) is view.face(30, True)
-    assert view.font(44, True) is view.face(round(44 / view.BUNDLED_SCALE), True)
-    path = view._face_path(True)
+    assert widgets.face(30, True) is widgets.face(30, True)
+    # the menus' layout sizes are 1.45 times the type size
+    assert widgets.menu_size(44) == round(44 / widgets.BUNDLED_SCALE)
+    path = widgets._face_path(True)
     if path is not None:  # a TrueType bold face: no synthetic bold on top of it
         assert "bold" in path.lower()
+
+
+def test_one_toolkit_draws_the_words_of_every_screen():
+    """The text, banner, pill, button, wrap and paragraph of every screen are the ones of
+    :mod:`station.screen.widgets`: no screen module defines its own."""
+    import inspect
+
+    from station.screen import app, calibration, flow, game, live_view, menu, view, widgets
+
+    helpers = {"font", "face", "rendered", "text", "banner", "pill", "button", "wrap", "balanced", "paragraph",
+               "fit_size", "fit_lines", "disc", "ring", "tick_mark", "box"}
+    for module in (app, calibration, flow, game, live_view, menu, view):
+        own = {name for name, f in inspect.getmembers(module, inspect.isfunction) if f.__module__ == module.__name__}
+        assert not own & helpers, (module.__name__, own & helpers)
+    assert game.text is widgets.text and menu.pill is widgets.pill
 
 
 def test_a_big_panel_is_drawn_at_720_lines_and_scaled_by_sdl():
