@@ -185,7 +185,8 @@ class MenuMode(Mode):
         self._rects = [pygame.Rect(0, 0, 0, 0)] * len(items)
         for slot, i in zip(slots, range(first, first + len(slots))):
             label, sub = items[i]
-            widgets.button(surface, label, slot, size_px=menu_size(mid), selected=i == self.selected, sub=sub)
+            widgets.button(surface, label, slot, size_px=menu_size(mid), selected=i == self.selected, sub=sub,
+                           sub_size_px=menu_size(max(14, mid * 2 // 3)), gap_px=mid // 8)
             self._rects[i] = slot
         if self.message:
             w, h = surface.get_size()
@@ -412,8 +413,8 @@ class NewPatientMode(Mode):
                          anchor="midleft", bold=bool(shown))
             y = box.bottom + mid
         if self.message:
-            widgets.paragraph(surface, self.message, (w // 2, y), size_px=menu_size(small), width_px=int(w * 0.8),
-                              colour=view.WARN)
+            widgets.paragraph(surface, self.message, (w // 2, y), size_px=menu_size(small), gap_px=small // 6,
+                              width_px=int(w * 0.8), colour=view.WARN)
 
 
 class SideMode(MenuMode):
@@ -517,7 +518,7 @@ class TrialMode(Mode):
         state = snap.get("state", "")
         instruction = snap.get("instruction") or ""
         widgets.paragraph(surface, instruction, (w // 2, h // 24 + big + mid // 2), size_px=menu_size(mid),
-                          width_px=int(w * 0.92), bold=True)
+                          gap_px=mid // 6, width_px=int(w * 0.92), bold=True)
 
         # the plate with the feet and the COP; the stance foot highlighted, the lifted one dimmed in the hold
         pv = self.plate_view(surface)
@@ -692,11 +693,11 @@ class ResultMode(MenuMode):
             widgets.text(surface, "Stopped", (left_x, y), size_px=menu_size(big), bold=True, colour=view.WARN)
             y += big + mid // 2
             y = widgets.paragraph(surface, "That is all right: we can try again whenever you are ready.", (left_x, y),
-                                  size_px=menu_size(mid), width_px=int(w * 0.55), anchor="topleft")
+                                  size_px=menu_size(mid), gap_px=mid // 6, width_px=int(w * 0.55), anchor="topleft")
             reason = str(snap.get("detail") or snap.get("error") or "")
             if reason:
                 widgets.paragraph(surface, f"({reason})", (left_x, y + small // 2), size_px=menu_size(small),
-                                  width_px=int(w * 0.55), colour=view.MUTED, anchor="topleft")
+                                  gap_px=small // 6, width_px=int(w * 0.55), colour=view.MUTED, anchor="topleft")
             return
         # the result as the patient needs it: the seconds held and a kind word; the clinical measures
         # (sway, hand support in % of body weight, the norm, the asymmetry) are on the therapist's page
@@ -711,13 +712,13 @@ class ResultMode(MenuMode):
             widgets.text(surface, shown, (left_x, y), size_px=menu_size(size), bold=True, colour=colour)
             y += size + mid // 3
             words = "Well done!" if ok else "Good effort. Every try makes you stronger."
-            y = widgets.paragraph(surface, words, (left_x, y), size_px=menu_size(big), width_px=int(w * 0.58),
-                                  bold=True, colour=colour, anchor="topleft")
+            y = widgets.paragraph(surface, words, (left_x, y), size_px=menu_size(big), gap_px=big // 6,
+                                  width_px=int(w * 0.58), bold=True, colour=colour, anchor="topleft")
         else:
             widgets.text(surface, "Well done!", (left_x, y), size_px=menu_size(huge), bold=True, colour=view.GOOD)
             y += huge + mid // 3
             y = widgets.paragraph(surface, "You stood still to the end.", (left_x, y), size_px=menu_size(big),
-                                  width_px=int(w * 0.58), bold=True, anchor="topleft")
+                                  gap_px=big // 6, width_px=int(w * 0.58), bold=True, anchor="topleft")
         summary = self.ctx.visit.summary()
         comparison = (summary or {}).get("comparison")
         if comparison:

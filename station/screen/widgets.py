@@ -110,12 +110,14 @@ def pill(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px
 
 
 def button(surface: pygame.Surface, label: str, rect: pygame.Rect, *, size_px: int, selected: bool,
-           colour: Colour = ACCENT, sub: str = "", shape: str = "card") -> pygame.Rect:
+           colour: Colour = ACCENT, sub: str = "", sub_size_px: int | None = None, gap_px: int | None = None,
+           shape: str = "card") -> pygame.Rect:
     """A big button, filled in ``colour`` when ``selected``.
 
     ``shape`` "card" (the menus): a rounded rectangle, outlined in white when selected, in the plate's edge
-    colour otherwise, with an optional ``sub`` line under the label. "pill" (the games): fully rounded,
-    outlined and lettered in ``colour`` when not selected.
+    colour otherwise. "pill" (the games): fully rounded, outlined and lettered in ``colour`` when not selected.
+    An optional ``sub`` line (type size ``sub_size_px``, default two thirds of ``size_px``) goes under the
+    label, the two ``gap_px`` (default a fifth of ``size_px``) above and below the button's middle.
     """
     if shape == "pill":
         radius = rect.height // 2
@@ -137,11 +139,11 @@ def button(surface: pygame.Surface, label: str, rect: pygame.Rect, *, size_px: i
         ink = BACKGROUND if selected else TEXT
         sub_ink = BACKGROUND if selected else MUTED
     if sub:
-        gap = size_px // 5
+        gap = size_px // 5 if gap_px is None else gap_px
         text(surface, label, (rect.centerx, rect.centery - gap), size_px=size_px, colour=ink, anchor="midbottom",
              bold=True)
-        text(surface, sub, (rect.centerx, rect.centery + gap), size_px=max(10, size_px * 2 // 3), colour=sub_ink,
-             anchor="midtop")
+        text(surface, sub, (rect.centerx, rect.centery + gap), colour=sub_ink, anchor="midtop",
+             size_px=max(6, size_px * 2 // 3) if sub_size_px is None else sub_size_px)
     else:
         text(surface, label, rect.center, size_px=size_px, colour=ink, anchor="center", bold=True)
     return rect
@@ -187,13 +189,15 @@ def balanced(message: str, *, size_px: int, width_px: int, bold: bool = False) -
 
 
 def paragraph(surface: pygame.Surface, message: str, pos: tuple[int, int], *, size_px: int, width_px: int,
-              colour: Colour = TEXT, anchor: str = "midtop", bold: bool = False) -> int:
+              colour: Colour = TEXT, anchor: str = "midtop", bold: bool = False, gap_px: int | None = None) -> int:
     """Wrapped text from ``pos`` down, each line placed by its ``anchor`` ("midtop": centred on ``pos``;
-    "topleft": from it); returns the y below the last line."""
+    "topleft": from it), ``gap_px`` (default a quarter of ``size_px``) between the lines; returns the y below
+    the last line."""
+    gap = size_px // 4 if gap_px is None else gap_px
     x, y = pos
     for line in wrap(message, size_px=size_px, width_px=width_px, bold=bold):
         rect = text(surface, line, (x, y), size_px=size_px, colour=colour, anchor=anchor, bold=bold)
-        y = rect.bottom + size_px // 4
+        y = rect.bottom + gap
     return y
 
 
