@@ -12,8 +12,8 @@ abort stores it ``aborted``; a crash leaves it ``running``, and the next
 start keeps it as ``incomplete`` with its frames.
 
 The screen, the start button and the web page all see the same
-:meth:`TrialController.snapshot` (plain, JSON-ready values), so whoever
-started a trial, everybody shows it.
+:meth:`TrialController.snapshot` (a frozen :class:`~station.clinic.snapshot.TrialSnapshot`; the HTTP API
+sends its ``as_dict()``), so whoever started a trial, everybody shows it.
 
 On the simulated plate, a :class:`~station.clinic.sim_patient.SimulatedPatient`
 performs the test: the controller hands it the runner's phases and sends its
@@ -32,6 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,14 @@ from sqlalchemy.exc import DBAPIError
 
 from station.clinic.live_trial import LiveTrial
 from station.clinic.sim_patient import SimulatedPatient
+from station.clinic.snapshot import (
+    DrillStatus,
+    PelvisNow,
+    QuietStanceStatus,
+    SingleLegStatus,
+    TrialSnapshot,
+    TrialStatus,
+)
 from station.core.frames import ForceFrame
 from station.core.geometry import PlateGeometry
 from station.protocols.events import Instruction, ProtocolEvent
@@ -132,6 +141,16 @@ class DrillRunner:
         return self.drill.metrics()
 
 
+def _typed_status(runner: SingleLegRunner | QuietStanceRunner | DrillRunner) -> TrialStatus:
+    """The runner's status as its typed value."""
+    values = runner.status()
+    if isinstance(runner, SingleLegRunner):
+        return SingleLegStatus(**values)
+    if isinstance(runner, QuietStanceRunner):
+        return QuietStanceStatus(**values)
+    return DrillStatus(**values)
+
+
 class TrialController:
     """The station's live trial: start, abort, watch; stored as it runs.
 
@@ -186,10 +205,10 @@ class TrialController:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._abort_reason: str | None = None
-        self._snap: dict[str, Any] = self._idle_snapshot()
+        self._snap = TrialSnapshot()
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self._event_count = 0
-        self._finished_cbs: list[Callable[[dict[str, Any]], None]] = []
+        self._finished_cbs: list[Callable[[TrialSnapshot], None]] = []
         self._claimed_by = ""
         self._runner: Any = None
         #: the running trial's writer: the database's, or the spool's (from the start, or handed over)
@@ -218,7 +237,7 @@ class TrialController:
         Raises TrialBusy when a trial runs or the plate is already claimed."""
         with self._lock:
             if self.running:
-                raise TrialBusy(f"trial {self._snap['trial_id']} is running on the plate")
+                raise TrialBusy(f"trial {self._snap.trial_id} is running on the plate")
             if self._claimed_by:
                 raise TrialBusy(f"the plate is in use: {self._claimed_by}")
             self._claimed_by = str(label)
@@ -227,7 +246,7 @@ class TrialController:
         with self._lock:
             self._claimed_by = ""
 
-    def on_finished(self, callback: Callable[[dict[str, Any]], None]) -> None:
+    def on_finished(self, callback: Callable[[TrialSnapshot], None]) -> None:
         """Call ``callback(snapshot)`` (in the worker thread) when a trial ends, however it ends."""
         self._finished_cbs.append(callback)
 
@@ -265,7 +284,7 @@ class TrialController:
         runner = self._make_runner(protocol, stance_side, params)
         with self._lock:
             if self.running:
-                raise TrialBusy(f"trial {self._snap['trial_id']} is running: abort it or wait for its end")
+                raise TrialBusy(f"trial {self._snap.trial_id} is running: abort it or wait for its end")
             if self._claimed_by:
                 raise TrialBusy(f"the plate is in use: {self._claimed_by}")
             code, age, visit_id = self._lookup(patient_code, visit=True)
@@ -293,12 +312,11 @@ class TrialController:
             self._abort_reason = None
             self._pelvis_level = []
             self._events.clear()
-            self._snap = {
-                **self._idle_snapshot(), "running": True, "trial_id": writer.trial_id, "patient": code,
-                "protocol": protocol, "stance_side": stance_side, "state": "starting",
-                "instruction": runner.message, "started_at": time.time(),
-                "offline": bool(getattr(writer, "offline", False)),
-            }
+            self._snap = TrialSnapshot(
+                running=True, trial_id=writer.trial_id, patient=code, protocol=protocol, stance_side=stance_side,
+                state="starting", instruction=runner.message, started_at=time.time(),
+                offline=bool(getattr(writer, "offline", False)),
+            )
             self._runner = runner
             trial = LiveTrial(self.live, runner, geometry=self.geometry, metadata=metadata,
                               on_keep=lambda frame, pelvis_deg=None: self._store(frame, pelvis_deg),
@@ -391,22 +409,15 @@ class TrialController:
         if self.abort("the station was stopped"):
             self.wait(10.0)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The trial now, JSON-ready: ``running``, ``trial_id``, ``patient``, ``protocol``,
-        ``stance_side``, ``state``, ``instruction``, ``elapsed_s``, ``events`` (the last
-        :data:`EVENTS_KEPT`, each ``{kind, t_s, message, ...}``), ``event_count``, ``status``
-        (the runner's own status), ``result`` (the scores once complete) and ``error``."""
+    def snapshot(self) -> TrialSnapshot:
+        """The trial now: ``running``, ``trial_id``, ``patient``, ``protocol``, ``stance_side``, ``state``,
+        ``instruction``, ``elapsed_s``, ``events`` (the last :data:`EVENTS_KEPT`, each ``{kind, t_s, message,
+        ...}``), ``event_count``, ``status`` (the runner's own status), ``result`` (the scores once complete),
+        ``error``...; ``as_dict()`` is its JSON."""
         with self._lock:
-            snap = dict(self._snap)
-            snap["events"] = list(self._events)
-            snap["event_count"] = self._event_count
-        return snap
+            return replace(self._snap, events=tuple(self._events), event_count=self._event_count)
 
     # -- inside ---------------------------------------------------------------------------------
-    def _idle_snapshot(self) -> dict[str, Any]:
-        return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
-                "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
-                "stored": None, "error": "", "started_at": None, "offline": False, "pelvis": None}
 
     def _make_runner(self, protocol: str, stance_side: str | None,
                      params: dict[str, Any]) -> SingleLegRunner | QuietStanceRunner | DrillRunner:
@@ -418,8 +429,6 @@ class TrialController:
                 raise ValueError(f"params: the single-leg test takes end_on_failure only, got {unknown[0]!r}")
             config = self.single_leg
             if "end_on_failure" in params:
-                from dataclasses import replace
-
                 config = replace(config, end_on_failure=params["end_on_failure"])
             return SingleLegRunner(stance_side=stance_side, geometry=self.geometry, config=config)
         if protocol == "quiet-stance":
@@ -501,11 +510,11 @@ class TrialController:
 
     def _note_error(self, message: str) -> None:
         with self._lock:
-            if self._snap.get("error") != message:
+            if self._snap.error != message:
                 log.error("%s", message)
-            self._snap["error"] = message
+            self._snap = replace(self._snap, error=message)
 
-    def _pelvis_now(self, runner: Any) -> dict[str, Any] | None:
+    def _pelvis_now(self, runner: Any) -> PelvisNow | None:
         """The pelvis for the patient screen's gauge: ``{obliquity_deg, drop_deg, threshold_deg}``; None without a
         sensor. ``drop_deg`` (single-leg, once the level is known): the lifted side's drop below its level in the
         two-foot stance before the lift (the mean over the baseline and the countdown), positive = lower. A
@@ -514,7 +523,7 @@ class TrialController:
             return None
         value = float(self.pelvis.latest())
         if not math.isfinite(value):
-            return {"obliquity_deg": None, "drop_deg": None, "threshold_deg": SIGN_THRESHOLD_DEG}
+            return PelvisNow(obliquity_deg=None, drop_deg=None, threshold_deg=SIGN_THRESHOLD_DEG)
         state = runner.state.value
         if state in ("baseline", "countdown"):
             self._pelvis_level.append(value)
@@ -523,18 +532,18 @@ class TrialController:
             level = float(np.mean(self._pelvis_level))
             drop = float(lifted_side_drop(obliquity_deg=np.array([value]), baseline_deg=level,
                                           stance_side=runner.stance_side)[0])
-        return {"obliquity_deg": value, "drop_deg": drop, "threshold_deg": SIGN_THRESHOLD_DEG}
+        return PelvisNow(obliquity_deg=value, drop_deg=drop, threshold_deg=SIGN_THRESHOLD_DEG)
 
     def _publish(self, trial: LiveTrial, events: list[ProtocolEvent], t0: float) -> None:
         runner = trial.runner
-        status = runner.status()
+        status = _typed_status(runner)
         pelvis = self._pelvis_now(runner)
         with self._lock:
             for event in events:
                 self._events.append(event.to_dict())
                 self._event_count += 1
-            self._snap.update(state=runner.state.value, instruction=runner.message,
-                              elapsed_s=self._clock() - t0, status=status, pelvis=pelvis)
+            self._snap = replace(self._snap, state=runner.state.value, instruction=runner.message,
+                                 elapsed_s=self._clock() - t0, status=status, pelvis=pelvis)
 
     def _work(self, trial: LiveTrial, writer: TrialWriter) -> None:
         t0 = self._clock()
@@ -571,7 +580,7 @@ class TrialController:
             log.exception("trial %d: the worker failed", writer.trial_id)
             trial.close()
             with self._lock:
-                self._snap.update(running=False, state="failed", error=f"{type(exc).__name__}: {exc}")
+                self._snap = replace(self._snap, running=False, state="failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             if self.patient_sim is not None:
                 self._command(self.patient_sim.on_end())
@@ -592,7 +601,7 @@ class TrialController:
             return False
         self._writer = self.spool.adopt(writer, station_id=self.db.station_id, **self._trial_args)
         with self._lock:
-            self._snap.update(offline=True, error="")
+            self._snap = replace(self._snap, offline=True, error="")
         return True
 
     def _finish(self, trial: LiveTrial, writer: TrialWriter) -> None:
@@ -627,6 +636,6 @@ class TrialController:
             self._note_error(f"trial {writer.trial_id} could not be stored: {exc}")
             stored = False
         with self._lock:
-            self._snap.update(running=False, state=runner.state.value, result=result, stored=stored,
-                              outcome=state.value, detail=detail, instruction=runner.message)
+            self._snap = replace(self._snap, running=False, state=runner.state.value, result=result, stored=stored,
+                                 outcome=state.value, detail=detail, instruction=runner.message)
         log.info("trial %d ended %s (%s)", writer.trial_id, state.value, detail)

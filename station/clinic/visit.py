@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from station.clinic.controller import TrialBusy, TrialController
 from station.clinic.single_leg_pair import SingleLegSession
+from station.clinic.snapshot import TrialSnapshot
 from station.protocols.single_leg import SIDES
 from station.storage.db import Database
 from station.storage.models import ClinicSession, Patient
@@ -85,7 +86,7 @@ class Visit:
         self.trials_per_side = trials_per_side
         self.patient: PatientChoice | None = None
         self.plan: SingleLegSession | None = None
-        self.last_snapshot: dict[str, Any] | None = None
+        self.last_snapshot: TrialSnapshot | None = None
         self._lock = threading.Lock()
         self._counted: set[int] = set()
         controller.on_finished(self.trial_ended)
@@ -211,33 +212,33 @@ class Visit:
             return "nothing"
         return "started"
 
-    def adopt(self, snapshot: dict[str, Any]) -> None:
+    def adopt(self, snapshot: TrialSnapshot) -> None:
         """A trial started elsewhere (the web page): follow its patient, planning its leg first."""
-        code = snapshot.get("patient")
+        code = snapshot.patient
         if not code:
             return
         if self.patient is None or self.patient.code != code:
             self.choose(code)
-        side = snapshot.get("stance_side")
-        if snapshot.get("protocol") == "single-leg" and side in SIDES and self.plan is None:
+        side = snapshot.stance_side
+        if snapshot.protocol == "single-leg" and side in SIDES and self.plan is None:
             self.plan_single_leg(side)
 
-    def trial_ended(self, snapshot: dict[str, Any]) -> None:
+    def trial_ended(self, snapshot: TrialSnapshot) -> None:
         """The controller's callback: count the ended single-leg trial in the plan of its patient."""
         with self._lock:
             self.last_snapshot = snapshot
-            trial_id = snapshot.get("trial_id")
+            trial_id = snapshot.trial_id
             if trial_id in self._counted or self.plan is None or self.patient is None:
                 return
-            if snapshot.get("patient") != self.patient.code or snapshot.get("protocol") != "single-leg":
+            if snapshot.patient != self.patient.code or snapshot.protocol != "single-leg":
                 return
             self._counted.add(trial_id)
-            side = snapshot.get("stance_side")
-            result = snapshot.get("result")
+            side = snapshot.stance_side
+            result = snapshot.result
             if result is not None:
                 self.plan.record(result)
             elif side in SIDES:
-                self.plan.record_aborted(side, str(snapshot.get("detail") or "aborted"))
+                self.plan.record_aborted(side, str(snapshot.detail or "aborted"))
 
     # -- games ------------------------------------------------------------------------------------
     def programme(self) -> dict[str, Any] | None:

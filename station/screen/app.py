@@ -114,18 +114,18 @@ class ScreenApp(Window):
                 or getattr(self.mode, "controlled", False)):
             return  # (no snapshot taken on the idle screen's frames)
         snap = self.ctx.controller.snapshot()
-        if not snap["running"] or snap["trial_id"] in self._followed:
+        if not snap.running or snap.trial_id in self._followed:
             return
-        if snap.get("protocol") in ("single-leg", "quiet-stance"):
-            self._followed.add(snap["trial_id"])
+        if snap.protocol in ("single-leg", "quiet-stance"):
+            self._followed.add(snap.trial_id)
             self.ctx.visit.adopt(snap)
             self.switch(TrialMode(self.ctx))
-        elif str(snap.get("protocol", "")).startswith("drill-"):
+        elif str(snap.protocol or "").startswith("drill-"):
             runner = self.ctx.controller.current_drill()
             if runner is None:
                 return
 
-            self._followed.add(snap["trial_id"])
+            self._followed.add(snap.trial_id)
             self.ctx.visit.adopt(snap)
             game = GameMode(self.live, self.geometry, ControlledDrill(self.ctx.controller, runner),
                             sounds=self.sounds, on_exit=lambda _game: self.ctx.go_home())

@@ -20,6 +20,7 @@ from typing import Any
 import pygame
 
 from station.clinic.controller import TrialBusy
+from station.clinic.snapshot import QuietStanceStatus, SingleLegStatus, TrialSnapshot
 from station.clinic.visit import Visit
 from station.core.cop import GRAVITY_M_S2
 from station.core.geometry import PlateGeometry
@@ -332,7 +333,7 @@ class ControlledDrill:
     def __init__(self, controller: Any, runner: Any) -> None:
         self.controller = controller
         self.drill = runner.drill
-        self._seen = controller.snapshot()["event_count"]
+        self._seen = controller.snapshot().event_count
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.drill, name)
@@ -343,12 +344,12 @@ class ControlledDrill:
         if self.controller.event_count == self._seen:  # most frames: nothing new, no snapshot taken
             return []
         snap = self.controller.snapshot()
-        new = snap["event_count"] - self._seen
-        self._seen = snap["event_count"]
+        new = snap.event_count - self._seen
+        self._seen = snap.event_count
         if new <= 0:
             return []
         return [DrillEvent(e.get("kind", ""), float(frame.t_s), e.get("message", ""), e.get("cue"))
-                for e in snap["events"][-new:]]
+                for e in snap.events[-new:]]
 
     def abort(self, reason: str = "stopped on the screen") -> list[Any]:
         self.controller.abort(reason)
@@ -447,11 +448,11 @@ class TrialMode(Mode):
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
-        self._seen_events = ctx.controller.snapshot().get("event_count", 0)
+        self._seen_events = ctx.controller.snapshot().event_count
         self._flash_until = 0.0
         self._flash_text = ""
         self._view: view.PlateView | None = None
-        self.snapshot: dict[str, Any] = ctx.controller.snapshot()
+        self.snapshot: TrialSnapshot = ctx.controller.snapshot()
 
     def press(self) -> None:
         self.ctx.press()
@@ -463,12 +464,12 @@ class TrialMode(Mode):
     def update(self) -> None:
         snap = self.ctx.controller.snapshot()
         self.snapshot = snap
-        new = snap["event_count"] - self._seen_events
+        new = snap.event_count - self._seen_events
         if new > 0:
-            for event in snap["events"][-new:]:
+            for event in snap.events[-new:]:
                 self._on_event(event)
-            self._seen_events = snap["event_count"]
-        if not snap["running"] and snap.get("outcome"):
+            self._seen_events = snap.event_count
+        if not snap.running and snap.outcome:
             self.ctx.switch(ResultMode(self.ctx, snap))
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -485,15 +486,15 @@ class TrialMode(Mode):
         elif kind == "finished":
             self.ctx.cue("finished")
 
-    def _draw_pelvis(self, surface: pygame.Surface, snap: dict[str, Any], side: str | None, size_px: int) -> None:
+    def _draw_pelvis(self, surface: pygame.Surface, snap: TrialSnapshot, side: str | None, size_px: int) -> None:
         """The pelvis-level gauge during the hold (with the pelvis sensor): above the timer, clear of the plate."""
-        pelvis = snap.get("pelvis") or {}
-        drop = pelvis.get("drop_deg")
-        if side not in SIDES or drop is None or snap.get("state") not in ("hold", "done"):
+        pelvis = snap.pelvis
+        drop = pelvis.drop_deg if pelvis is not None else None
+        if pelvis is None or side not in SIDES or drop is None or snap.state not in ("hold", "done"):
             return
         w, h = surface.get_size()
         _pelvis_gauge(surface, centre=(int(w * 0.87), int(h * 0.27)), length_px=int(w * 0.14), drop_deg=float(drop),
-                      lifted=OTHER[side], threshold_deg=float(pelvis.get("threshold_deg") or 2.0), size_px=size_px)
+                      lifted=OTHER[side], threshold_deg=float(pelvis.threshold_deg or 2.0), size_px=size_px)
 
     def plate_view(self, surface: pygame.Surface) -> view.PlateView:
         w, h = surface.get_size()
@@ -505,8 +506,10 @@ class TrialMode(Mode):
 
     def draw(self, surface: pygame.Surface) -> None:
         snap = self.snapshot
-        status = snap.get("status") or {}
-        side = snap.get("stance_side")
+        status = snap.status
+        leg = status if isinstance(status, SingleLegStatus) else None  # the single-leg test's timer and touchdowns
+        countdown = status.countdown_remaining_s if isinstance(status, SingleLegStatus | QuietStanceStatus) else None
+        side = snap.stance_side
         w, h = surface.get_size()
         huge, big, mid, small = _sizes(surface)
         flashing = self.ctx.clock() < self._flash_until
@@ -515,8 +518,8 @@ class TrialMode(Mode):
         _header(surface, title, self.ctx, hint="Esc or the start button: abort")
 
         # the instruction, large, across the top
-        state = snap.get("state", "")
-        instruction = snap.get("instruction") or ""
+        state = snap.state
+        instruction = snap.instruction or ""
         widgets.paragraph(surface, instruction, (w // 2, h // 24 + big + mid // 2), size_px=menu_size(mid),
                           gap_px=mid // 6, width_px=int(w * 0.92), bold=True)
 
@@ -538,14 +541,14 @@ class TrialMode(Mode):
         # the right-hand panel: the countdown, the timer, or the baseline's progress
         panel = pygame.Rect(int(w * 0.64), int(h * 0.33), int(w * 0.33), int(h * 0.58))
         pygame.draw.rect(surface, view.PANEL, panel, border_radius=18)
-        if state == "countdown" and status.get("countdown_remaining_s") is not None:
+        if state == "countdown" and countdown is not None:
             widgets.text(surface, "Get ready", (panel.centerx, panel.top + mid // 2), size_px=menu_size(mid),
                          colour=view.MUTED, anchor="midtop")
-            widgets.text(surface, str(status["countdown_remaining_s"]), panel.center,
+            widgets.text(surface, str(countdown), panel.center,
                          size_px=menu_size(int(huge * 1.6)), anchor="center", bold=True, colour=view.WARN)
-        elif state in ("hold", "done") or status.get("hold_elapsed_s") is not None:
-            held = float(status.get("hold_elapsed_s") or 0.0)
-            total = float(status.get("hold_s") or 30.0)
+        elif state in ("hold", "done") or (leg is not None and leg.hold_elapsed_s is not None):
+            held = float((leg.hold_elapsed_s if leg is not None else None) or 0.0)
+            total = float((leg.hold_s if leg is not None else None) or 30.0)
             widgets.text(surface, "Hold", (panel.centerx, panel.top + mid // 2), size_px=menu_size(mid),
                          colour=view.MUTED, anchor="midtop")
             widgets.text(surface, f"{int(held)}", (panel.centerx, panel.centery - mid // 3), size_px=menu_size(huge),
@@ -557,11 +560,11 @@ class TrialMode(Mode):
             fill = bar.copy()
             fill.width = round(bar.width * min(1.0, held / total))
             pygame.draw.rect(surface, view.GOOD, fill, border_radius=bar.height // 2)
-            touchdowns = int(status.get("touchdowns") or 0)
+            touchdowns = int(leg.touchdowns or 0) if leg is not None else 0
             if touchdowns:
                 widgets.text(surface, f"Foot down: {touchdowns}×", (panel.centerx, bar.bottom + small // 2),
                              size_px=menu_size(small), colour=view.BAD, anchor="midtop", bold=True)
-            elif status.get("supported_now"):
+            elif leg is not None and leg.supported_now:
                 widgets.text(surface, "Hand support", (panel.centerx, bar.bottom + small // 2),
                              size_px=menu_size(small), colour=view.WARN, anchor="midtop", bold=True)
         else:
@@ -576,7 +579,7 @@ class TrialMode(Mode):
                              colour=view.MUTED, anchor="midtop")
                 widgets.text(surface, "on both feet", (panel.centerx, panel.top + 2 * mid + 4), size_px=menu_size(mid),
                              colour=view.MUTED, anchor="midtop")
-                collected = status.get("baseline_collected_s")
+                collected = leg.baseline_collected_s if leg is not None else None
                 if collected is not None:
                     bar = pygame.Rect(panel.left + panel.width // 10, panel.centery, panel.width * 8 // 10, mid // 2)
                     pygame.draw.rect(surface, view.PLATE, bar, border_radius=bar.height // 2)
@@ -593,8 +596,8 @@ class TrialMode(Mode):
             pygame.draw.rect(surface, view.BAD, surface.get_rect(), width=max(12, h // 30))
             widgets.banner(surface, self._flash_text, (w // 2, h // 2), size_px=menu_size(big), pad_px=big,
                            colour=view.BAD)
-        if snap.get("error"):
-            widgets.text(surface, snap["error"][:120], (w // 2, h - h // 40 - small - 4), size_px=menu_size(small),
+        if snap.error:
+            widgets.text(surface, snap.error[:120], (w // 2, h - h // 40 - small - 4), size_px=menu_size(small),
                          colour=view.WARN, anchor="midbottom", bold=True)
 
 
@@ -642,7 +645,7 @@ class ResultMode(MenuMode):
 
     title = "Result"
 
-    def __init__(self, ctx: FlowContext, snapshot: dict[str, Any]) -> None:
+    def __init__(self, ctx: FlowContext, snapshot: TrialSnapshot) -> None:
         super().__init__(ctx)
         self.snapshot = snapshot
         ctx.visit.trial_ended(snapshot)  # idempotent: the controller's callback may have counted it already
@@ -651,7 +654,7 @@ class ResultMode(MenuMode):
         nxt = self.ctx.visit.next_side()
         out = []
         if nxt is not None:
-            again = nxt == self.snapshot.get("stance_side")
+            again = nxt == self.snapshot.stance_side
             label = f"Repeat: {nxt} leg" if again else f"Next: {nxt} leg"
             out.append((label, "press Enter or the start button"))
         out.append(("Finish", "back to the start screen"))
@@ -681,11 +684,11 @@ class ResultMode(MenuMode):
         w, h = surface.get_size()
         huge, big, mid, small = _sizes(surface)
         snap = self.snapshot
-        side = snap.get("stance_side")
-        result = snap.get("result")
+        side = snap.stance_side
+        result = snap.result
         left_x = w // 20
         y = int(h * 0.18)
-        if snap.get("protocol") == "single-leg":
+        if snap.protocol == "single-leg":
             widgets.text(surface, f"{(side or '').capitalize()} leg", (left_x, y), size_px=menu_size(mid),
                          colour=view.MUTED)
             y += mid + 4
@@ -694,14 +697,14 @@ class ResultMode(MenuMode):
             y += big + mid // 2
             y = widgets.paragraph(surface, "That is all right: we can try again whenever you are ready.", (left_x, y),
                                   size_px=menu_size(mid), gap_px=mid // 6, width_px=int(w * 0.55), anchor="topleft")
-            reason = str(snap.get("detail") or snap.get("error") or "")
+            reason = str(snap.detail or snap.error or "")
             if reason:
                 widgets.paragraph(surface, f"({reason})", (left_x, y + small // 2), size_px=menu_size(small),
                                   gap_px=small // 6, width_px=int(w * 0.55), colour=view.MUTED, anchor="topleft")
             return
         # the result as the patient needs it: the seconds held and a kind word; the clinical measures
         # (sway, hand support in % of body weight, the norm, the asymmetry) are on the therapist's page
-        if snap.get("protocol") == "single-leg":
+        if snap.protocol == "single-leg":
             held = result.get("hold_time_s")
             ok = bool(result.get("completed"))
             colour = view.GOOD if ok else view.WARN

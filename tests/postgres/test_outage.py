@@ -236,7 +236,7 @@ def test_a_trial_running_when_the_database_goes_away_is_finished_in_the_spool(se
         proxy.cut()
         assert controller.wait(60.0)
         snap = controller.snapshot()
-        assert snap["outcome"] == "complete" and snap["stored"] is True and snap["offline"] is True, snap
+        assert snap.outcome == "complete" and snap.stored is True and snap.offline is True, snap
         spooled = station.spool.trial(trial_id)
         assert spooled["adopted"] and spooled["state"] == "complete"
         online_frames = rows(url, f"SELECT n_frames FROM trials WHERE id = {trial_id}")[0][0]
@@ -284,7 +284,7 @@ def test_the_patient_screen_flow_works_from_the_spool_while_offline(server, tmp_
         trial_id = station.controller.start(patient_code="P-902", protocol="quiet-stance",
                                             params={"duration_s": 5})
         assert station.controller.wait(60.0)
-        assert station.controller.snapshot()["outcome"] == "complete"
+        assert station.controller.snapshot().outcome == "complete"
         proxy.restore()
         report = station.uploader.check()
         assert report.patients == 1 and report.trials == [trial_id]

@@ -38,6 +38,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from station.clinic.snapshot import TrialSnapshot
 from station.core.config import StationSettings, WebSettings
 from station.storage.accounts import create_user, get_user
 from station.storage.db import Database, open_database
@@ -238,12 +239,11 @@ class FakeTrials:
             self.aborted.append(reason)
         return was
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> TrialSnapshot:
         if not self.running:
-            return {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
-                    "state": "idle", "instruction": "", "elapsed_s": 0.0, "events": [], "result": None, "error": ""}
+            return TrialSnapshot()
         s = self.started[-1]
-        return {"running": True, "trial_id": self.next_id, "patient": s["patient_code"], "protocol": s["protocol"],
-                "stance_side": s["stance_side"], "state": "hold", "instruction": "Lift your right foot",
-                "elapsed_s": 4.25, "events": [{"kind": "onset", "t_s": 3.1, "message": "single-leg stance"}],
-                "result": None, "error": "", "extra_key": 1}
+        return TrialSnapshot(running=True, trial_id=self.next_id, patient=s["patient_code"], protocol=s["protocol"],
+                             stance_side=s["stance_side"], state="hold", instruction="Lift your right foot",
+                             elapsed_s=4.25, events=({"kind": "onset", "t_s": 3.1, "message": "single-leg stance"},),
+                             event_count=1, offline=True)

@@ -125,7 +125,7 @@ def test_start_watch_abort(env):
     now = client.get("/api/v1/tests/current").json()
     assert now["running"] is True and now["trial_id"] == 42 and now["patient"] == "P-001"
     assert now["events"] == [{"kind": "onset", "t_s": 3.1, "message": "single-leg stance"}]
-    assert now["extra_key"] == 1  # the controller's own additions pass through
+    assert now["offline"] is True and now["status"] == {}  # the controller's fields beyond the model pass through
     r = client.post("/api/v1/tests", headers=h, json={"patient": "P-001", "protocol": "single-leg",
                                                       "stance_side": "left"})
     assert r.status_code == 409 and "already running" in r.json()["detail"]

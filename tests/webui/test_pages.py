@@ -6,11 +6,13 @@ import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from station.clinic.snapshot import SingleLegStatus, TrialSnapshot
 from station.scoring.scores import score_single_leg_recording
 from station.storage.db import Database
 from station.storage.patients import create_patient
@@ -300,35 +302,37 @@ class FakeController:
 
     def __init__(self) -> None:
         self.started: list[dict[str, Any]] = []
-        self.snap: dict[str, Any] = {"running": False, "trial_id": None, "patient": None, "protocol": None,
-                                     "stance_side": None, "state": "idle", "instruction": "", "elapsed_s": 0.0,
-                                     "events": [], "event_count": 0, "status": {}, "result": None, "error": ""}
+        self.snap = TrialSnapshot()
 
     def start(self, *, patient_code, protocol, stance_side=None, params=None):
         from station.clinic.controller import TrialBusy
         from station.storage.values import NotFound
 
-        if self.snap["running"]:
+        if self.snap.running:
             raise TrialBusy("trial 7 is running: abort it or wait for its end")
         if patient_code != "P-001":
             raise NotFound(f"no patient with code {patient_code!r}")
         if protocol == "single-leg" and stance_side not in ("left", "right"):
             raise ValueError("stance_side must be 'left' or 'right' for the single-leg test")
         self.started.append({"patient": patient_code, "protocol": protocol, "stance_side": stance_side})
-        self.snap.update(running=True, trial_id=7, patient=patient_code, protocol=protocol, stance_side=stance_side,
-                         state="holding", instruction="Hold", elapsed_s=12.0, event_count=2,
-                         events=[{"kind": "instruction", "t_s": 0.0, "message": "Stand still"},
-                                 {"kind": "onset", "t_s": 6.0, "message": "Lift-off"}],
-                         status={"hold_elapsed_s": 6.0, "hold_s": 30.0, "touchdowns": 0})
+        status = SingleLegStatus(protocol="single-leg", stance_side="left", state="hold", message="Hold", t_s=12.0,
+                                 body_weight_n=700.0, baseline_collected_s=None, countdown_remaining_s=None,
+                                 onset_s=6.0, hold_elapsed_s=6.0, hold_s=30.0, touchdowns=0, touchdown_now=None,
+                                 supported_now=False)
+        self.snap = replace(self.snap, running=True, trial_id=7, patient=patient_code, protocol=protocol,
+                            stance_side=stance_side, state="holding", instruction="Hold", elapsed_s=12.0,
+                            event_count=2, events=({"kind": "instruction", "t_s": 0.0, "message": "Stand still"},
+                                                   {"kind": "onset", "t_s": 6.0, "message": "Lift-off"}),
+                            status=status)
         return 7
 
     def abort(self, reason="aborted by the operator"):
-        was = self.snap["running"]
-        self.snap.update(running=False, state="aborted", outcome="aborted")
+        was = self.snap.running
+        self.snap = replace(self.snap, running=False, state="aborted", outcome="aborted")
         return was
 
     def snapshot(self):
-        return dict(self.snap)
+        return self.snap
 
 
 @pytest.fixture
@@ -383,7 +387,7 @@ def test_live_page_start_stream_abort(live_app):
         assert 'value="drill:reach"' in html  # the drills are offered too
         # abort: a plain form post redirects back
         r = c.post("/live/abort", data={"csrf_token": token}, follow_redirects=False)
-        assert r.status_code == 303 and not controller.snap["running"]
+        assert r.status_code == 303 and not controller.snap.running
         # errors of the form post
         r = c.post("/live/start", data={"csrf_token": token, "patient": "NOPE-1", "stance_side": "left"},
                    headers={"Accept": "application/json"})

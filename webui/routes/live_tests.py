@@ -43,7 +43,7 @@ def tests_start(body: TestStart, controller: TrialsDep, user: CurrentUser, _: Cs
 
 @router.get("/current", response_model=LiveTrial, summary="The running trial's state")
 def tests_current(controller: TrialsDep) -> Any:
-    return controller.snapshot()
+    return controller.snapshot().as_dict()
 
 
 @router.post("/current/abort", response_model=AbortResult, summary="Abort the running trial")

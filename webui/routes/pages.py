@@ -32,6 +32,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -489,7 +490,8 @@ def live_page(request: Request, session: SessionDep, settings: SettingsDep, user
     tests = live_protocols()
     snapshot = controller.snapshot() if controller is not None else None
     return _render(request, "live.html", {
-        "active": "live", "codes": codes, "tests": tests, "chosen": patient or (snapshot or {}).get("patient") or "",
+        "active": "live", "codes": codes, "tests": tests,
+        "chosen": patient or (snapshot.patient if snapshot is not None else None) or "",
         "plate": settings.plate, "snapshot": snapshot, "available": controller is not None and live is not None,
         "synthetic": bool(live is not None and live.synthetic)})
 
@@ -578,19 +580,19 @@ def live_message(live: Any, controller: Any, *, events_from: int = 0) -> dict[st
                     "body_weight_n": None})
     if controller is not None:
         snap = controller.snapshot()
-        count = int(snap.get("event_count") or 0)
-        events = snap.get("events") or []
+        count = snap.event_count
+        events = list(snap.events)
         new = count - events_from
-        trial = {k: snap.get(k) for k in ("running", "trial_id", "patient", "protocol", "stance_side", "state",
-                                          "instruction", "error", "outcome", "detail", "stored")}
-        trial["elapsed_s"] = _finite(snap.get("elapsed_s"), 1)
-        status = snap.get("status") or {}
+        trial = {k: getattr(snap, k) for k in ("running", "trial_id", "patient", "protocol", "stance_side", "state",
+                                               "instruction", "error", "outcome", "detail", "stored")}
+        trial["elapsed_s"] = _finite(snap.elapsed_s, 1)
+        status = asdict(snap.status) if snap.status is not None else {}
         trial["status"] = {k: (_finite(status.get(k), 2) if k.endswith("_s") else status.get(k))
                            for k in ("hold_elapsed_s", "hold_s", "countdown_remaining_s", "baseline_collected_s",
                                      "touchdowns", "touchdown_now", "supported_now") if k in status}
         trial["event_count"] = count
         trial["events"] = events[-new:] if 0 < new <= len(events) else (events if new > 0 else [])
-        result = snap.get("result")
+        result = snap.result
         if result:
             trial["result"] = {
                 "hold_time_s": result.get("hold_time_s"), "completed": result.get("completed"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from calibration.model import simulator_calibration
 from hardware.sim.plate import SimulatedPlate
 from station.clinic.controller import TrialBusy, TrialController
+from station.clinic.snapshot import PelvisNow, TrialSnapshot
 from station.core.geometry import PlateGeometry
 from station.live.pipeline import LiveStation
 from station.scoring.analyze import analyze_recording
@@ -40,11 +42,36 @@ def _station(seed: int, *, speed: float = 25.0) -> LiveStation:
     return live
 
 
-def _run(controller: TrialController, **start) -> dict:
+#: the keys of GET /api/v1/tests/current (the API's contract), in their order; "outcome" and "detail" come
+#: before "events" once a trial has ended
+API_KEYS = ["running", "trial_id", "patient", "protocol", "stance_side", "state", "instruction", "elapsed_s", "status",
+            "result", "stored", "error", "started_at", "offline", "pelvis", "events", "event_count"]
+SINGLE_LEG_STATUS_KEYS = {"protocol", "stance_side", "state", "message", "t_s", "body_weight_n", "baseline_collected_s",
+                          "countdown_remaining_s", "onset_s", "hold_elapsed_s", "hold_s", "touchdowns", "touchdown_now",
+                          "supported_now"}
+
+
+def test_the_idle_snapshot_as_json(db):
+    """No trial yet: the API's JSON as it always was (an empty status, no outcome)."""
+    live = _station(2)
+    try:
+        idle = TrialController(live, db, geometry=GEOMETRY).snapshot().as_dict()
+    finally:
+        live.stop()
+    assert idle == {"running": False, "trial_id": None, "patient": None, "protocol": None, "stance_side": None,
+                    "state": "idle", "instruction": "", "elapsed_s": 0.0, "status": {}, "result": None,
+                    "stored": None, "error": "", "started_at": None, "offline": False, "pelvis": None, "events": [],
+                    "event_count": 0}
+    assert list(idle) == API_KEYS
+    pelvis = replace(TrialSnapshot(), pelvis=PelvisNow(obliquity_deg=1.5, drop_deg=None, threshold_deg=2.0))
+    assert pelvis.as_dict()["pelvis"] == {"obliquity_deg": 1.5, "drop_deg": None, "threshold_deg": 2.0}
+
+
+def _run(controller: TrialController, **start) -> TrialSnapshot:
     trial_id = controller.start(patient_code="P-001", **start)
     assert controller.wait(60.0), "the trial did not end"
     snap = controller.snapshot()
-    assert snap["trial_id"] == trial_id
+    assert snap.trial_id == trial_id
     return snap
 
 
@@ -57,8 +84,8 @@ def test_simulated_patient_performs_the_single_leg_test(db, profile, seed):
         snap = _run(controller, protocol="single-leg", stance_side="right")
     finally:
         live.stop()
-    assert snap["running"] is False and snap["outcome"] == "complete", snap
-    result = snap["result"]
+    assert snap.running is False and snap.outcome == "complete", snap
+    result = snap.result
     assert result["stance_side"] == "right"
     if profile == "healthy":
         assert result["completed"] is True
@@ -69,12 +96,18 @@ def test_simulated_patient_performs_the_single_leg_test(db, profile, seed):
         assert 1 <= len(result["touchdowns"]) <= 2
         assert result["hold_time_s"] < 30.0
         assert result["support"]["peak_pct_bw"] >= 1.5
-    kinds = [e["kind"] for e in snap["events"]]
+    kinds = [e["kind"] for e in snap.events]
     assert "lift_off" in kinds and "finished" in kinds
+    # the HTTP API's JSON: today's keys, the ended trial's outcome and detail, the runner's status
+    d = snap.as_dict()
+    assert list(d) == [*API_KEYS[:-2], "outcome", "detail", "events", "event_count"]
+    assert d["outcome"] == "complete" and d["detail"] == snap.detail and d["events"] == list(snap.events)
+    assert set(d["status"]) == SINGLE_LEG_STATUS_KEYS and d["status"]["stance_side"] == "right"
+    json.dumps(d)
 
     # stored complete, with the metrics, and its frames re-score to the live result (what analyze prints)
     with db.sessions() as session:
-        trial = get_trial(session, snap["trial_id"])
+        trial = get_trial(session, snap.trial_id)
         assert trial.state.value == "complete"
         assert trial.metrics["hold_time_s"] == pytest.approx(result["hold_time_s"])
         rec = trial_recording(session, trial.id)
@@ -109,7 +142,7 @@ def test_a_second_start_is_refused_and_an_abort_is_stored(db):
     finally:
         live.stop()
     snap = controller.snapshot()
-    assert snap["outcome"] == "aborted" and snap["result"] is None
+    assert snap.outcome == "aborted" and snap.result is None
     assert live.trial_running is False  # re-zeroing allowed again
     with db.sessions() as session:
         trial = get_trial(session, trial_id)
@@ -128,7 +161,7 @@ def test_bad_requests_name_what_is_wrong(db):
             controller.start(patient_code="P-001", protocol="hop")
         with pytest.raises(ValueError, match="eyes"):
             controller.start(patient_code="P-001", protocol="quiet-stance", params={"eyes": "shut"})
-        assert controller.snapshot()["running"] is False
+        assert controller.snapshot().running is False
     finally:
         live.stop()
 
@@ -141,9 +174,9 @@ def test_quiet_stance_with_conditions(db):
                                                                   "duration_s": 10.0})
     finally:
         live.stop()
-    assert snap["outcome"] == "complete"
-    assert snap["result"]["conditions"] == {"eyes": "closed", "surface": "foam"}
-    assert snap["result"]["cop"]["mean_velocity_mm_s"] > 0
+    assert snap.outcome == "complete"
+    assert snap.result["conditions"] == {"eyes": "closed", "surface": "foam"}
+    assert snap.result["cop"]["mean_velocity_mm_s"] > 0
 
 
 @pytest.mark.parametrize("drill", ["reach", "symmetry", "rhythm", "hold"])
@@ -158,11 +191,11 @@ def test_the_simulated_patient_plays_a_drill_stored_as_a_trial(db, drill):
                     params={"rounds": 1})
     finally:
         live.stop()
-    assert snap["outcome"] == "complete", snap
-    metrics = snap["result"]
+    assert snap.outcome == "complete", snap
+    metrics = snap.result
     assert metrics["rounds_completed"] == 1 and metrics["score"] > 0
     with db.sessions() as session:
-        trial = get_trial(session, snap["trial_id"])
+        trial = get_trial(session, snap.trial_id)
         assert trial.protocol == f"drill-{'single-leg-hold' if drill == 'hold' else drill}"
         assert trial.state.value == "complete" and trial.metrics["score"] == metrics["score"]
         assert trial.n_frames > 100
@@ -175,13 +208,13 @@ def test_reach_targets_use_the_limits_the_patient_measured(db):
                                      rng=np.random.default_rng(6))
         assert controller.patient_limits("P-001") is None
         snap = _run(controller, protocol="drill:limits", params={"rounds": 1})
-        measured = snap["result"]["limits"]
+        measured = snap.result["limits"]
         assert controller.patient_limits("P-001") == pytest.approx(measured)
         snap = _run(controller, protocol="drill:reach", params={"rounds": 1})
     finally:
         live.stop()
     with db.sessions() as session:
-        settings = get_trial(session, snap["trial_id"]).settings
+        settings = get_trial(session, snap.trial_id).settings
     assert json.loads(settings["drill.limits"]) == pytest.approx(measured)
 
 
@@ -201,8 +234,8 @@ def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed
         snap = _run(controller, protocol="single-leg", stance_side="left")
     finally:
         live.stop()
-    assert snap["outcome"] == "complete", snap
-    result = snap["result"]
+    assert snap.outcome == "complete", snap
+    result = snap.result
     assert result["pelvis"] is not None
     assert result["pelvis"]["sign"] == sign, result["pelvis"]
     assert controller.patient_sim.pelvis.strategy == {"weak_abductors": "drop", "healthy": "rise",
@@ -214,7 +247,7 @@ def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed
     else:
         assert result["pelvis"]["compensated"] is True, (result["pelvis"], result["ml_offset_mm"])
     with db.sessions() as session:
-        rec = trial_recording(session, snap["trial_id"])
+        rec = trial_recording(session, snap.trial_id)
     assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
     again = analyze_recording(rec, protocol="single-leg", stance_side="left")
     assert _same(again["pelvis"], result["pelvis"]) and _same(again, result)
@@ -224,7 +257,7 @@ def test_the_simulated_patient_wears_a_pelvis_sensor(db, tmp_path, profile, seed
 
     path = tmp_path / "trial.csv"
     with db.sessions() as session:
-        write_trial_recording(session, snap["trial_id"], path)
+        write_trial_recording(session, snap.trial_id, path)
     assert _same(analyze_file(path, protocol="single-leg", stance_side="left"), result)
 
 

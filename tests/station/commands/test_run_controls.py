@@ -65,7 +65,7 @@ def test_button_starts_the_next_test_and_aborts_it(tmp_path, factory):
         _wait(lambda: controller.running)
         buttons.update()
         assert buttons.controls.light is StationLight.RUNNING
-        assert controller.snapshot()["stance_side"] == "right"
+        assert controller.snapshot().stance_side == "right"
         _press(factory, settings)
         _wait(lambda: not controller.running)
         buttons.update()

@@ -80,7 +80,7 @@ def tick_until(app: ScreenApp, condition, *, timeout_s: float = 30.0) -> None:
 
 
 def state(app: ScreenApp) -> str:
-    return app.ctx.controller.snapshot()["state"]
+    return app.ctx.controller.snapshot().state
 
 
 def test_the_whole_single_leg_flow_on_the_screen(station, artifacts):
@@ -129,7 +129,7 @@ def test_the_whole_single_leg_flow_on_the_screen(station, artifacts):
     tick_until(app, lambda: isinstance(app.mode, ResultMode), timeout_s=60)
     app.tick()
     app.screenshot(artifacts / "flow-10-result-left.png")
-    result = app.mode.snapshot["result"]
+    result = app.mode.snapshot.result
     assert result["stance_side"] == "left" and result["completed"] is False
     assert app.cues_played.count("countdown") == 3 and "go" in app.cues_played
 
@@ -165,12 +165,12 @@ def test_the_start_button_starts_the_next_leg_and_aborts(station, artifacts):
     app.press()  # right leg first: the test starts
     app.tick()
     assert isinstance(app.mode, TrialMode) and controller.running
-    assert controller.snapshot()["stance_side"] == "right"
+    assert controller.snapshot().stance_side == "right"
     app.press()  # and the button aborts it
     tick_until(app, lambda: isinstance(app.mode, ResultMode))
     app.tick()
     app.screenshot(artifacts / "flow-aborted.png")
-    assert app.mode.snapshot["outcome"] == "aborted"
+    assert app.mode.snapshot.outcome == "aborted"
     assert [label for label, _ in app.mode.items()][0] == "Repeat: right leg"
     with db.sessions() as session:
         (trial,) = list_trials(session, "P-0007")
@@ -192,7 +192,7 @@ def test_a_test_started_elsewhere_is_shown(station, artifacts):
     tick_until(app, lambda: isinstance(app.mode, ResultMode), timeout_s=60)
     app.tick()
     app.screenshot(artifacts / "flow-small-result.png")
-    assert app.mode.snapshot["result"]["completed"] is True
+    assert app.mode.snapshot.result["completed"] is True
     assert [label for label, _ in app.mode.items()][0] == "Next: right leg"
 
 
@@ -368,10 +368,10 @@ def test_the_pelvis_gauge_shows_the_drop_during_the_hold(station, artifacts):
     app.ctx.visit.start_next()  # as the start button does; the screen follows the running test
     tick_until(app, lambda: isinstance(app.mode, TrialMode))
     tick_until(app, lambda: state(app) == "hold")
-    tick_until(app, lambda: (app.ctx.controller.snapshot()["status"].get("hold_elapsed_s") or 0) > 4.0)
+    tick_until(app, lambda: (app.ctx.controller.snapshot().status.hold_elapsed_s or 0) > 4.0)
     app.tick()
-    pelvis = app.mode.snapshot["pelvis"]
-    assert pelvis["drop_deg"] is not None and pelvis["drop_deg"] > 2.0, pelvis
+    pelvis = app.mode.snapshot.pelvis
+    assert pelvis.drop_deg is not None and pelvis.drop_deg > 2.0, pelvis
     app.screenshot(artifacts / "flow-pelvis-gauge.png")
     assert pelvis_gauge_text(4.2, "right", 2.0) == ("Pelvis: right side 4° low", "bad")
     assert pelvis_gauge_text(-1.2, "right", 2.0)[1] == "good"
