@@ -5,7 +5,9 @@ or anything with ``t_s``, ``fz_n``, ``cop_ml_mm``, ``cop_ap_mm``) by
 :meth:`Drill.update`, which returns the events of that frame. Time is only the
 frames' ``t_s``; randomness only the injected :class:`numpy.random.Generator`.
 So a drill fed the same frames with the same seed does the same thing, live,
-from a recording or in a test.
+from a recording or in a test. The pelvis drills (:mod:`station.drills.pelvis`)
+also read the pelvis sensor's angle, given with each frame (``update(frame,
+pelvis_deg)``, or the frame's ``pelvis_obliquity_deg``).
 
 States (:attr:`Drill.state`, the same names as :class:`~station.drills.view.DrillView`'s ``state``)
 ----------------------------------------------------------------------------------------------------

@@ -228,7 +228,9 @@ class HipDipDrill(Drill):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._check_thresholds(self.params)
+        lo, hi = self.level_bounds
+        for level in range(lo, hi + 1):  # every level the drill may reach (a parameter set overrides them all)
+            self._check_thresholds(self._resolve(level))
         self._reset_set()
 
     def _check_side(self) -> None:
@@ -259,7 +261,6 @@ class HipDipDrill(Drill):
 
     # -- the set -------------------------------------------------------------------------------------------
     def _start_round(self, t: float, events: list[DrillEvent]) -> None:
-        self._check_thresholds(self.params)
         self._reset_set()
         self._instruct(t, f"Stand on your {self.stance_side} leg.", events)
 

@@ -218,6 +218,15 @@ def test_hip_dip_parameters_are_checked(params, match):
         hip_dip(**params)
 
 
+def test_hip_dip_thresholds_are_checked_at_every_level_it_may_reach():
+    # return_deg 2.2 is below the depth from level 3 up, but an adaptive drill may go down to level 1 (2 degrees)
+    with pytest.raises(ValueError, match="must be below"):
+        make_drill("hip-dip", geometry=GEOMETRY, rng=np.random.default_rng(0), stance_side="left", level=3,
+                   params={"return_deg": 2.2})
+    make_drill("hip-dip", geometry=GEOMETRY, rng=np.random.default_rng(0), stance_side="left", level=3,
+               params={"return_deg": 2.2, "level_bounds": [3, 10]})
+
+
 def test_hip_dip_defaults_three_sets_of_fifteen():
     drill = make_drill("hip-dip", geometry=GEOMETRY, rng=np.random.default_rng(0), stance_side="left")
     assert drill.params["rounds"] == 3 and drill.params["reps"] == 15
