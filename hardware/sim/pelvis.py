@@ -24,6 +24,14 @@ sources there), and when comes from the commands of the simulated patient
     the pelvis back to level for a moment.
 ``quiet`` (at_s)
     Both feet down again from ``at_s``.
+``drop_to`` (at_s, drop_deg, ramp_s)
+    A voluntary movement of the pelvis while on one leg (the pelvis drills,
+    :mod:`station.drills.pelvis`): from ``at_s`` the lifted side's drop goes
+    from where it is to ``drop_deg`` (positive = lower) over ``ramp_s``, a
+    smooth S-curve, and stays there; it replaces the person's own drop and
+    fatigue from the first such command until the next ``single_leg``. A hip
+    dip is two of them: down to a few degrees, then back to level. The sway,
+    the noise and the touchdowns (back to level) still apply.
 
 Obliquity: degrees, positive when the right side is higher (DESIGN.md
 section 4); standing on the left leg (right side lifted) a drop lowers it.
@@ -83,7 +91,7 @@ class SimulatedPelvis:
         return np.random.default_rng(self.traits.seed).uniform(0.0, 2.0 * math.pi, 3)
 
     def command(self, name: str, /, **params: Any) -> None:
-        """``person``, ``single_leg`` or ``quiet`` (the module notes); ValueError for anything else."""
+        """``person``, ``single_leg``, ``drop_to`` or ``quiet`` (the module notes); ValueError for anything else."""
         with self._lock:
             if name == "person":
                 traits = params["traits"]
@@ -97,12 +105,24 @@ class SimulatedPelvis:
                 self._plan = {"at_s": float(params["at_s"]), "stance_side": side,
                               "transition_s": max(0.05, float(params.get("transition_s", 1.0))),
                               "touchdowns": [(float(a), float(d)) for a, d in params.get("touchdowns", ())],
-                              "end_s": math.inf}
+                              "end_s": math.inf, "moves": []}
+            elif name == "drop_to":
+                if self._plan is None:
+                    raise ValueError("simulated pelvis: drop_to needs a single_leg plan first")
+                at_s, to = float(params["at_s"]), float(params["drop_deg"])
+                ramp = max(0.05, float(params.get("ramp_s", 0.8)))
+                if not (math.isfinite(at_s) and math.isfinite(to) and abs(to) <= 30.0):
+                    raise ValueError(f"simulated pelvis: drop_to needs a finite at_s and |drop_deg| <= 30, "
+                                     f"got {params}")
+                moves = [m for m in self._plan["moves"] if m[0] < at_s]  # a later plan is replaced
+                self._plan["moves"] = moves
+                start = self._own_drop(at_s)
+                moves.append((at_s, start, to, ramp))
             elif name == "quiet":
                 if self._plan is not None:
                     self._plan["end_s"] = min(self._plan["end_s"], float(params["at_s"]))
             else:
-                raise ValueError(f"simulated pelvis: no command {name!r} (person, single_leg, quiet)")
+                raise ValueError(f"simulated pelvis: no command {name!r} (person, single_leg, drop_to, quiet)")
 
     def drop_deg(self, t_s: float) -> float:
         """The lifted side's drop at ``t_s`` (deg, positive = lower), without sway; 0 on two feet."""
@@ -111,7 +131,7 @@ class SimulatedPelvis:
 
     def _drop(self, t_s: float) -> tuple[float, float, str | None]:
         """(drop, one-leg weight 0..1, stance side) at ``t_s``."""
-        plan, tr = self._plan, self.traits
+        plan = self._plan
         if plan is None or t_s <= plan["at_s"]:
             return 0.0, 0.0, None
         since = t_s - plan["at_s"]
@@ -122,10 +142,20 @@ class SimulatedPelvis:
                 weight *= 1.0 - _smooth(inside / TOUCHDOWN_RAMP_S)
         if t_s > plan["end_s"]:
             weight *= 1.0 - _smooth((t_s - plan["end_s"]) / QUIET_RAMP_S)
+        return weight * self._own_drop(t_s), weight, plan["stance_side"]
+
+    def _own_drop(self, t_s: float) -> float:
+        """The lifted side's drop at ``t_s`` as the person holds it on one leg (before the weight factor)."""
+        plan, tr = self._plan, self.traits
+        assert plan is not None
+        moves = [m for m in plan.get("moves", ()) if m[0] <= t_s]
+        if moves:
+            at_s, start, to, ramp = moves[-1]
+            return start + (to - start) * _smooth((t_s - at_s) / ramp)
+        since = t_s - plan["at_s"]
         onset = plan["at_s"] + plan["transition_s"]
         reach = _smooth(since / (plan["transition_s"] + tr.drop_s))
-        drop = tr.drop_deg * reach + tr.fatigue_deg_per_s * max(0.0, min(t_s, plan["end_s"]) - onset)
-        return weight * drop, weight, plan["stance_side"]
+        return tr.drop_deg * reach + tr.fatigue_deg_per_s * max(0.0, min(t_s, plan["end_s"]) - onset)
 
     def at(self, t_s: float) -> float:
         """The obliquity at ``t_s`` on the plate's clock, degrees, positive = the right side higher."""

@@ -104,6 +104,8 @@ class DrillRunner:
 
     def __init__(self, drill: Any) -> None:
         self.drill = drill
+        #: the drill reads the pelvis: the capture gives it the angle with each frame
+        self.needs_pelvis = bool(getattr(drill, "needs_pelvis", False))
         self.protocol = f"drill-{drill.name}"
         self.state = _DrillState(drill)
         #: the time of the last frame fed, on the drill's clock, in s
@@ -121,9 +123,9 @@ class DrillRunner:
     def end_reason(self) -> str:
         return str(self.drill.end_reason)
 
-    def update(self, frame: Any) -> list[Any]:
+    def update(self, frame: Any, pelvis_deg: float | None = None) -> list[Any]:
         self.last_t_s = float(frame.t_s)
-        return self.drill.update(frame)
+        return self.drill.update(frame, pelvis_deg)
 
     def abort(self, reason: str = "aborted by the operator") -> list[Any]:
         return self.drill.abort(reason)
@@ -443,12 +445,12 @@ class TrialController:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)} or drill:NAME, got {protocol!r}")
 
     def _make_drill(self, name: str, stance_side: str | None, params: dict[str, Any]) -> DrillRunner:
-        from station.drills import DRILLS, Limits, make_drill
-        from station.drills.catalogue import canonical_name
+        from station.drills import Limits, make_drill
+        from station.drills.catalogue import ALL_DRILLS, canonical_name
 
         name = canonical_name(name)
-        if name not in DRILLS:
-            raise ValueError(f"protocol: no drill {name!r}; drills: {', '.join(DRILLS)}")
+        if name not in ALL_DRILLS:
+            raise ValueError(f"protocol: no drill {name!r}; drills: {', '.join(ALL_DRILLS)}")
         params = dict(params)
         feedback = params.pop("feedback", "continuous")
         level = params.pop("level", None)
@@ -459,7 +461,8 @@ class TrialController:
             except (TypeError, ValueError, KeyError) as exc:
                 raise ValueError(f"params: limits: {exc}") from None
         drill = make_drill(name, geometry=self.geometry, rng=np.random.default_rng(self._drill_seed()),
-                           params=params, feedback=feedback, stance_side=stance_side, limits=limits, level=level)
+                           params=params, feedback=feedback, stance_side=stance_side, limits=limits, level=level,
+                           pelvis_sensor=self.pelvis is not None)
         return DrillRunner(drill)
 
     def _drill_seed(self) -> int:
@@ -505,8 +508,12 @@ class TrialController:
         if sample is None:
             return
         frame = sample.frame
-        self._command(self.player.commands(runner.drill.view(), t_s=runner.last_t_s,
-                                           cop_ml_mm=frame.cop_ml_mm, cop_ap_mm=frame.cop_ap_mm))
+        commands = self.player.commands(runner.drill.view(), t_s=runner.last_t_s,
+                                        cop_ml_mm=frame.cop_ml_mm, cop_ap_mm=frame.cop_ap_mm)
+        # the pelvis drills' moves go to the simulated pelvis sensor, the rest to the plate
+        self._pelvis_command([(p["command"], {k: v for k, v in p.items() if k != "command"})
+                              for name, p in commands if name == "pelvis"])
+        self._command([(name, p) for name, p in commands if name != "pelvis"])
 
     def _note_error(self, message: str) -> None:
         with self._lock:

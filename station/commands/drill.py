@@ -16,6 +16,12 @@ rounds are played until S seconds of play have passed, the round under way
 being finished, never cut short (``--rounds N``: at most N rounds). A drill
 still not over at ``S + MAX_OVERRUN_S`` s of plate time is stopped, and the
 command fails.
+
+The pelvis drills (``hip-dip``, ``level-pelvis-hold``) need the pelvis sensor:
+the simulated person wears the simulated one (:class:`hardware.sim.pelvis.SimulatedPelvis`,
+a healthy pelvis, or weak hip abductors with ``--skill poor``); the drill is fed
+its angle with every frame, and the player's pelvis commands go to it. The JSON's
+``autoplay.pelvis`` says so (absent for the other drills).
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ def _size(value: str) -> tuple[int, int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``drill`` subcommand's own options (``--plate``, ``--config``, ``--data-dir`` are the common ones)."""
     p.add_argument("name", metavar="NAME",
-                   help="the drill: reach, limits, symmetry, rhythm or single-leg-hold (alias: hold)")
+                   help="the drill: reach, limits, symmetry, rhythm, single-leg-hold (alias: hold), or with the "
+                        "pelvis sensor hip-dip, level-pelvis-hold")
     p.add_argument("--autoplay", action="store_true",
                    help="the simulated person plays (required with --plate simulated: there is no patient)")
     p.add_argument("--duration-s", type=float, required=True, metavar="S",
@@ -74,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--feedback", choices=("continuous", "intermittent", "summary"), default="continuous",
                    help="when the cursor is shown (default continuous)")
     p.add_argument("--side", choices=SIDES, default=None,
-                   help="stance leg (single-leg-hold; default left) or the leg to load (symmetry)")
+                   help="stance leg (single-leg-hold, hip-dip, level-pelvis-hold; default left) or the leg to load "
+                        "(symmetry)")
     p.add_argument("--level", type=int, default=None, metavar="N", help="starting level, 1 to 10")
     p.add_argument("--realtime", action="store_true",
                    help="run the plate in the acquisition process in real time (takes S seconds)")
@@ -125,12 +133,35 @@ class InProcessFeed:
         return self.plate.actual_rate_hz
 
 
+#: the drills that stand on one leg: --side is the stance leg, left by default
+SINGLE_LEG = ("single-leg-hold", "hip-dip", "level-pelvis-hold")
+
+
+class PelvisPlayer:
+    """The simulated player whose ``("pelvis", {"command": ...})`` commands go to the simulated pelvis
+    sensor; the rest to the plate, as before."""
+
+    def __init__(self, player: Any, pelvis: Any) -> None:
+        self.player = player
+        self.pelvis = pelvis
+
+    def commands(self, view: Any, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for name, params in self.player.commands(view, **kwargs):
+            if name == "pelvis":
+                params = dict(params)
+                self.pelvis.command(params.pop("command"), **params)
+            else:
+                out.append((name, params))
+        return out
+
+
 def resolve_name(name: str) -> str:
-    from station.drills import DRILLS
+    from station.drills.catalogue import ALL_DRILLS
 
     name = ALIASES.get(name, name)
-    if name not in DRILLS:
-        raise UserError(f"drill: unknown drill {name!r}: choose one of {', '.join(DRILLS)}")
+    if name not in ALL_DRILLS:
+        raise UserError(f"drill: unknown drill {name!r}: choose one of {', '.join(ALL_DRILLS)}")
     return name
 
 
@@ -159,22 +190,41 @@ def build(args: argparse.Namespace, geometry: Any, seed: int) -> tuple[Any, Any]
 
     from station.drills import make_drill
     from station.drills.autoplay import AutoPlayer
+    from station.drills.catalogue import needs_pelvis
 
     name = resolve_name(args.name)
     side = args.side
-    if name == "single-leg-hold" and side is None:
+    if name in SINGLE_LEG and side is None:
         side = "left"
     params: dict[str, Any] = {"duration_s": float(args.duration_s)}
     if args.rounds is not None:
         params["rounds"] = args.rounds
     drill_ss, player_ss = np.random.SeedSequence([seed, 1]).spawn(2)
+    pelvis = simulated_pelvis(args.skill, seed) if needs_pelvis(name) else None
     try:
         drill = make_drill(name, geometry=geometry, rng=np.random.default_rng(drill_ss), params=params,
-                           feedback=args.feedback, stance_side=side, level=args.level)
+                           feedback=args.feedback, stance_side=side, level=args.level,
+                           pelvis_sensor=True if pelvis is not None else None)
     except ValueError as exc:
         raise UserError(f"drill {name}: {exc}") from None
     player = AutoPlayer(skill=args.skill, rng=np.random.default_rng(player_ss), geometry=geometry)
+    if pelvis is not None:
+        from station.drills.pelvis import PelvisFed
+
+        return PelvisFed(drill, pelvis), PelvisPlayer(player, pelvis)
     return drill, player
+
+
+def simulated_pelvis(skill: str, seed: int) -> Any:
+    """The simulated person's pelvis sensor: a healthy pelvis, or (``poor``) weak hip abductors that drop it."""
+    import numpy as np
+
+    from hardware.sim.pelvis import SimulatedPelvis
+    from hardware.sim.population import draw_pelvis
+
+    condition = "weak_abductors" if skill == "poor" else "healthy"
+    traits = draw_pelvis(np.random.default_rng([seed, 2]), condition=condition, compensates=False)
+    return SimulatedPelvis(traits=traits)
 
 
 def drill_command(args: argparse.Namespace) -> int:
@@ -202,6 +252,8 @@ def drill_command(args: argparse.Namespace) -> int:
     out["autoplay"] = {"skill": args.skill, "seed": seed, "realtime": bool(args.realtime),
                        "plate_time_s": round(plate_s, 3), "wall_time_s": round(wall_s, 3),
                        "frames": game.frames_fed, "cues": dict(sorted(game.cues.items()))}
+    if isinstance(player, PelvisPlayer):
+        out["autoplay"]["pelvis"] = {"sensor": "simulated", "strategy": player.pelvis.traits.strategy}
     json.dump(out, sys.stdout, allow_nan=False)
     sys.stdout.write("\n")
     if drill.state != "done":

@@ -21,7 +21,20 @@ How it plays, by skill (:data:`PROFILES`):
   re-draws every few seconds;
 - rhythm: follows the metronome with its own amplitude, tempo and off-axis wobble;
 - single-leg hold: stands on the zone's leg (the poor player with weak hip
-  abductors) and, unless good, puts the other foot down now and then.
+  abductors) and, unless good, puts the other foot down now and then;
+- the pelvis drills (hip dip, level-pelvis hold): stands on one leg as in the
+  hold, and moves the pelvis with ``("pelvis", {"command": "drop_to", "at_s",
+  "drop_deg", "ramp_s"})`` (and ``single_leg``/``quiet``), commands for the
+  simulated pelvis sensor (:class:`hardware.sim.pelvis.SimulatedPelvis`), not
+  the plate: whoever runs the player hands them to the sensor. It reads the
+  target from the bars (:func:`station.drills.pelvis.bars_target_drop_deg`):
+  a dip's depth, or level. How deep, how far back and how level, by skill
+  (:data:`PELVIS_PLAY`): the good player dips 1.05-1.35 times the shown depth
+  and comes back to 1 degree above to 0.2 below level; the poor player (weak
+  abductors) dips 0.35-1.0 times it (often short of the depth that counts)
+  and comes back only to 0.8-3.2 degrees below level (often not level), trying
+  again every few seconds but never a dip left short, so it really misses repetitions; in the hold it
+  keeps the free side 0.5-4 degrees low.
 """
 
 from __future__ import annotations
@@ -33,9 +46,10 @@ from typing import Any
 import numpy as np
 
 from station.core.geometry import PlateGeometry
+from station.drills.pelvis import bars_target_drop_deg
 from station.drills.view import DrillView, Target
 
-__all__ = ["AutoPlayer", "PROFILES", "Command"]
+__all__ = ["AutoPlayer", "PELVIS_PLAY", "PROFILES", "Command"]
 
 Command = tuple[str, dict[str, Any]]
 #: an active target this close to the plate's origin is the "come back to the centre" target
@@ -73,6 +87,40 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+@dataclass(frozen=True)
+class PelvisPlay:
+    """How a simulated patient of one skill moves the pelvis (ranges drawn uniformly).
+
+    Engineering assumptions, scaled to the drops of single-leg stance the simulated
+    pelvis already has (``hardware/sim/population.py``: a healthy free side rises
+    0.5-3 degrees, weak abductors let it drop 2.5-6 degrees; Hardcastle & Nade 1985,
+    Youdas et al. 2007); the exercise (the "pelvic drop": the free side lowered and
+    raised by the stance hip's abductors) as described by Bolgla & Uhl (2005).
+    """
+
+    #: depth of a dip as a fraction of the depth shown
+    depth: tuple[float, float]
+    #: where the free side ends when asked back to level (deg, positive = below level)
+    back_deg: tuple[float, float]
+    #: duration of one movement down or up (s)
+    ramp_s: tuple[float, float]
+    #: where the free side is held in the level-pelvis hold (deg below level)
+    hold_deg: tuple[float, float]
+    #: a movement that did not get there is tried again after this long (s)
+    retry_s: float
+    #: whether a dip short of the depth is tried again (a poor player leaves it short)
+    retry_dip: bool = True
+
+
+PELVIS_PLAY: dict[str, PelvisPlay] = {
+    "good": PelvisPlay((1.05, 1.35), (-1.0, 0.2), (0.5, 0.8), (-0.6, 0.6), 2.0),
+    "average": PelvisPlay((0.85, 1.25), (-0.6, 1.2), (0.7, 1.1), (-1.2, 1.6), 2.5),
+    "poor": PelvisPlay((0.35, 1.0), (0.8, 3.2), (0.9, 1.5), (0.5, 4.0), 2.5, retry_dip=False),
+}
+#: the drills whose player moves the pelvis
+_PELVIS_DRILLS = ("hip-dip", "level-pelvis-hold")
+
+
 class AutoPlayer:
     """A simulated patient who plays the drills.
 
@@ -106,6 +154,9 @@ class AutoPlayer:
         self._next_reaim = -math.inf
         self._share_error = 0.0
         self._last_rhythm_t = -math.inf
+        self._pelvis_key: Any = None
+        self._pelvis_retry = math.inf
+        self._single_at = -math.inf
 
     # -- public ---------------------------------------------------------------------------------------
     def commands(self, view: DrillView, *, t_s: float, cop_ml_mm: float, cop_ap_mm: float) -> list[Command]:
@@ -129,6 +180,9 @@ class AutoPlayer:
             out += self._play_rhythm(view, t_s)
         elif view.drill == "single-leg-hold":
             out += self._play_hold(view, t_s, entering)
+        elif view.drill in _PELVIS_DRILLS:
+            out += self._play_hold(view, t_s, entering)
+            self._play_pelvis(view, t_s)
         due = [c for when, c in self._pending if when <= t_s]
         self._pending = [(when, c) for when, c in self._pending if when > t_s]
         return out + due
@@ -222,8 +276,13 @@ class AutoPlayer:
         if view.state == "running" and view.zone is not None:
             if not self._single and entering:
                 side = "left" if view.zone.x_mm < 0 else "right"
-                self._pending.append((t + self._delay(), ("behaviour", {
+                when = t + self._delay()
+                self._pending.append((when, ("behaviour", {
                     "name": "single_leg", "stance_side": side, "skill": p.hold_skill, "transition_s": 0.3})))
+                self._single_at = when
+                if view.drill in _PELVIS_DRILLS:
+                    self._pending.append((when, ("pelvis", {"command": "single_leg", "at_s": when,
+                                                            "stance_side": side, "transition_s": 0.3})))
                 self._single = True
                 if p.touchdown_every_s is not None:
                     self._next_touchdown = t + float(self.rng.exponential(p.touchdown_every_s)) + 1.0
@@ -236,4 +295,37 @@ class AutoPlayer:
             self._next_touchdown = None
             self._pending = []
             out.append(("behaviour", {"name": "quiet"}))
+            if view.drill in _PELVIS_DRILLS:
+                out.append(("pelvis", {"command": "quiet", "at_s": float(t)}))
+                self._pelvis_key, self._pelvis_retry = None, math.inf
         return out
+
+    def _play_pelvis(self, view: DrillView, t: float) -> None:
+        """Move the pelvis where the bars' target says (a dip's depth, or level), as well as this player can."""
+        bars, zone = view.bars, view.zone
+        if view.state != "running" or bars is None or zone is None or not self._single:
+            return
+        side = "left" if zone.x_mm < 0 else "right"
+        target = bars_target_drop_deg(bars, side)
+        key = (view.round_index, round(target, 2))
+        if key == self._pelvis_key and t < self._pelvis_retry:
+            return
+        if key == self._pelvis_key and bars.within and view.drill != "level-pelvis-hold":
+            return  # there: stay (the hold's player drifts: it re-draws its level every so often)
+        pp = PELVIS_PLAY[self.skill]
+        if key == self._pelvis_key and target > 0.25 and not pp.retry_dip and view.drill == "hip-dip":
+            return  # a dip left short stays short
+        new = key != self._pelvis_key
+        self._pelvis_key = key
+        when = max(t + (self._delay() if new else 0.0), self._single_at)
+        if view.drill == "level-pelvis-hold":
+            drop = float(self.rng.uniform(*pp.hold_deg))
+        elif target > 0.25:
+            drop = target * float(self.rng.uniform(*pp.depth))
+        else:
+            drop = float(self.rng.uniform(*pp.back_deg))
+        ramp = float(self.rng.uniform(*pp.ramp_s))
+        self._pelvis_retry = when + ramp + pp.retry_s
+        self._pending = [(w, c) for w, c in self._pending if not (c[0] == "pelvis" and c[1]["command"] == "drop_to")]
+        self._pending.append((when, ("pelvis", {"command": "drop_to", "at_s": when, "drop_deg": drop,
+                                                "ramp_s": ramp})))

@@ -5,7 +5,9 @@ or anything with ``t_s``, ``fz_n``, ``cop_ml_mm``, ``cop_ap_mm``) by
 :meth:`Drill.update`, which returns the events of that frame. Time is only the
 frames' ``t_s``; randomness only the injected :class:`numpy.random.Generator`.
 So a drill fed the same frames with the same seed does the same thing, live,
-from a recording or in a test.
+from a recording or in a test. The pelvis drills (:mod:`station.drills.pelvis`)
+also read the pelvis sensor's angle, given with each frame (``update(frame,
+pelvis_deg)``, or the frame's ``pelvis_obliquity_deg``).
 
 States (:attr:`Drill.state`, the same names as :class:`~station.drills.view.DrillView`'s ``state``)
 ----------------------------------------------------------------------------------------------------
@@ -109,6 +111,11 @@ class Drill:
         (:mod:`station.drills.progression`) and the defaults (``PARAMS``).
     feedback : str
         ``continuous``, ``intermittent`` or ``summary`` (:mod:`station.drills.feedback`).
+    pelvis_sensor : bool, optional
+        Whether a pelvis sensor is worn (docs/pelvis-sensor.md). A drill that needs
+        one (:attr:`needs_pelvis`) refuses to be built with ``False``; with None
+        (not known, e.g. a recording) it refuses to start a round when the frames of
+        its ready phase bring no pelvis value.
     stance_side : str, optional
         ``left`` or ``right``: the stance leg (single-leg hold) or the affected
         leg to load (symmetry).
@@ -124,10 +131,15 @@ class Drill:
     PARAMS: ParamSpec = {}
     #: the level table's parameters, with their checks
     LEVEL_PARAMS: ParamSpec = {}
+    #: the drill reads the pelvis angle (``pelvis_obliquity_deg``) with every frame: it needs the pelvis sensor
+    needs_pelvis: bool = False
 
     def __init__(self, *, geometry: PlateGeometry, rng: np.random.Generator, params: Mapping[str, Any] | None = None,
                  feedback: str = "continuous", stance_side: str | None = None, limits: Limits | None = None,
-                 level: int | None = None) -> None:
+                 level: int | None = None, pelvis_sensor: bool | None = None) -> None:
+        if pelvis_sensor is False and self.needs_pelvis:
+            raise ValueError(f"pelvis_sensor: the drill {self.name!r} needs the pelvis sensor "
+                             "(docs/pelvis-sensor.md), and none is connected")
         if not isinstance(geometry, PlateGeometry):
             raise ValueError(f"geometry must be a PlateGeometry, got {geometry!r}")
         if not isinstance(rng, np.random.Generator):
@@ -173,6 +185,10 @@ class Drill:
         self._summary_t0 = 0.0
         self._summary: tuple[SummaryLine, ...] = ()
         self._empty_since: float | None = None
+        #: the pelvis obliquity of the newest frame (deg, positive = the right side higher; NaN: no value)
+        self.pelvis_deg = math.nan
+        self.pelvis_level_deg = math.nan
+        self._ready_pelvis: list[float] = []
 
     # -- parameters ---------------------------------------------------------------------------
     @classmethod
@@ -200,8 +216,14 @@ class Drill:
     def finished(self) -> bool:
         return self.state in ("done", "aborted")
 
-    def update(self, frame: FrameLike) -> list[DrillEvent]:
-        """Feed one frame; return its events. Frames not after the previous one are skipped."""
+    def update(self, frame: FrameLike, pelvis_deg: float | None = None) -> list[DrillEvent]:
+        """Feed one frame; return its events. Frames not after the previous one are skipped.
+
+        ``pelvis_deg``: the pelvis obliquity at the frame's time (deg, positive = the patient's
+        right side higher; NaN or None: no value). Without it, the frame's own
+        ``pelvis_obliquity_deg`` attribute, if it has one (a recording's row). Only the drills
+        that :attr:`need the pelvis <needs_pelvis>` read it.
+        """
         if self.finished:
             return []
         t = float(frame.t_s)
@@ -209,6 +231,9 @@ class Drill:
             self.skipped_frames += 1
             return []
         self._t = t
+        if pelvis_deg is None:
+            pelvis_deg = getattr(frame, "pelvis_obliquity_deg", None)
+        self.pelvis_deg = math.nan if pelvis_deg is None else float(pelvis_deg)
         fz = float(frame.fz_n)
         x, y = float(frame.cop_ml_mm), float(frame.cop_ap_mm)
         occupied = math.isfinite(fz) and fz >= self.params["occupancy_n"] and math.isfinite(x) and math.isfinite(y)
@@ -224,8 +249,15 @@ class Drill:
                 self._instruct(t, "Step onto the plate, one foot on each footprint.", events)
             else:
                 self._ready_xy.append((x, y))
-                if t - self._ready_t0 >= self.params["ready_s"]:
+                if math.isfinite(self.pelvis_deg):
+                    self._ready_pelvis.append(self.pelvis_deg)
+                if t - self._ready_t0 >= self.params["ready_s"] and self.needs_pelvis and not self._ready_pelvis:
+                    self._refuse(t, "no pelvis sensor: this drill needs the pelvis sensor's angle "
+                                    "(docs/pelvis-sensor.md)", events)
+                elif t - self._ready_t0 >= self.params["ready_s"]:
                     xy = np.asarray(self._ready_xy)
+                    #: the pelvis's level: its mean obliquity standing on both feet before the round (NaN: none)
+                    self.pelvis_level_deg = float(np.mean(self._ready_pelvis)) if self._ready_pelvis else math.nan
                     self.centre_ml_mm, self.centre_ap_mm = float(np.mean(xy[:, 0])), float(np.mean(xy[:, 1]))
                     self._round_t0 = t
                     self._round_elapsed_s = 0.0
@@ -340,10 +372,18 @@ class Drill:
             self.message = message
             events.append(DrillEvent("instruction", t, message))
 
+    def _refuse(self, t: float, reason: str, events: list[DrillEvent]) -> None:
+        """Do not start: the drill is over (``aborted``) with ``reason``, said to the patient."""
+        self.end_reason = reason
+        self._set_state("aborted", t, events)
+        self.message = f"Stopped: {reason.rstrip('.')}."
+        events.append(DrillEvent("aborted", t, self.message))
+
     def _enter_ready(self, t: float, x: float, y: float, events: list[DrillEvent]) -> None:
         self._set_state("ready", t, events)
         self._ready_t0 = t
         self._ready_xy = [(x, y)]
+        self._ready_pelvis = [self.pelvis_deg] if math.isfinite(self.pelvis_deg) else []
         self._instruct(t, self._ready_instruction(), events)
 
     def _ready_instruction(self) -> str:

@@ -89,12 +89,12 @@ class SingleLegHoldDrill(Drill):
     def _ready_instruction(self) -> str:
         return "Stand still on both feet."
 
-    def update(self, frame: Any) -> list[DrillEvent]:
+    def update(self, frame: Any, pelvis_deg: float | None = None) -> list[DrillEvent]:
         if self.state == "ready" and math.isfinite(float(frame.fz_n)):
             self._fz_ready.append(float(frame.fz_n))
         elif self.state == "waiting":
             self._fz_ready = []
-        return super().update(frame)
+        return super().update(frame, pelvis_deg)
 
     # -- the round ----------------------------------------------------------------------------------
     def _start_round(self, t: float, events: list[DrillEvent]) -> None:

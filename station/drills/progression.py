@@ -39,6 +39,12 @@ LEVEL_TABLES: dict[str, dict[str, tuple[float, float]]] = {
     "rhythm": {"amplitude_pct": (40.0, 80.0), "slow_period_s": (4.0, 2.4)},
     # zone half width (medio-lateral) and half height (antero-posterior), hold time per round
     "single-leg-hold": {"half_width_mm": (35.0, 15.0), "half_height_mm": (60.0, 30.0), "hold_s": (10.0, 30.0)},
+    # the dip that counts (the lifted side's drop, deg), the band of "back to level" (deg)
+    "hip-dip": {"min_depth_deg": (2.0, 5.0), "return_deg": (1.5, 0.75)},
+    # the hold's box and time (wider box: the pelvis is the task), the pelvis's tolerance (deg; the
+    # Trendelenburg sign's 2 degrees at level 1)
+    "level-pelvis-hold": {"half_width_mm": (45.0, 25.0), "half_height_mm": (70.0, 40.0), "hold_s": (10.0, 30.0),
+                          "tolerance_deg": (2.0, 0.75)},
 }
 
 

@@ -194,9 +194,9 @@ class SymmetryDrill(Drill):
         return ShareBars(left_pct=share, target_left_pct=target, tolerance_pct=p["tolerance_pct"],
                          within=abs(share - target) <= p["tolerance_pct"])
 
-    def update(self, frame: Any) -> list[DrillEvent]:
+    def update(self, frame: Any, pelvis_deg: float | None = None) -> list[DrillEvent]:
         # keep the live share for the bars in every state (the bars show it before the round starts too)
         x = float(frame.cop_ml_mm)
         if math.isfinite(x) and float(frame.fz_n) >= self.params["occupancy_n"]:
             self._share = self.geometry.left_share_pct(x)
-        return super().update(frame)
+        return super().update(frame, pelvis_deg)

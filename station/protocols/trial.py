@@ -20,7 +20,11 @@ frame's ``t_s``, ``time.monotonic`` on the station, before it is shifted to
 the trial's start), rounded to :data:`PELVIS_DECIMALS` decimals as the file
 holds it, empty (NaN) where the sensor had no value. A row waits until the
 sensor has a sample after the frame's time (at most :data:`PELVIS_WAIT_S`),
-so a sample still on its way is not lost; the runner is fed at once.
+so a sample still on its way is not lost; the runner is fed at once. A
+runner that reads the pelvis itself (``needs_pelvis``: the pelvis drills of
+:mod:`station.drills.pelvis`) gets the angle with each frame,
+``runner.update(frame, pelvis_deg)``: the same rounded value as the row when
+the sample is there, else the sensor's newest (:meth:`TrialCapture.pelvis_now`).
 
 Scoring itself (resampling onto the nominal rate and the 10 Hz zero-phase
 low-pass of the ``analyze`` contract) works on the whole recorded trial after
@@ -180,7 +184,10 @@ class TrialCapture:
             self.skipped_frames += 1
             return []
         self._last_t = rec_frame.t_s
-        events = self.runner.update(rec_frame)
+        if getattr(self.runner, "needs_pelvis", False):  # a pelvis drill: the angle with the frame
+            events = self.runner.update(rec_frame, self.pelvis_now(float(frame.t_s)))
+        else:
+            events = self.runner.update(rec_frame)
         if self.runner.frame_in_trial:
             if self.pelvis is None:
                 self._keep(rec_frame)
@@ -190,6 +197,17 @@ class TrialCapture:
             self._latest_live_t = float(frame.t_s)
             self.drain_pelvis()  # the last rows wait for their samples too: close() takes the rest
         return events
+
+    def pelvis_now(self, live_t_s: float) -> float:
+        """The obliquity for a runner that reads it live (a pelvis drill): at the live frame's time on the
+        plate's clock, rounded as the recording keeps it; while that sample is still on its way, the
+        newest one; NaN without a sensor or a value. (The row itself waits for the sample.)"""
+        if self.pelvis is None:
+            return math.nan
+        value = float(self.pelvis.at(live_t_s))
+        if not math.isfinite(value) and not self.pelvis.ready(live_t_s) and hasattr(self.pelvis, "latest"):
+            value = float(self.pelvis.latest())
+        return _round_text(value, PELVIS_DECIMALS) if math.isfinite(value) else math.nan
 
     @property
     def pelvis_pending(self) -> int:

@@ -453,3 +453,13 @@ def test_drill_scores_trend(tmp_path):
             assert "Drill score" in page and "points" in page
     finally:
         close_app(app)
+
+
+def test_the_live_page_offers_the_pelvis_drills_with_a_side_and_says_they_need_the_sensor():
+    from webui.routes.pages import live_protocols
+
+    tests = {t["value"]: t for t in live_protocols()}
+    for name in ("hip-dip", "level-pelvis-hold"):
+        entry = tests[f"drill:{name}"]
+        assert entry["sided"] is True and "needs the pelvis sensor" in entry["label"]
+    assert "pelvis" not in tests["drill:reach"]["label"] and tests["drill:reach"]["sided"] is False

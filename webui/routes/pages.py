@@ -45,7 +45,7 @@ from jinja2 import Undefined
 from sqlalchemy.orm import Session
 
 from station.core.sides import SIDES
-from station.drills import DRILLS
+from station.drills.catalogue import ALL_DRILLS, needs_pelvis
 from station.storage.db import StorageError
 from station.storage.disk import disk_warning
 from station.storage.models import AffectedSide, Grade, Patient, Sex, Trial
@@ -500,9 +500,11 @@ def live_protocols() -> list[dict[str, Any]]:
     """What the live page offers: ``{value, label, sided}`` for the tests and the drills the controller runs."""
     tests = [{"value": "single-leg", "label": "single-leg stance, 30 s", "sided": True},
              {"value": "quiet-stance", "label": "quiet stance, both feet", "sided": False}]
-    for name in DRILLS:
-        tests.append({"value": f"drill:{name}", "label": f"drill: {name.replace('-', ' ')}",
-                      "sided": "single-leg" in name})
+    for name in ALL_DRILLS:
+        pelvis = needs_pelvis(name)
+        tests.append({"value": f"drill:{name}",
+                      "label": f"drill: {name.replace('-', ' ')}" + (" (needs the pelvis sensor)" if pelvis else ""),
+                      "sided": "single-leg" in name or pelvis})
     return tests
 
 

@@ -308,3 +308,39 @@ def test_a_live_trial_waits_at_its_end_for_the_pelvis_samples_on_their_way():
     trial.close()
     assert 0.05 < time.monotonic() - t0 < 0.25 + 0.1
     assert trial.capture.recording().extra[PELVIS_COLUMN].tolist() == [1.25] * 8
+
+
+def test_the_simulated_patient_plays_a_pelvis_drill_with_the_pelvis_sensor(db):
+    """Issue 14, item 5: the hip dip reads the simulated sensor live, the simulated patient moves its pelvis;
+    without a sensor the station refuses the drill, naming the sensor."""
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.core.recording import PELVIS_COLUMN
+
+    live = _station(52, speed=10.0)
+    try:
+        bare = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
+                               rng=np.random.default_rng(7))
+        with pytest.raises(ValueError, match="needs the pelvis sensor"):
+            bare.start(patient_code="P-001", protocol="drill:hip-dip", stance_side="left")
+        controller = TrialController(live, db, geometry=GEOMETRY, simulated_patient="healthy",
+                                     rng=np.random.default_rng(7), pelvis=SimulatedPelvis())
+        snap = _run(controller, protocol="drill:hip-dip", stance_side="left", params={"rounds": 1, "reps": 3})
+    finally:
+        live.stop()
+    assert snap["outcome"] == "complete", snap
+    metrics = snap["result"]
+    assert metrics["reps_done"] == 3 and metrics["dip_mean_deg"] > 2.0, metrics
+    with db.sessions() as session:
+        trial = get_trial(session, snap["trial_id"])
+        assert trial.protocol == "drill-hip-dip" and trial.metrics["reps_done"] == 3
+        rec = trial_recording(session, snap["trial_id"])
+    assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
+    # the same drill fed the stored recording (its frames and its pelvis column) gives the same result
+    from station.drills import make_drill
+    from station.protocols.trial import frames_from_recording
+
+    again = make_drill("hip-dip", geometry=GEOMETRY, rng=np.random.default_rng(0), stance_side="left",
+                       params={"rounds": 1, "reps": 3})
+    for frame, pelvis_deg in zip(frames_from_recording(rec), rec.extra[PELVIS_COLUMN]):
+        again.update(frame, pelvis_deg)
+    assert again.metrics() == metrics  # the live result is the recording's

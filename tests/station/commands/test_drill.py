@@ -10,7 +10,7 @@ import pytest
 
 from station.commands import drill as drill_command
 from station.commands.cli import main
-from station.drills import DRILLS
+from station.drills.catalogue import ALL_DRILLS
 from tests.conftest import REPO
 
 
@@ -114,7 +114,7 @@ def test_bad_name_as_a_command(tmp_path):
                            "--autoplay", "--duration-s", "5", "--json"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == f"balance-station: drill: unknown drill 'jump': choose one of {', '.join(DRILLS)}"
+    assert proc.stderr.strip() == f"balance-station: drill: unknown drill 'jump': choose one of {', '.join(ALL_DRILLS)}"
 
 
 @pytest.mark.slow
