@@ -327,13 +327,13 @@ def test_the_simulated_patient_plays_a_pelvis_drill_with_the_pelvis_sensor(db):
         snap = _run(controller, protocol="drill:hip-dip", stance_side="left", params={"rounds": 1, "reps": 3})
     finally:
         live.stop()
-    assert snap["outcome"] == "complete", snap
-    metrics = snap["result"]
+    assert snap.outcome == "complete", snap
+    metrics = snap.result
     assert metrics["reps_done"] == 3 and metrics["dip_mean_deg"] > 2.0, metrics
     with db.sessions() as session:
-        trial = get_trial(session, snap["trial_id"])
+        trial = get_trial(session, snap.trial_id)
         assert trial.protocol == "drill-hip-dip" and trial.metrics["reps_done"] == 3
-        rec = trial_recording(session, snap["trial_id"])
+        rec = trial_recording(session, snap.trial_id)
     assert PELVIS_COLUMN in rec.extra and np.isfinite(rec.extra[PELVIS_COLUMN]).all()
     # the same drill fed the stored recording (its frames and its pelvis column) gives the same result
     from station.drills import make_drill
