@@ -37,6 +37,7 @@ from typing import Any
 
 from station.core.errors import UserError
 from station.core.sides import SIDES
+from station.drills.autoplay import PelvisPlayer
 
 #: screen frames per second of the unattended loop (as the patient screen)
 FPS = 60
@@ -135,25 +136,6 @@ class InProcessFeed:
 
 #: the drills that stand on one leg: --side is the stance leg, left by default
 SINGLE_LEG = ("single-leg-hold", "hip-dip", "level-pelvis-hold")
-
-
-class PelvisPlayer:
-    """The simulated player whose ``("pelvis", {"command": ...})`` commands go to the simulated pelvis
-    sensor; the rest to the plate, as before."""
-
-    def __init__(self, player: Any, pelvis: Any) -> None:
-        self.player = player
-        self.pelvis = pelvis
-
-    def commands(self, view: Any, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
-        out = []
-        for name, params in self.player.commands(view, **kwargs):
-            if name == "pelvis":
-                params = dict(params)
-                self.pelvis.command(params.pop("command"), **params)
-            else:
-                out.append((name, params))
-        return out
 
 
 def resolve_name(name: str) -> str:

@@ -329,3 +329,22 @@ class AutoPlayer:
         self._pending = [(w, c) for w, c in self._pending if not (c[0] == "pelvis" and c[1]["command"] == "drop_to")]
         self._pending.append((when, ("pelvis", {"command": "drop_to", "at_s": when, "drop_deg": drop,
                                                 "ramp_s": ramp})))
+
+
+class PelvisPlayer:
+    """The simulated player whose ``("pelvis", {"command": ...})`` commands go to the simulated pelvis
+    sensor; the rest to the plate, as before."""
+
+    def __init__(self, player: Any, pelvis: Any) -> None:
+        self.player = player
+        self.pelvis = pelvis
+
+    def commands(self, view: Any, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for name, params in self.player.commands(view, **kwargs):
+            if name == "pelvis":
+                params = dict(params)
+                self.pelvis.command(params.pop("command"), **params)
+            else:
+                out.append((name, params))
+        return out

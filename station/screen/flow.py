@@ -310,7 +310,9 @@ def GamesMenu(ctx: FlowContext) -> Mode:  # noqa: N802 - a mode factory, named l
 
     visit = ctx.visit
     patient = visit.patient
-    items = programme_items(visit.programme()) + available_items() if patient else available_items()
+    pelvis = getattr(visit.controller, "pelvis", None)
+    tiles = available_items(pelvis=pelvis is not None)
+    items = programme_items(visit.programme()) + tiles if patient else tiles
     title = f"Games for {patient.code}" if patient else "Games (not saved)"
     skill = None
     if ctx.live.synthetic and visit.controller.patient_sim is not None:
@@ -318,7 +320,7 @@ def GamesMenu(ctx: FlowContext) -> Mode:  # noqa: N802 - a mode factory, named l
     return DrillMenuMode(ctx.live, ctx.geometry, switch=ctx.switch, home=HomeMode(ctx), sounds=ctx.sounds,
                          autoplay_skill=skill, items=items, title=title, limits=visit.limits(),
                          recorder=visit.record_game if patient else None,
-                         level_for=visit.last_level if patient else None)
+                         level_for=visit.last_level if patient else None, pelvis=pelvis)
 
 
 class ControlledDrill:

@@ -38,7 +38,7 @@ from station.screen.game import (
     event_pos,
 )
 from station.screen.sounds import Sounds
-from station.screen.widgets import face, fit_lines, pill, text
+from station.screen.widgets import balanced, face, fit_lines, pill, text
 from station.screen.window import Mode
 
 
@@ -86,15 +86,22 @@ ITEMS: tuple[MenuItem, ...] = (
     MenuItem("rhythm", "Rhythmic shift", "Sway in time with the moving ring"),
     MenuItem("single-leg-hold", "Hold on left leg", "Keep the dot in the box, standing on one leg", "left"),
     MenuItem("single-leg-hold", "Hold on right leg", "Keep the dot in the box, standing on one leg", "right"),
+    # with the pelvis sensor only (docs/drills.md)
+    MenuItem("hip-dip", "Hip dip, left leg", "Let the free hip drop, lift it back", "left"),
+    MenuItem("hip-dip", "Hip dip, right leg", "Let the free hip drop, lift it back", "right"),
+    MenuItem("level-pelvis-hold", "Level pelvis, left leg", "Stand on one leg, keep your hips level", "left"),
+    MenuItem("level-pelvis-hold", "Level pelvis, right leg", "Stand on one leg, keep your hips level", "right"),
 )
 
 
-def available_items(names: tuple[str, ...] | None = None) -> list[MenuItem]:
-    """The tiles of the drills the engine offers (``station.drills.DRILLS``), or of ``names``."""
+def available_items(names: tuple[str, ...] | None = None, *, pelvis: bool = False) -> list[MenuItem]:
+    """The tiles of the drills the engine offers (``station.drills.DRILLS``, and with ``pelvis`` the
+    pelvis sensor's drills too), or of ``names``."""
     if names is None:
         from station.drills import DRILLS
+        from station.drills.catalogue import PELVIS_DRILLS
 
-        names = DRILLS
+        names = DRILLS + (PELVIS_DRILLS if pelvis else ())
     return [item for item in ITEMS if item.drill in names]
 
 
@@ -119,6 +126,9 @@ class DrillMenuMode(Mode):
         ``"good"``, ``"average"`` or ``"poor"``: the simulated person plays (simulated plate only).
     feedback, level : optional
         Passed to :func:`station.drills.make_drill`.
+    pelvis : optional
+        The pelvis sensor (:class:`station.protocols.trial.PelvisLookup`): the pelvis drills are fed its
+        angle, and on the simulated plate the simulated player moves the simulated one.
     """
 
     def __init__(self, live: Any, geometry: PlateGeometry, *, switch: Callable[[Mode], None],
@@ -126,8 +136,9 @@ class DrillMenuMode(Mode):
                  autoplay_skill: str | None = None, feedback: str = "continuous", level: int | None = None,
                  items: list[MenuItem] | None = None, title: str = "Choose a game", limits: Any = None,
                  recorder: Callable[[Any], Any] | None = None,
-                 level_for: Callable[[str], int | None] | None = None) -> None:
+                 level_for: Callable[[str], int | None] | None = None, pelvis: Any = None) -> None:
         self.live = live
+        self.pelvis = pelvis
         self.geometry = geometry
         self.switch = switch
         self.home = home
@@ -162,7 +173,8 @@ class DrillMenuMode(Mode):
         self._presses.append("next")
 
     def columns(self) -> int:
-        return 3 if len(self.items) > 4 else 2
+        n = len(self.items)
+        return 4 if n > 9 else 3 if n > 4 else 2
 
     def handle_event(self, event: pygame.event.Event) -> None:
         n, cols = len(self.items), self.columns()
@@ -196,18 +208,27 @@ class DrillMenuMode(Mode):
     def make_game(self, index: int) -> GameMode:
         """A new game of the tile ``index`` (a fresh drill, a fresh subscription)."""
         from station.drills import make_drill
+        from station.drills.catalogue import needs_pelvis
 
         item = self.items[index]
         rng = np.random.default_rng(self.seed)
         drill = make_drill(item.drill, geometry=self.geometry, rng=rng, params=item.params,
                            feedback=item.feedback or self.feedback, stance_side=item.stance_side,
-                           level=self._level(item), limits=self.limits)
+                           level=self._level(item), limits=self.limits,
+                           pelvis_sensor=True if self.pelvis is not None else None)
+        fed_pelvis = self.pelvis is not None and needs_pelvis(item.drill)
+        if fed_pelvis:
+            from station.drills.pelvis import PelvisFed
+
+            drill = PelvisFed(drill, self.pelvis)
         player = None
         if self.autoplay_skill and getattr(self.live, "synthetic", False):
-            from station.drills.autoplay import AutoPlayer
+            from station.drills.autoplay import AutoPlayer, PelvisPlayer
 
             player = AutoPlayer(skill=self.autoplay_skill, rng=np.random.default_rng(rng.integers(2**32)),
                                 geometry=self.geometry)
+            if fed_pelvis and getattr(self.pelvis, "synthetic", False):
+                player = PelvisPlayer(player, self.pelvis)
         return GameMode(self.live, self.geometry, drill, sounds=self.sounds, player=player,
                         on_exit=self._back, on_again=lambda game: self._again(game, index))
 
@@ -274,7 +295,9 @@ class DrillMenuMode(Mode):
         if selected:
             pygame.draw.rect(surface, ACTIVE, rect, width=max(4, pad // 2), border_radius=radius)
         inner = rect.inflate(-2 * pad, -2 * pad)
-        icon_h = int(inner.height * 0.46)
+        # the words first: the title's line and one line of the blurb always fit; the icon takes what is left
+        words_h = face(mid, True).get_linesize() + face(max(12, small - 4)).get_linesize() + pad // 2
+        icon_h = max(0, min(int(inner.height * 0.46), inner.height - words_h))
         icon = pygame.Rect(inner.left, inner.top, inner.width, icon_h)
         draw_icon(surface, item, icon, bright=selected)
         y = icon.bottom + pad // 2
@@ -283,8 +306,12 @@ class DrillMenuMode(Mode):
         text(surface, lines[0] if lines else item.title, (inner.centerx, y), size_px=size, bold=True,
              colour=ACTIVE if selected else view.TEXT, anchor="midtop")
         y += face(size, True).get_linesize()
+        room_px = inner.bottom + pad // 2 - y
         size, lines = fit_lines(item.blurb, size_px=small, min_px=max(12, small - 4), width_px=inner.width,
-                                height_px=inner.bottom - y, max_lines=2)
+                                height_px=room_px, max_lines=2)
+        whole = len(balanced(item.blurb, size_px=size, width_px=inner.width)) <= len(lines)
+        if not whole or len(lines) * face(size).get_linesize() > room_px:
+            return  # a small tile (many drills, a small panel): the title alone, never half a sentence
         for line in lines:
             text(surface, line, (inner.centerx, y), size_px=size, colour=view.MUTED, anchor="midtop")
             y += face(size).get_linesize()

@@ -378,3 +378,34 @@ def test_the_pelvis_gauge_shows_the_drop_during_the_hold(station, artifacts):
     assert pelvis_gauge_text(0.1, "left", 2.0) == ("Pelvis level", "good")
     controller.abort("test over")
     controller.wait(10.0)
+
+
+def test_with_the_pelvis_sensor_the_games_menu_offers_the_pelvis_drills_and_they_are_played(station, artifacts):
+    """Issue 14: the patient's own menu offers hip dip and the level-pelvis hold when a pelvis sensor is worn
+    (only then); the game is fed the sensor's angle, and a played game is stored as a trial of the patient."""
+    from hardware.sim.pelvis import SimulatedPelvis
+    from station.screen.flow import GamesMenu
+    from station.screen.game import GameMode
+    from station.screen.menu import DrillMenuMode
+
+    app, controller, db = station("healthy", seed=12, speed=25.0)
+    app.ctx.visit.choose("P-0007")
+    plain = GamesMenu(app.ctx)
+    assert not {"hip-dip", "level-pelvis-hold"} & {i.drill for i in plain.items}  # no sensor: not offered
+
+    app, controller, db = station("healthy", seed=12, speed=25.0, pelvis=SimulatedPelvis())
+    app.tick()
+    app.ctx.visit.choose("P-0007")
+    menu = GamesMenu(app.ctx)
+    app.switch(menu)
+    app.tick()
+    assert isinstance(app.mode, DrillMenuMode)
+    titles = [i.title for i in menu.items]
+    assert "Hip dip, left leg" in titles and "Level pelvis, right leg" in titles
+    app.screenshot(artifacts / "flow-games-menu-pelvis.png")
+    game = menu.start(titles.index("Hip dip, left leg"))
+    assert isinstance(app.mode, GameMode) and app.mode.drill.name == "hip-dip"
+    tick_until(app, lambda: app.mode.view.state == "running", timeout_s=60)
+    tick_until(app, lambda: app.mode.cues["hit"] >= 2, timeout_s=90)  # two dips counted, seen by the sensor
+    app.screenshot(artifacts / "flow-hip-dip.png")
+    assert game.drill.name == "hip-dip" and game.drill.pelvis is not None  # fed the station's sensor
