@@ -44,6 +44,8 @@ _PR_SET_PDEATHSIG = 1
 
 #: how often the child reports its source's counters
 STATS_PERIOD_S = 0.5
+#: how often the child looks for a stop, a dead parent and commands (a command waits at most this long)
+CHECK_PERIOD_S = 0.025
 #: a fault repeats this often at most while the child keeps retrying
 FAULT_RETRY_S = 1.0
 
@@ -144,10 +146,15 @@ def _child_main(spec: SourceSpec, out_conn: Any, cmd_q: mp.Queue, stop: Any, par
                          "nominal_rate_hz": source.nominal_rate_hz, "pid": os.getpid()}))
     next_stats = time.monotonic() + STATS_PERIOD_S
     try:
-        while not terminated[0] and not stop.is_set():
-            if os.getppid() != parent_pid:
-                break  # orphaned
-            while not cmd_q.empty():  # a poll, no lock: cheap enough for every frame
+        next_check = 0.0
+        while not terminated[0]:
+            now = time.monotonic()
+            checking = now >= next_check  # the stop, the parent and the commands: every CHECK_PERIOD_S
+            if checking:
+                next_check = now + CHECK_PERIOD_S
+                if stop.is_set() or os.getppid() != parent_pid:
+                    break  # asked to stop, or orphaned
+            while checking and not cmd_q.empty():
                 try:
                     name, params = cmd_q.get_nowait()
                 except queue.Empty:
