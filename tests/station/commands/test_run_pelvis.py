@@ -54,7 +54,9 @@ def test_the_real_sensor_runs_beside_the_plate_and_is_looked_up_at_frame_times()
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline and not math.isfinite(pelvis.latest()):
             time.sleep(0.05)  # the mounting calibration takes 2 s of stillness: the model sways slowly
-        now = time.monotonic() - 0.2
+        now = time.monotonic()  # a frame's time: its sample arrives a little later (the child batches its reads)
+        while time.monotonic() < deadline + 10.0 and not pelvis.ready(now):
+            time.sleep(0.05)
         assert pelvis.ready(now)
         assert math.isfinite(pelvis.at(now)) and abs(pelvis.at(now)) < 3.0
         assert not pelvis.ready(time.monotonic() + 5.0)  # a frame from the future: its sample is not there yet
