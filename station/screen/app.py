@@ -135,6 +135,9 @@ class ScreenApp(Window):
     def tick(self) -> None:
         """One screen frame: handle input, draw, flip, wait for the next frame."""
         assert self.surface is not None, "open() first"
+        pump = getattr(self.live, "pump", None)
+        if callable(pump):  # the frames that arrived since the last screen frame (station.live.pipeline)
+            pump()
         for event in pygame.event.get():
             self._shown_key = None  # (an exposed window, a key, a touch: draw the next frame)
             if event.type == pygame.QUIT:

@@ -1,6 +1,8 @@
 """The live station: ingesting frames, latest state, subscribers, status."""
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -73,6 +75,62 @@ def test_pump_thread_drains_the_feed():
     finally:
         live.stop()
     assert live.frames_processed == 200
+
+
+class ThreadNoteFeed(ListFeed):
+    """A feed that notes which thread drained each frame (and can fail once asked to)."""
+
+    def __init__(self, frames=None):
+        super().__init__(frames)
+        self.drained_by: list[str] = []
+        self.fail = False
+
+    def push(self, more):
+        self.pending += more
+
+    def frames(self, *, timeout_s=0.1, max_frames=10_000):
+        if self.fail:
+            raise OSError("the pipe broke")
+        out = super().frames(timeout_s=timeout_s, max_frames=max_frames)
+        self.drained_by += [threading.current_thread().name] * len(out)
+        return out
+
+
+def test_a_screen_that_pumps_takes_over_and_the_thread_resumes_when_it_stops():
+    feed = ThreadNoteFeed()
+    live, _ = make_live(feed)
+    live.start()
+    try:
+        sub = live.subscribe()
+        for _ in range(10):  # the screen starts pumping; the thread's own wait for frames ends meanwhile
+            live.pump()
+            time.sleep(0.01)
+        for k in range(10):  # a screen at 100 frames/s: the frames are ingested in its thread, in order
+            feed.push(frames(2, start=2 * k))
+            assert live.pump() == 2
+            time.sleep(0.01)
+        assert feed.drained_by == ["MainThread"] * 20
+        assert [f.seq for f in sub.get_all()] == list(range(20))
+        feed.push(frames(5, start=20))  # the screen stalls (or closed): the thread drains within DRIVEN_S
+        deadline = time.monotonic() + 2.0
+        while live.frames_processed < 25 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert live.frames_processed == 25 and feed.drained_by[20:] == ["frame-pump"] * 5
+        assert [f.seq for f in sub.get_all()] == list(range(20, 25))
+    finally:
+        live.stop()
+
+
+def test_a_failing_pump_in_the_screen_is_reported_not_raised():
+    feed = ThreadNoteFeed(frames(3))
+    live, _ = make_live(feed)
+    assert live.pump() == 3 and live.pump_alive
+    feed.fail = True
+    assert live.pump() == 0  # the screen goes on drawing; the station sees the error and restarts
+    assert not live.pump_alive and "the pipe broke" in live.pump_error
+    feed.fail = False
+    feed.push(frames(1, start=3))
+    assert live.pump() == 0 and live.frames_processed == 3  # nothing pumps after a failure
 
 
 def test_status_reports_source_and_calibration():
