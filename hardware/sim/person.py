@@ -510,7 +510,7 @@ class SimPerson:
         self._drift = list(self._drift_ou)
         self._vertical = 0.0
         self._support_var = 0.0
-        self._noise = np.empty((0, _N_NOISE))
+        self._noise: list[list[float]] = []  # a block of draws as plain floats: a tick's work is scalar
         self._noise_i = 0
 
     # -- public state -----------------------------------------------------------------
@@ -805,15 +805,15 @@ class SimPerson:
         return SwayParams(tr.sway_two_ml_rms_mm, tr.sway_two_ap_rms_mm, tr.sway_two_freq_hz,
                           0.8 * tr.sway_two_freq_hz, 0.55, table.drift_rms_mm, table.drift_tau_s)
 
-    def _next_noise(self) -> np.ndarray:
+    def _next_noise(self) -> list[float]:
         if self._noise_i >= len(self._noise):
-            self._noise = self._rng.standard_normal((_NOISE_BLOCK, _N_NOISE))
+            self._noise = self._rng.standard_normal((_NOISE_BLOCK, _N_NOISE)).tolist()
             self._noise_i = 0
         z = self._noise[self._noise_i]
         self._noise_i += 1
         return z
 
-    def _advance(self, z: np.ndarray) -> None:
+    def _advance(self, z: list[float]) -> None:
         dt = self.dt_s
         sqdt = math.sqrt(dt)
         single = self._stance in SIDES

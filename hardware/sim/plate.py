@@ -55,7 +55,6 @@ import numpy as np
 from hardware.base import PlateSource, SourceFault
 from hardware.sim.cells import SIMULATED_CELLS
 from hardware.sim.person import SKILLS, PersonSample, SimPerson, check_behaviour, check_scenario
-from station.core.cop import split_load
 from station.core.frames import CELLS, HX711_MAX_CODE, HX711_MIN_CODE, FrameFlag, RawFrame
 from station.core.geometry import PlateGeometry
 
@@ -270,15 +269,15 @@ class SimulatedPlate(PlateSource):
         self._noise_rng = np.random.default_rng(noise_ss)
         self._timing_rng = np.random.default_rng(timing_ss)
         self._glitch_rng = np.random.default_rng(glitch_ss)
-        self._noise = np.empty((0, 4))
+        self._noise: list[list[float]] = []  # a block of cell noise, as plain floats (a frame's work is scalar)
         self._latency = np.empty(0)
         self._glitch_u = np.empty(0)
         self._glitch_cell = np.empty(0, dtype=np.int64)
         self._glitch_bit = np.empty(0, dtype=np.int64)
         self._bi = 0
 
-        self._offsets = np.asarray(self.true_offsets_counts)
-        self._gains = np.asarray(self.true_gains_n_per_count)
+        self._offsets = [float(v) for v in self.true_offsets_counts]
+        self._gains = [float(v) for v in self.true_gains_n_per_count]
         self._settings: dict[str, Any] = {
             "ml_mm": self.geometry.ml_mm, "ap_mm": self.geometry.ap_mm, "feet_ml_mm": self.geometry.feet_ml_mm,
             "seed": self.seed, "realtime": realtime, "speed": self.speed, "rate_hz": self.nominal_rate_hz,
@@ -426,11 +425,11 @@ class SimulatedPlate(PlateSource):
         return frame
 
     # -- internals -----------------------------------------------------------------------
-    def _draws(self) -> tuple[float, np.ndarray, tuple[int, int] | None]:
+    def _draws(self) -> tuple[float, list[float], tuple[int, int] | None]:
         """Timing latency, cell noise and glitch (cell, bit) for the next frame, drawn in blocks."""
         if self._bi >= len(self._latency):
             self._latency = np.minimum(np.abs(self._timing_rng.standard_normal(_BLOCK)) * self.jitter_s, 0.001)
-            self._noise = self._noise_rng.standard_normal((_BLOCK, 4)) * self.noise_counts
+            self._noise = (self._noise_rng.standard_normal((_BLOCK, 4)) * self.noise_counts).tolist()
             self._glitch_u = self._glitch_rng.random(_BLOCK)
             self._glitch_cell = self._glitch_rng.integers(0, 4, _BLOCK)
             self._glitch_bit = self._glitch_rng.choice(np.asarray(GLITCH_BITS), _BLOCK)
@@ -442,17 +441,23 @@ class SimulatedPlate(PlateSource):
             glitch = (int(self._glitch_cell[i]), int(self._glitch_bit[i]))
         return float(self._latency[i]), self._noise[i], glitch
 
-    def _frame(self, seq: int, t_s: float, truth: PersonSample, noise: np.ndarray,
+    def _frame(self, seq: int, t_s: float, truth: PersonSample, noise: list[float],
                glitch: tuple[int, int] | None) -> RawFrame:
+        # In plain floats, 80 times a second: :func:`~station.core.cop.split_load`'s bilinear share and the
+        # same operations in the same order as on arrays, so the same counts to the last bit.
         g = self.geometry
-        if truth.fz_n > 0 and math.isfinite(truth.cop_ml_mm) and math.isfinite(truth.cop_ap_mm):
-            load_n = split_load(truth.fz_n, truth.cop_ml_mm, truth.cop_ap_mm, ml_mm=g.ml_mm, ap_mm=g.ap_mm)
+        fz = truth.fz_n
+        if fz > 0 and math.isfinite(truth.cop_ml_mm) and math.isfinite(truth.cop_ap_mm):
+            u = truth.cop_ml_mm / g.ml_mm
+            v = truth.cop_ap_mm / g.ap_mm
+            left, right, back, front = 0.5 - u, 0.5 + u, 0.5 - v, 0.5 + v
+            load_n = (fz * left * front, fz * right * front, fz * left * back, fz * right * back)
         else:
-            load_n = np.zeros(4)
+            load_n = (0.0, 0.0, 0.0, 0.0)
         # bare cell zero + (dead weight share + load) / gain == empty-plate offset + load / gain
-        bare_zero = self._offsets - (self.dead_weight_n / 4) / self._gains
-        raw = bare_zero + (self.dead_weight_n / 4 + load_n) / self._gains + noise
-        counts = [int(round(c)) for c in raw]
+        share_n = self.dead_weight_n / 4
+        counts = [int(round((off - share_n / gain) + (share_n + load) / gain + e))
+                  for off, gain, load, e in zip(self._offsets, self._gains, load_n, noise, strict=True)]
         flags = FrameFlag.SYNTHETIC
         fault: list[str] = []
         for i, c in enumerate(counts):
