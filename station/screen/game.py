@@ -356,20 +356,27 @@ class GameMode(Mode):
 
         The cursor shows the newest frame; without this its age when drawn is
         anything up to a whole plate period (12.5 ms at 80 Hz). Waiting a few
-        ms for a frame about to arrive (the thread sleeps, the pump runs)
-        bounds the age at about ``period - fresh_wait_s``; the screen's clock
-        absorbs the wait in its own sleep, so the frame rate is unchanged.
+        ms for a frame about to arrive bounds the age at about ``period -
+        fresh_wait_s``; the screen's clock absorbs the wait in its own sleep, so
+        the frame rate is unchanged. When the next frame is due comes from the
+        newest frame's own time stamp: the live sources stamp their frames on
+        this computer's monotonic clock, in the acquisition process (a replayed
+        recording does not: its stamps are never "due soon", so it never waits).
         """
         if self.fresh_wait_s <= 0:
             return []
         sample = self.live.latest()
         if sample is None:
             return []
-        age = time.monotonic() - sample.received_s
-        due_in = self._period_s - age
+        due_in = sample.frame.t_s + self._period_s - time.monotonic()
         if not 0 < due_in <= self.fresh_wait_s:
             return []  # fresh enough, or the plate is late (stalled, ended): do not wait
-        return self.sub.get_all(timeout_s=min(due_in + 0.002, self.fresh_wait_s + 0.001))
+        wait_s = min(due_in + 0.002, self.fresh_wait_s + 0.001)
+        pump = getattr(self.live, "pump", None)
+        if callable(pump):  # the screen pumps the frames itself (station.live.pipeline): wait for the pipe
+            pump(timeout_s=wait_s)
+            return self.sub.get_all()
+        return self.sub.get_all(timeout_s=wait_s)
 
     def feed(self, frames: list[Any]) -> None:
         """Hand ``frames`` (force frames, oldest first) to the drill; refresh the view."""

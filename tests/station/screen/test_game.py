@@ -6,6 +6,7 @@ simulated plate (fast: plate time, not wall time) through GameMode, at
 test-artifacts/game-<drill>-<moment>-<size>.png.
 """
 
+import math
 import os
 import threading
 import time
@@ -140,28 +141,59 @@ def test_cursor_is_drawn_where_the_newest_frame_is(display):
     assert sample_frame.cop_ml_mm == pytest.approx(-80.0, abs=0.5)
 
 
+class ArrivingFeed(ListFeed):
+    """A feed whose next frame arrives at a given time (``time.monotonic``), as through the acquisition's pipe."""
+
+    def __init__(self):
+        super().__init__()
+        self.next_frame = None
+        self.arrives_s = math.inf
+
+    def frames(self, *, timeout_s=0.1, max_frames=10_000):
+        if not self.pending and self.next_frame is not None:
+            wait_s = self.arrives_s - time.monotonic()
+            if wait_s <= timeout_s:
+                time.sleep(max(0.0, wait_s))
+                self.pending, self.next_frame = [self.next_frame], None
+        return super().frames(timeout_s=0.0, max_frames=max_frames)
+
+
+def stamped(seq, t_s, *, x_mm):
+    raw = frames(1, fz_n=700.0, x_mm=x_mm, y_mm=0.0, start=seq)[0]
+    return type(raw)(seq=seq, t_s=t_s, counts=raw.counts)
+
+
 def test_late_latching_waits_for_a_frame_about_to_arrive():
-    mode, live, _ = still(HAND_MADE["bars"])
-    mode.fresh_wait_s = 0.0
-    live.ingest(frames(1, fz_n=700.0, x_mm=40.0, y_mm=0.0, start=400)[0])
-    mode.update()  # the frame just in
-    fed = mode.frames_fed
-    assert fed == 1
+    feed = ArrivingFeed()
+    live = LiveStation(feed, ForcePipeline(simulator_calibration(), GEOMETRY))
+    mode = GameMode(live, GEOMETRY, StillDrill(HAND_MADE["bars"]), sounds=Sounds(enabled=False))
     mode._period_s = 0.2  # a slow plate, so that the test does not depend on the machine's speed
     mode.fresh_wait_s = 0.3
-    late = frames(1, fz_n=700.0, x_mm=50.0, y_mm=0.0, start=500)[0]
-    timer = threading.Timer(0.03, live.ingest, args=(late,))
-    timer.start()
+    # the newest frame was stamped 0.17 s ago: the next one is due in 0.03 s, and arrives then
+    now = time.monotonic()
+    feed.pending = [stamped(400, now - 0.17, x_mm=40.0)]
+    feed.next_frame, feed.arrives_s = stamped(401, now + 0.03, x_mm=50.0), now + 0.03
+    mode.fresh_wait_s = 0.0
+    live.pump()  # as the screen's frame starts (ScreenApp.tick)
+    mode.update()  # the frame just in, no waiting
+    assert mode.frames_fed == 1
+    mode.fresh_wait_s = 0.3
     t0 = time.monotonic()
     mode.update()
     waited = time.monotonic() - t0
-    timer.join()
-    assert mode.frames_fed == fed + 1 and 0.02 < waited < 0.25
-    # a fresh frame: no wait
-    mode._period_s = 10.0
+    assert mode.frames_fed == 2 and 0.02 < waited < 0.25
+    assert live.latest().frame.seq == 401
+    # the newest frame is fresh (the next one is a whole period away): no wait
     t0 = time.monotonic()
     mode.update()
-    assert time.monotonic() - t0 < 0.05 and mode.frames_fed == fed + 1
+    assert time.monotonic() - t0 < 0.05 and mode.frames_fed == 2
+    # a replayed recording's stamps (seconds from its start) are never due soon: no wait either
+    feed.pending = [stamped(402, 12.5, x_mm=50.0)]
+    live.pump()
+    mode.update()
+    t0 = time.monotonic()
+    mode.update()
+    assert time.monotonic() - t0 < 0.05 and mode.frames_fed == 3
 
 
 def test_cursor_hidden_when_the_view_says_so(display, artifacts):
