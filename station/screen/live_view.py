@@ -146,9 +146,19 @@ class LiveMode(Mode):
             self._status_cache = (now, self.live.status())
         return self._status_cache[1]
 
-    def _draw_status(self, surface: pygame.Surface, size_px: int) -> None:
-        w, h = surface.get_size()
+    def frame_key(self, surface: pygame.Surface) -> tuple | None:
+        """What the picture shows while the plate is empty (then it changes only with the status line), so
+        :class:`~station.screen.app.ScreenApp` draws it only when that changes; ``None`` (draw every frame)
+        while someone stands on the plate."""
+        sample = self.live.latest()
+        if sample is not None and sample.occupied:
+            return None
         status = self._status()
+        return (surface.get_size(), bool(self.live.synthetic), self._status_line(status),
+                tuple(status["warnings"][:2]))
+
+    @staticmethod
+    def _status_line(status: dict) -> str:
         rate = status["sample_rate_hz"]
         parts = [
             status["plate_description"] or status["plate_source"],
@@ -158,7 +168,12 @@ class LiveMode(Mode):
             f"calibration {status['calibration_date'][:10]}" if status["calibration_date"]
             else ("built-in calibration" if status["synthetic"] else "not calibrated"),
         ]
-        widgets.text(surface, "   ·   ".join(parts), (w // 40, h - h // 40), size_px=menu_size(size_px),
+        return "   ·   ".join(parts)
+
+    def _draw_status(self, surface: pygame.Surface, size_px: int) -> None:
+        w, h = surface.get_size()
+        status = self._status()
+        widgets.text(surface, self._status_line(status), (w // 40, h - h // 40), size_px=menu_size(size_px),
                      colour=view.MUTED, anchor="bottomleft")
         for i, warning in enumerate(status["warnings"][:2]):
             widgets.text(surface, warning, (w // 2, h // 40 + i * (size_px + 6)), size_px=menu_size(size_px),

@@ -53,6 +53,27 @@ def test_empty_plate_screen(screen, artifacts):
     assert pixel_at_mm(app, 0, 0) != (255, 122, 41)
 
 
+def test_the_empty_plate_is_drawn_once_then_only_when_something_changes(screen, monkeypatch):
+    """Idle on the live view: nothing moves while the plate is empty, so nothing is drawn again until the
+    status line changes or someone steps on; then every frame is drawn (the cursor moves)."""
+    app, live = screen(ListFeed())
+    draws = []
+    original = app.mode.draw
+    monkeypatch.setattr(app.mode, "draw", lambda surface: (draws.append(1), original(surface)))
+    for _ in range(5):
+        app.tick()
+    assert len(draws) == 1
+    app.mode._status_cache = (app.mode._status_cache[0], {**app.mode._status_cache[1], "dropped_frames": 3})
+    app.tick()
+    app.tick()
+    assert len(draws) == 2  # the status line changed
+    for raw in frames(40, fz_n=720.0, x_mm=-60.0, y_mm=30.0):
+        live.ingest(raw)
+    for _ in range(3):
+        app.tick()
+    assert len(draws) == 5 and pixel_at_mm(app, -60.0, 30.0) == (255, 122, 41)
+
+
 def test_real_plate_screen_shows_warnings(screen, artifacts, monkeypatch):
     """A real plate with only the built-in calibration: the screen says, in the warning colour at the top,
     that the plate is not calibrated, and says what to do."""
