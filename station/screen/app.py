@@ -44,6 +44,10 @@ CUES: dict[str, tuple[str | None, str | None]] = {
 
 #: how often the screen looks at the spool's status, in s
 STORAGE_PERIOD_S = 2.0
+#: a screen whose picture has not changed for this long (s) ticks at :data:`IDLE_FPS` until something changes
+IDLE_AFTER_S = 1.0
+#: the frame rate of a still screen (a menu nobody touches, the empty plate): a touch is answered within 50 ms
+IDLE_FPS = 20
 
 class ScreenApp(Window):
     """The screen loop: input, update, draw, at a fixed frame rate.
@@ -72,6 +76,7 @@ class ScreenApp(Window):
         self._drawn_mode: Mode | None = None
         self._storage_cache: tuple[float, str] | None = None
         self._shown_key: object = None
+        self._still_ticks = 0  # screen frames in a row with nothing drawn
         self.ctx = None
         if visit is not None:
 
@@ -173,9 +178,20 @@ class ScreenApp(Window):
                 widgets.text(self.surface, storage, (w - w // 40, h - h // 40), size_px=menu_size(max(14, h // 36)),
                              colour=view.WARN, anchor="bottomright", bold=True)
             pygame.display.flip()
+            self._still_ticks = 0
+        else:
+            self._still_ticks += 1
         self._shown_key = key
         self.frames_drawn += 1
-        self._clock.tick(self.settings.fps)
+        self._clock.tick(self.frame_rate())
+
+    def frame_rate(self) -> int:
+        """The settings' rate, or :data:`IDLE_FPS` once the picture has not changed for :data:`IDLE_AFTER_S`
+        (events, frames and trials are then looked at 20 times a second: fewer wake-ups on a still screen)."""
+        fps = self.settings.fps
+        if self._still_ticks >= IDLE_AFTER_S * fps:
+            return min(fps, IDLE_FPS)
+        return fps
 
     def storage_line(self) -> str:
         """"offline: N trials waiting to upload" while the database is unreachable (the station's spool,

@@ -74,6 +74,26 @@ def test_the_empty_plate_is_drawn_once_then_only_when_something_changes(screen, 
     assert len(draws) == 5 and pixel_at_mm(app, -60.0, 30.0) == (255, 122, 41)
 
 
+def test_a_still_screen_ticks_slower_until_something_changes(screen):
+    from station.screen.app import IDLE_AFTER_S, IDLE_FPS
+
+    app, live = screen(ListFeed())
+    fps = app.settings.fps
+    for _ in range(int(IDLE_AFTER_S * fps) + 1):  # the empty plate: nothing to draw after the first frame
+        app.tick()
+    assert app.frame_rate() == IDLE_FPS < fps
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT, mod=0))  # a key (a touch): at once
+    app.tick()
+    assert app.frame_rate() == fps
+    for _ in range(int(IDLE_AFTER_S * fps) + 1):
+        app.tick()
+    assert app.frame_rate() == IDLE_FPS
+    for raw in frames(20, fz_n=720.0):  # someone steps on: the cursor moves, every frame is drawn
+        live.ingest(raw)
+    app.tick()
+    assert app.frame_rate() == fps
+
+
 def test_real_plate_screen_shows_warnings(screen, artifacts, monkeypatch):
     """A real plate with only the built-in calibration: the screen says, in the warning colour at the top,
     that the plate is not calibrated, and says what to do."""
