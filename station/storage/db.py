@@ -326,7 +326,7 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
         else:
             schema.check_schema(engine)
     except DatabaseError as exc:
-        if allow_unreachable and not db.is_sqlite and isinstance(exc, OperationalError) and not _answers(db):
+        if allow_unreachable and not db.is_sqlite and isinstance(exc, OperationalError) and not database_reachable(db):
             log.warning("%s does not answer (%s): opened without it", db.name, _first_line(exc))
             db.schema_pending = True
             return db
@@ -338,7 +338,8 @@ def open_database(url: str | URL | None = None, *, data_dir: str | Path | None =
     return db
 
 
-def _answers(db: Database) -> bool:
+def database_reachable(db: Database) -> bool:
+    """True when the database answers a ``SELECT 1`` now."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
