@@ -80,7 +80,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from station.core.geometry import PlateGeometry
 from station.storage.accounts import audit, hash_token
 from station.storage.blocks import ENCODING
-from station.storage.db import Database, StorageError, create_db_engine, finish_opening, write_session
+from station.storage.db import (
+    Database,
+    StorageError,
+    create_db_engine,
+    database_reachable,
+    finish_opening,
+    write_session,
+)
 from station.storage.models import (
     PATIENT_CODE_MAX_LEN,
     AffectedSide,
@@ -229,16 +236,6 @@ _NOTICES = Table(
 )
 
 
-def database_reachable(db: Database) -> bool:
-    """True when the database answers a ``SELECT 1`` now."""
-    try:
-        with db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except SQLAlchemyError:
-        return False
-
-
 def offline_message(waiting: int) -> str:
     """The status line: ``offline: N trials waiting to upload``."""
     return f"offline: {waiting} trial{'' if waiting == 1 else 's'} waiting to upload"
@@ -265,6 +262,8 @@ class UploadReport:
     trials: list[int] = field(default_factory=list)
     blocks: int = 0
     conflicts: list[str] = field(default_factory=list)
+    #: trials this upload could not store, each with why (they stay in the spool; the others go on)
+    held: list[str] = field(default_factory=list)
     error: str = ""
 
 
@@ -278,6 +277,8 @@ class Spool:
         _M.create_all(self.engine)
         #: the database answered at the last check (None: not checked yet)
         self.online: bool | None = None
+        #: the trials the last upload could not store (their reasons are in the notices)
+        self.held_trials: set[int] = set()
         self._upload_lock = threading.Lock()
 
     @classmethod
@@ -487,16 +488,22 @@ class Spool:
         return [{"at": at.isoformat(timespec="seconds"), "message": m} for at, m in rows]
 
     def status(self) -> dict[str, Any]:
-        """``online`` (None before the first check), ``waiting_trials``, ``message`` ("offline: N trials
-        waiting to upload", "uploading: N trials waiting" or ""), ``free_trial_ids``, ``notices``."""
+        """``online`` (None before the first check), ``waiting_trials``, ``held_trials`` (refused by the
+        database at the last upload), ``message`` ("offline: N trials waiting to upload", "uploading: N
+        trials waiting", "N trials cannot be uploaded (see the notices)" or ""), ``free_trial_ids``,
+        ``notices``."""
         waiting = self.waiting()
+        held = len(self.held_trials)
         if self.online is False:
             message = offline_message(waiting)
+        elif waiting and held:
+            message = (f"{held} trial{'' if held == 1 else 's'} cannot be uploaded (see the notices)"
+                       + (f", {waiting - held} waiting" if waiting > held else ""))
         elif waiting:
             message = f"uploading: {waiting} trial{'' if waiting == 1 else 's'} waiting"
         else:
             message = ""
-        return {"online": self.online, "waiting_trials": waiting, "message": message,
+        return {"online": self.online, "waiting_trials": waiting, "held_trials": held, "message": message,
                 "free_trial_ids": self.free_ids(), "notices": self.notices(5)}
 
     # -- web sessions ------------------------------------------------------------------------------
@@ -554,23 +561,43 @@ class Spool:
     def upload(self, db: Database) -> UploadReport:
         """Upload what waits here, in order: logouts, patients, then every ended trial (one transaction each).
 
-        Stops at the first failure (said in ``error``); a trial still running here waits for its end,
-        and the trials after it wait for it (the order is kept).
+        Stops at the first failure of the database (said in ``error``); a trial still running here waits
+        for its end, and the trials after it wait for it (the order is kept). A trial the database refuses
+        for itself (its id taken by another trial, its patient gone) stays in the spool, is said once in the
+        notices and in ``held``, and does not hold the others back: it is tried again at every upload.
         """
         report = UploadReport()
         with self._upload_lock:
+            held: set[int] = set()
             try:
                 self._upload_logouts(db)
                 self._upload_patients(db, report)
                 for row in self.pending_trials():
                     if row["state"] == TrialState.RUNNING.value:
                         break
-                    report.blocks += self._upload_trial(db, row)
+                    try:
+                        report.blocks += self._upload_trial(db, row)
+                    except StorageError as exc:  # this trial's own conflict: the database itself answers
+                        self._hold(row, exc, report)
+                        held.add(int(row["trial_id"]))
+                        continue
                     report.trials.append(int(row["trial_id"]))
             except (SQLAlchemyError, StorageError) as exc:
                 report.error = _first_line(exc)
                 log.warning("upload from the spool stopped: %s", report.error)
+            else:
+                self.held_trials = held
         return report
+
+    def _hold(self, row: Mapping[str, Any], exc: StorageError, report: UploadReport) -> None:
+        """Keep a trial the database refused; say why in the notices, once (not at every upload)."""
+        message = (f"{_first_line(exc)}; it stays on this station ({self.station_id or 'this station'}), in its "
+                   f"spool, and is tried again at every upload: ask the administrator")
+        report.held.append(message)
+        with self._write() as c, c.begin():
+            if c.scalar(select(func.count()).select_from(_NOTICES).where(_NOTICES.c.message == message)) == 0:
+                c.execute(insert(_NOTICES).values(at=utc_now(), message=message))
+                log.warning("%s", message)
 
     def _upload_logouts(self, db: Database) -> None:
         with self.engine.connect() as c:
