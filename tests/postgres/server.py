@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["BACKENDS", "POSTGRES_URL", "backend_url", "require_postgres", "scratch_database"]
+__all__ = ["BACKENDS", "POSTGRES_URL", "backend_url", "require_postgres", "rows", "scalar", "scratch_database"]
 
 POSTGRES_URL = os.environ.get("BALANCE_TEST_POSTGRES_URL", "").strip()
 #: as the browser tests read it: CI set to anything but "", 0, false, no
@@ -100,3 +100,23 @@ def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
             yield url
     else:
         raise ValueError(f"unknown database backend {backend!r}")
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    """Every row of ``sql`` on the database at ``url`` (a connection of its own, closed after)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def scalar(url: str, sql: str) -> object:
+    """The first value of ``sql`` on the database at ``url``."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return c.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()

@@ -26,7 +26,7 @@ from station.storage.spool import Spool, SpoolUploader, offline_message
 from station.storage.trials import get_trial, trial_recording
 from tests.doubles import SimFeed
 from tests.postgres.proxy import PgProxy
-from tests.postgres.server import scratch_database
+from tests.postgres.server import rows, scratch_database
 from tests.webui.helpers import PASSWORD, add_user, csrf, make_settings
 from webui.app import create_app
 
@@ -52,15 +52,6 @@ def server():
             yield url, proxy
         finally:
             proxy.close()
-
-
-def rows(url, sql):
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            return [tuple(r) for r in c.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 class Station:

@@ -12,24 +12,14 @@ import time
 import urllib.error
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from station.storage.accounts import create_user
 from station.storage.db import open_database
 from station.storage.patients import create_patient
 from tests.postgres.proxy import PgProxy
-from tests.postgres.server import scratch_database
+from tests.postgres.server import rows, scratch_database
 from tests.station.commands.test_run_process import free_port
 from tests.station.station_client import PASSWORD, USERNAME, StationClient
-
-
-def rows(url, sql):
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            return [tuple(r) for r in c.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def start(data_dir, port, database_url):

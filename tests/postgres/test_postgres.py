@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from station.core.geometry import PlateGeometry
 from station.storage import (
@@ -29,7 +29,7 @@ from station.storage import (
 from station.storage import schema as schema_module
 from station.storage.db import create_db_engine
 from station.storage.schema import UPGRADES, Upgrade, current_version, ensure_schema, latest_version
-from tests.postgres.server import require_postgres, scratch_database
+from tests.postgres.server import require_postgres, rows, scalar, scratch_database
 
 
 @pytest.fixture
@@ -75,24 +75,6 @@ def make_v1(url):
     return w.trial_id, frames
 
 
-def scalar(url, sql):
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            return c.execute(text(sql)).scalar()
-    finally:
-        engine.dispose()
-
-
-def all_rows(url, sql):
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            return [tuple(r) for r in c.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
 def schema_of(url):
     """Every table's columns (in order), primary key, foreign keys and indexes, as PostgreSQL reports them."""
     engine = create_engine(url)
@@ -132,7 +114,7 @@ def test_a_new_database_on_postgresql_is_created_at_the_latest_version(pg_url):
         assert ("payload", "BYTEA", False) in ddl["frame_blocks"]["columns"]
     finally:
         db.close()
-    assert all_rows(pg_url, "SELECT version, description FROM schema_version") == [(latest_version(), "created")]
+    assert rows(pg_url, "SELECT version, description FROM schema_version") == [(latest_version(), "created")]
 
 
 def test_an_upgrade_on_postgresql_keeps_every_row_and_gives_the_schema_of_a_new_database(pg_url):
@@ -144,9 +126,9 @@ def test_an_upgrade_on_postgresql_keeps_every_row_and_gives_the_schema_of_a_new_
     assert (report.from_version, report.version, report.backup_path) == (1, latest_version(), None)  # no file copy
     assert [a.split(":")[0] for a in report.applied] == [f"v{v}" for v in range(2, latest_version() + 1)]
     assert {t: scalar(pg_url, f"SELECT COUNT(*) FROM {t}") for t in counts} == counts
-    assert all_rows(pg_url, "SELECT version FROM schema_version ORDER BY version") == [
+    assert rows(pg_url, "SELECT version FROM schema_version ORDER BY version") == [
         (v,) for v in range(1, latest_version() + 1)]
-    assert all_rows(pg_url, "SELECT id, station_id, upload_key FROM trials") == [(trial_id, None, None)]
+    assert rows(pg_url, "SELECT id, station_id, upload_key FROM trials") == [(trial_id, None, None)]
     db = open_database(pg_url, station_id="room-b")
     try:
         with db.sessions() as s:
@@ -216,7 +198,7 @@ def test_two_stations_starting_at_once_upgrade_the_schema_once(pg_url):
     (other,) = set(results) - set(upgraded)
     assert not results[other].upgraded and results[other].version == latest_version()
     assert applied == [(upgraded[0], v) for v in range(2, latest_version() + 1)]  # each step once, by one station
-    assert all_rows(pg_url, "SELECT version FROM schema_version ORDER BY version") == [
+    assert rows(pg_url, "SELECT version FROM schema_version ORDER BY version") == [
         (v,) for v in range(1, latest_version() + 1)]
     assert took >= 1.0  # the race really overlapped the two slowed steps
     print(f"\nupgrade race: {upgraded[0]} upgraded v1->v{latest_version()}, {other} waited on the lock; "
@@ -237,7 +219,7 @@ def test_two_stations_creating_a_new_database_at_once_create_it_once(pg_url):
     results, _ = race(pg_url, UPGRADES)
     assert not [r for r in results.values() if isinstance(r, Exception)], results
     assert sorted(r.created for r in results.values()) == [False, True]
-    assert all_rows(pg_url, "SELECT version FROM schema_version") == [(latest_version(),)]
+    assert rows(pg_url, "SELECT version FROM schema_version") == [(latest_version(),)]
 
 
 def test_a_station_older_than_the_schema_refuses_in_one_line(pg_url):
@@ -323,10 +305,10 @@ def test_two_stations_write_trials_into_one_database_at_once(pg_url):
                 assert np.array_equal(rec.forces_n[:, 3], np.repeat(400.0 + np.arange(n_blocks), FRAMES_PER_BLOCK))
     finally:
         db.close()
-    assert all_rows(pg_url, "SELECT COUNT(*) FROM patients WHERE lower(code) = 'p-0042'") == [(1,)]
+    assert rows(pg_url, "SELECT COUNT(*) FROM patients WHERE lower(code) = 'p-0042'") == [(1,)]
     from station import __version__
 
-    assert all_rows(pg_url, "SELECT station_id, software_version FROM stations ORDER BY station_id") == [
+    assert rows(pg_url, "SELECT station_id, software_version FROM stations ORDER BY station_id") == [
         ("room-a", __version__), ("room-b", __version__)]  # each station's contact row, one each
     rate = sum(frames / r[4] for r in results)
     print(f"\ntwo stations at once: {2 * frames} frames in {2 * n_blocks} block transactions, "
@@ -380,4 +362,4 @@ def test_backup_of_a_postgresql_database_is_a_pg_dump_that_restores(pg_url, tmp_
                 assert np.array_equal(trial_recording(s, trial_id).forces_n, frames)
         finally:
             db.close()
-        assert all_rows(restored, "SELECT MAX(version) FROM schema_version") == [(latest_version(),)]
+        assert rows(restored, "SELECT MAX(version) FROM schema_version") == [(latest_version(),)]
