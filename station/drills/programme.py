@@ -25,7 +25,7 @@ import numpy as np
 
 from station.core.geometry import PlateGeometry
 from station.drills.base import Drill, json_ready
-from station.drills.catalogue import DRILLS, canonical_name, drill_class
+from station.drills.catalogue import ALL_DRILLS, PELVIS_DRILLS, canonical_name, drill_class
 from station.drills.feedback import check_feedback
 from station.drills.params import integer, number
 from station.drills.progression import MAX_LEVEL, MIN_LEVEL, check_bounds, check_level
@@ -77,10 +77,10 @@ class ProgrammeItem:
         if unknown:
             raise ValueError(f"{where}: unknown key {unknown[0]!r} (takes {list(_ITEM_KEYS)})")
         if "drill" not in d:
-            raise ValueError(f"{where}: missing 'drill' (one of {list(DRILLS)})")
+            raise ValueError(f"{where}: missing 'drill' (one of {list(ALL_DRILLS)})")
         name = canonical_name(d["drill"]) if isinstance(d["drill"], str) else d["drill"]
-        if name not in DRILLS:
-            raise ValueError(f"{where}.drill must be one of {list(DRILLS)}, got {name!r}")
+        if name not in ALL_DRILLS:
+            raise ValueError(f"{where}.drill must be one of {list(ALL_DRILLS)}, got {name!r}")
         duration = d.get("duration_s")
         rounds = d.get("rounds")
         if duration is not None and rounds is not None:
@@ -92,8 +92,9 @@ class ProgrammeItem:
         side = d.get("stance_side")
         if side not in (None, "left", "right"):
             raise ValueError(f"{where}.stance_side must be 'left', 'right' or absent, got {side!r}")
-        if name == "single-leg-hold" and side is None:
-            raise ValueError(f"{where}.stance_side is required for the single-leg hold ('left' or 'right')")
+        if (name == "single-leg-hold" or name in PELVIS_DRILLS) and side is None:
+            what = "the single-leg hold" if name == "single-leg-hold" else f"the {name} drill (on one leg)"
+            raise ValueError(f"{where}.stance_side is required for {what} ('left' or 'right')")
         feedback = d.get("feedback", "continuous")
         try:
             check_feedback(feedback)

@@ -312,7 +312,7 @@ def GamesMenu(ctx: FlowContext) -> Mode:  # noqa: N802 - a mode factory, named l
     patient = visit.patient
     pelvis = getattr(visit.controller, "pelvis", None)
     tiles = available_items(pelvis=pelvis is not None)
-    items = programme_items(visit.programme()) + tiles if patient else tiles
+    items = programme_items(visit.programme(), pelvis=pelvis is not None) + tiles if patient else tiles
     title = f"Games for {patient.code}" if patient else "Games (not saved)"
     skill = None
     if ctx.live.synthetic and visit.controller.patient_sim is not None:

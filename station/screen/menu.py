@@ -56,18 +56,26 @@ class MenuItem:
     level: int | None = None
 
 
-def programme_items(programme: Any) -> list[MenuItem]:
+#: the programme tiles' titles (the side is said in the tile's blurb)
+PROGRAMME_TITLES: dict[str, str] = {"hip-dip": "Hip dip", "level-pelvis-hold": "Level pelvis"}
+
+
+def programme_items(programme: Any, *, pelvis: bool = False) -> list[MenuItem]:
     """The tiles of a therapist's programme (:class:`station.drills.programme.Programme` as a dict),
-    in its order, each with its own parameters; an invalid programme gives no tiles."""
+    in its order, each with its own parameters; an invalid programme gives no tiles. The pelvis
+    sensor's drills are left out on a station without the sensor (``pelvis`` False): they cannot run
+    there (the web page says they need it)."""
+    from station.drills.catalogue import PELVIS_DRILLS
     from station.drills.programme import Programme
 
     try:
         prog = Programme.from_dict(programme)
     except (TypeError, ValueError):
         return []
-    titles = {item.drill: item.title for item in ITEMS}
+    titles = {item.drill: item.title for item in ITEMS} | PROGRAMME_TITLES
     out = []
-    for k, item in enumerate(prog.items, start=1):
+    items = [item for item in prog.items if pelvis or item.drill not in PELVIS_DRILLS]
+    for k, item in enumerate(items, start=1):
         amount = (f"{item.rounds} round{'s' if item.rounds != 1 else ''}" if item.rounds is not None
                   else f"{item.duration_s / 60:g} min" if item.duration_s is not None else "")
         side = f", {item.stance_side} leg" if item.stance_side else ""

@@ -64,6 +64,25 @@ def test_programme_form_is_empty_with_six_labelled_rows(client):
     assert client.get("/patients/NOPE-9/programme").status_code == 404
 
 
+def test_a_programme_with_a_pelvis_drill(client):
+    form = client.get("/patients/P-001/programme").text
+    assert re.search(r'<option value="hip-dip" *>Hip dip \(pelvis sensor\)</option>', form)
+    assert re.search(r'<option value="level-pelvis-hold" *>Level-pelvis hold \(pelvis sensor\)</option>', form)
+    token = csrf_of(form)
+    r = client.post("/patients/P-001/programme", data=form_with(token, [
+        {"drill": "hip-dip", "amount": "3", "unit": "rounds", "side": "left"}]), follow_redirects=False)
+    assert r.status_code == 303, r.text
+    items = client.get("/api/v1/patients/P-001/programme").json()["items"]
+    assert items == [{"drill": "hip-dip", "rounds": 3, "stance_side": "left", "params": {}, "feedback": "continuous"}]
+    card = client.get("/patients/P-001").text
+    assert "Hip dip (pelvis sensor)" in card and "3 rounds" in card
+    # without a side: said on the form, nothing stored
+    r = client.post("/patients/P-001/programme", data=form_with(csrf_of(form), [
+        {"drill": "level-pelvis-hold", "amount": "2", "unit": "minutes"}]))
+    assert r.status_code == 422 and "stance_side is required for the level-pelvis-hold drill" in r.text
+    assert client.get("/api/v1/patients/P-001/programme").json()["items"][0]["drill"] == "hip-dip"
+
+
 def test_set_a_programme_then_see_it(client):
     token = csrf_of(client.get("/patients/P-001/programme").text)
     data = form_with(token, [

@@ -21,6 +21,7 @@ from station.core.frames import SYNTHETIC_SOURCES
 from station.core.recording import PELVIS_COLUMN, Recording
 from station.core.sides import SIDES
 from station.drills import DRILLS
+from station.drills.catalogue import PELVIS_DRILLS
 from station.scoring.norms import norm_reference
 from station.scoring.scores import ASYMMETRY_FLAG_PCT, session_summary
 from webui.views import charts
@@ -772,13 +773,15 @@ def flag_text(summary: Mapping[str, Any] | None) -> str:
 
 # -- a patient's home programme ------------------------------------------------------------------------------
 
-#: the drills as the programme form names them (station.drills.DRILLS, in that order)
+#: the drills as the programme form names them (station.drills.DRILLS, then the pelvis drills, in that order)
 DRILL_LABELS: dict[str, str] = {
     "reach": "Reach (limits of stability)",
     "limits": "Limits (maximal lean)",
     "symmetry": "Weight-shift symmetry",
     "rhythm": "Rhythmic shift",
     "single-leg-hold": "Single-leg hold",
+    "hip-dip": "Hip dip (pelvis sensor)",
+    "level-pelvis-hold": "Level-pelvis hold (pelvis sensor)",
 }
 #: rows of the programme form (more when a stored programme has more items)
 PROGRAMME_ROWS = 6
@@ -787,8 +790,9 @@ PROGRAMME_MAX_ROWS = 50
 
 
 def drill_choices() -> list[tuple[str, str]]:
-    """``(name, label)`` of the drills a programme can hold."""
-    return [(name, DRILL_LABELS.get(name, name.replace("-", " "))) for name in DRILLS]
+    """``(name, label)`` of the drills a programme can hold: the plate's, then the pelvis sensor's (shown
+    on a station that has the sensor)."""
+    return [(name, DRILL_LABELS.get(name, name.replace("-", " "))) for name in DRILLS + PELVIS_DRILLS]
 
 
 def feedback_modes() -> tuple[str, ...]:

@@ -264,6 +264,24 @@ def test_a_programme_takes_the_short_name_hold():
     assert prog.items[0].drill == "single-leg-hold"
 
 
+def test_a_programme_holds_the_pelvis_drills_on_one_leg():
+    from station.drills.programme import Programme
+    from station.screen.menu import programme_items
+
+    prog = {"items": [{"drill": "reach", "rounds": 2},
+                      {"drill": "hip-dip", "stance_side": "right", "rounds": 3},
+                      {"drill": "level-pelvis-hold", "stance_side": "left", "duration_s": 120}]}
+    assert [i.drill for i in Programme.from_dict(prog).items] == ["reach", "hip-dip", "level-pelvis-hold"]
+    with pytest.raises(ValueError, match=r"items\[0\]\.stance_side is required for the hip-dip drill"):
+        Programme.from_dict({"items": [{"drill": "hip-dip", "rounds": 3}]})
+    # the patient's menu: the pelvis drills only on a station with the sensor, numbered as shown
+    with_sensor = programme_items(prog, pelvis=True)
+    assert [(t.drill, t.title, t.stance_side) for t in with_sensor] == [
+        ("reach", "1. Reach", None), ("hip-dip", "2. Hip dip", "right"), ("level-pelvis-hold", "3. Level pelvis", "left")]
+    assert "3 rounds, right leg" in with_sensor[1].blurb and "2 min, left leg" in with_sensor[2].blurb
+    assert [(t.drill, t.title) for t in programme_items(prog)] == [("reach", "1. Reach")]
+
+
 def test_the_stored_level_is_the_level_played():
     import numpy as np
 
