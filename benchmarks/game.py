@@ -58,6 +58,7 @@ shows each run and the median of the runs (the machine may be shared);
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -82,6 +83,7 @@ import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
 from calibration.model import simulator_calibration  # noqa: E402
+from station.commands.run import settle_memory  # noqa: E402
 from station.core.config import ScreenSettings, load_settings  # noqa: E402
 from station.core.geometry import PlateGeometry  # noqa: E402
 from station.drills import make_drill  # noqa: E402
@@ -249,6 +251,7 @@ def run_once(args: argparse.Namespace, seed: int, *, live_view: bool = False) ->
             if not live_view:
                 app.mode = new_game()
             probe = Probe(app)
+            settle_memory()  # as the station does once it has started (station.commands.run)
             start = time.monotonic()
             counted_from = start + args.warmup_s
             end = counted_from + args.seconds
@@ -282,6 +285,7 @@ def run_once(args: argparse.Namespace, seed: int, *, live_view: bool = False) ->
                 web.stop()
             live.stop()
             acq.stop()
+            gc.unfreeze()  # the next run starts as a fresh station would
 
     records = [r for r in probe.records if counted_from <= r[0] <= end]
     drawn = [r for r in records if not math.isnan(r[1])]

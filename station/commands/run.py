@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import logging
 import os
 import random
@@ -137,6 +138,15 @@ def start_plate(settings: StationSettings) -> AcquisitionProcess:
     if choice == "simulated":
         say(f"plate: {info['description']} (as asked with --plate simulated)")
     return acq
+
+
+def settle_memory() -> None:
+    """Once the station has started: collect once, then freeze what start-up made (the modules, the app, the
+    settings: it lives as long as the station) out of the garbage collector's scans. A full collection then
+    walks the few objects made since instead of some 170,000 (83 ms here, a dropped screen frame or more on
+    a Pi)."""
+    gc.collect()
+    gc.freeze()
 
 
 def start_pelvis(settings: StationSettings, *, synthetic: bool) -> Any:
@@ -552,6 +562,7 @@ def run_station(args: argparse.Namespace) -> int:
         else:
             say("screen: disabled; running without the patient screen")
 
+        settle_memory()
         say("running; stop with Ctrl-C (or SIGTERM)")
         while not stop.is_set():
             if screen is not None:
