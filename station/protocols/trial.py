@@ -39,7 +39,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -51,8 +51,8 @@ from station.protocols.events import ProtocolEvent
 from station.protocols.quiet_stance import QuietStanceRunner
 from station.protocols.single_leg import SingleLegRunner
 
-__all__ = ["PELVIS_DECIMALS", "PELVIS_WAIT_S", "PelvisLookup", "Runner", "TrialCapture", "frames_from_recording",
-           "frames_from_rows"]
+__all__ = ["PELVIS_DECIMALS", "PELVIS_WAIT_S", "PelvisAligner", "PelvisLookup", "Runner", "TrialCapture",
+           "frames_from_recording", "frames_from_rows"]
 
 Runner = SingleLegRunner | QuietStanceRunner
 
@@ -60,6 +60,8 @@ Runner = SingleLegRunner | QuietStanceRunner
 PELVIS_DECIMALS = 3
 #: A kept row waits at most this long (s, on the plate's clock) for the pelvis sensor's sample after it.
 PELVIS_WAIT_S = 0.25
+
+T = TypeVar("T")
 
 
 class PelvisLookup(Protocol):
@@ -96,6 +98,46 @@ def frames_from_rows(t_s: np.ndarray, forces_n: np.ndarray, *, geometry: PlateGe
 def frames_from_recording(rec: Recording) -> Iterator[ForceFrame]:
     """The recording's samples as force frames, as recorded (no resampling, no filtering)."""
     return frames_from_rows(rec.t_s, rec.forces_n, geometry=rec.geometry)
+
+
+
+class PelvisAligner(Generic[T]):
+    """Items (rows, frames) wait for the pelvis sensor's sample after their time on the plate's clock.
+
+    :meth:`push` an item with its live frame's ``t_s``; it comes out of :meth:`push` or :meth:`drain`, in
+    order, with the obliquity at that time (deg, rounded to :data:`PELVIS_DECIMALS`; NaN where the sensor
+    had no value), once the sensor has a sample after it, or once a frame :data:`PELVIS_WAIT_S` later has
+    come (the sample is then taken as missing). ``drain(force=True)`` lets the rest out (the end).
+    """
+
+    def __init__(self, pelvis: PelvisLookup) -> None:
+        self.pelvis = pelvis
+        self._pending: deque[tuple[T, float]] = deque()
+        self._latest_t: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def push(self, item: T, live_t_s: float) -> list[tuple[T, float]]:
+        self._pending.append((item, float(live_t_s)))
+        self._latest_t = float(live_t_s)
+        return self.drain()
+
+    def note_time(self, live_t_s: float) -> None:
+        """A frame at ``live_t_s`` came (without an item): the items waiting longer are late."""
+        self._latest_t = float(live_t_s)
+
+    def drain(self, *, force: bool = False) -> list[tuple[T, float]]:
+        out: list[tuple[T, float]] = []
+        while self._pending:
+            item, live_t = self._pending[0]
+            late = self._latest_t is not None and self._latest_t - live_t >= PELVIS_WAIT_S
+            if not (force or late or self.pelvis.ready(live_t)):
+                break
+            self._pending.popleft()
+            value = float(self.pelvis.at(live_t))
+            out.append((item, _round_text(value, PELVIS_DECIMALS) if math.isfinite(value) else math.nan))
+        return out
 
 
 class TrialCapture:
@@ -136,9 +178,8 @@ class TrialCapture:
                  on_keep: Callable[..., None] | None = None, pelvis: PelvisLookup | None = None) -> None:
         self.runner = runner
         self.pelvis = pelvis
-        self._pending: deque[tuple[ForceFrame, float]] = deque()
+        self._aligner: PelvisAligner[ForceFrame] | None = PelvisAligner(pelvis) if pelvis is not None else None
         self._rows_p: list[float] = []
-        self._latest_live_t: float | None = None
         self._on_keep = on_keep
         self.geometry = geometry
         self.sample_rate_hz = float(sample_rate_hz)
@@ -188,14 +229,17 @@ class TrialCapture:
             events = self.runner.update(rec_frame, self.pelvis_now(float(frame.t_s)))
         else:
             events = self.runner.update(rec_frame)
-        if self.runner.frame_in_trial:
-            if self.pelvis is None:
+        if self._aligner is None:
+            if self.runner.frame_in_trial:
                 self._keep(rec_frame)
+        else:  # the rows wait for their samples; close() takes the last ones
+            if self.runner.frame_in_trial:
+                kept = self._aligner.push(rec_frame, float(frame.t_s))
             else:
-                self._pending.append((rec_frame, float(frame.t_s)))
-        if self.pelvis is not None:
-            self._latest_live_t = float(frame.t_s)
-            self.drain_pelvis()  # the last rows wait for their samples too: close() takes the rest
+                self._aligner.note_time(float(frame.t_s))
+                kept = self._aligner.drain()
+            for row, pelvis_deg in kept:
+                self._keep(row, pelvis_deg)
         return events
 
     def pelvis_now(self, live_t_s: float) -> float:
@@ -212,21 +256,16 @@ class TrialCapture:
     @property
     def pelvis_pending(self) -> int:
         """Kept rows still waiting for the pelvis sensor's sample."""
-        return len(self._pending)
+        return 0 if self._aligner is None else len(self._aligner)
 
     def drain_pelvis(self, *, force: bool = False) -> int:
         """Keep the rows waiting for the pelvis sensor whose value is known (all of them with ``force``)."""
-        kept = 0
-        while self._pending and self.pelvis is not None:
-            frame, live_t = self._pending[0]
-            late = self._latest_live_t is not None and self._latest_live_t - live_t >= PELVIS_WAIT_S
-            if not (force or late or self.pelvis.ready(live_t)):
-                break
-            self._pending.popleft()
-            value = float(self.pelvis.at(live_t))
-            self._keep(frame, _round_text(value, PELVIS_DECIMALS) if math.isfinite(value) else math.nan)
-            kept += 1
-        return kept
+        if self._aligner is None:
+            return 0
+        kept = self._aligner.drain(force=force)
+        for row, pelvis_deg in kept:
+            self._keep(row, pelvis_deg)
+        return len(kept)
 
     def _keep(self, frame: ForceFrame, pelvis_deg: float | None = None) -> None:
         if self._kept_t0 is None:
