@@ -2,7 +2,10 @@
 
 The recorder subscribes to the live station and writes from its own thread,
 flushing at least once a second, so a crash or a power cut loses at most the
-last second of a recording.
+last second of a recording. With the pelvis sensor the file has the column
+``pelvis_obliquity_deg`` (DESIGN.md section 4): each row waits for the
+sensor's sample at its time, as in a trial
+(:class:`station.protocols.trial.PelvisAligner`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import datetime as dt
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from station.core.geometry import PlateGeometry
-from station.core.recording import RecordingWriter
+from station.core.recording import PELVIS_COLUMN, RecordingWriter
 from station.live.pipeline import LiveStation
+from station.protocols.trial import PELVIS_WAIT_S, PelvisAligner, PelvisLookup
 
 FLUSH_PERIOD_S = 1.0
 
@@ -23,11 +28,12 @@ class LiveRecorder:
     """Writes every force frame of the live station to ``path`` until :meth:`stop`.
 
     ``t_s`` in the file counts from the first recorded frame; the ``flags``
-    column keeps each frame's condition bits (glitch, saturation...).
+    column keeps each frame's condition bits (glitch, saturation...); with
+    ``pelvis`` (the sensor) the obliquity at each frame's time follows.
     """
 
     def __init__(self, live: LiveStation, path: Path, *, geometry: PlateGeometry,
-                 metadata: dict[str, object] | None = None) -> None:
+                 metadata: dict[str, object] | None = None, pelvis: PelvisLookup | None = None) -> None:
         self.live = live
         self.path = Path(path)
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -35,7 +41,9 @@ class LiveRecorder:
         meta = {"started_at": started, "plate_source": live.feed.info.get("kind", ""),
                 "calibration": f"{calib.source} {calib.created_at.date()}", **(metadata or {})}
         self._writer = RecordingWriter(self.path, sample_rate_hz=float(live.feed.info.get("nominal_rate_hz") or 80.0),
-                                       geometry=geometry, metadata=meta, extra_columns=("flags",))
+                                       geometry=geometry, metadata=meta,
+                                       extra_columns=("flags",) if pelvis is None else ("flags", PELVIS_COLUMN))
+        self._aligner: PelvisAligner[Any] | None = PelvisAligner(pelvis) if pelvis is not None else None
         self._sub = live.subscribe()
         self._stop = threading.Event()
         self._t0: float | None = None
@@ -51,10 +59,19 @@ class LiveRecorder:
             while True:
                 stopping = self._stop.is_set()
                 for frame in self._sub.get_all(timeout_s=0.1):
-                    if self._t0 is None:
-                        self._t0 = frame.t_s
-                    self._writer.write_frame(frame.t_s - self._t0, frame.forces_n, flags=int(frame.flags))
-                    self.frames_written += 1
+                    if self._aligner is None:
+                        self._write(frame)
+                    else:
+                        for row, pelvis_deg in self._aligner.push(frame, frame.t_s):
+                            self._write(row, pelvis_deg)
+                if self._aligner is not None and stopping:  # the last rows: their samples, or NaN
+                    deadline = time.monotonic() + PELVIS_WAIT_S
+                    while len(self._aligner) and time.monotonic() < deadline:
+                        for row, pelvis_deg in self._aligner.drain():
+                            self._write(row, pelvis_deg)
+                        time.sleep(0.01)
+                    for row, pelvis_deg in self._aligner.drain(force=True):
+                        self._write(row, pelvis_deg)
                 if time.monotonic() >= next_flush:
                     self._writer.flush(sync=True)
                     next_flush = time.monotonic() + FLUSH_PERIOD_S
@@ -67,6 +84,13 @@ class LiveRecorder:
                 self._writer.close()
             except OSError as exc:
                 self.error = self.error or f"{self.path}: closing failed: {exc.strerror or exc}"
+
+    def _write(self, frame: Any, pelvis_deg: float | None = None) -> None:
+        if self._t0 is None:
+            self._t0 = frame.t_s
+        extra = {} if pelvis_deg is None else {PELVIS_COLUMN: pelvis_deg}
+        self._writer.write_frame(frame.t_s - self._t0, frame.forces_n, flags=int(frame.flags), **extra)
+        self.frames_written += 1
 
     def stop(self) -> Path:
         """Stop, write what is left and close the file; returns its path.

@@ -11,7 +11,9 @@ Two ways::
         the live plate (the configured one, or the simulated one) for S
         seconds. With --patient, the trial is also stored in the database for
         that patient (as the station stores a live trial), and the file is
-        rebuilt from it; without, the frames go straight to the file.
+        rebuilt from it; without, the frames go straight to the file. With a
+        ``[pelvis]`` section the pelvis sensor is started too, and the file
+        (and the stored trial) carry the column ``pelvis_obliquity_deg``.
 
 Ctrl-C during a live recording stops it early and keeps what was recorded
 (a stored trial is then marked ``aborted``). The live plate cannot be shared:
@@ -136,7 +138,7 @@ def _settle(live: Any, *, timeout_s: float = 5.0, lag_s: float = 0.2) -> None:
 def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s: float, output: Path,
                  *, stop: threading.Event | None = None) -> int:
     from station.clinic.recorder import LiveRecorder
-    from station.commands.run import choose_calibration, say, start_plate
+    from station.commands.run import choose_calibration, say, start_pelvis, start_plate
     from station.core.recording import read_recording
     from station.live.pipeline import LiveStation
     from station.signal.forces import ForcePipeline
@@ -160,6 +162,7 @@ def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s
                 raise
     acq = None
     live = None
+    pelvis = None
     interrupted = False
     try:
         acq = start_plate(settings)
@@ -168,10 +171,11 @@ def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s
         pipeline = ForcePipeline(calibration, geometry, occupancy_n=settings.plate.occupancy_n)
         live = LiveStation(acq, pipeline, auto_rezero=False)  # nothing re-zeroes during a recording
         live.start()
+        pelvis = start_pelvis(settings, synthetic=live.synthetic)  # [pelvis]: the column pelvis_obliquity_deg
         _settle(live)
         if db is not None:
             trial = LiveTrialWriter.begin(live, db, patient_code=patient, protocol=protocol or "free",
-                                          stance_side=side, settings={"duration_s": duration_s})
+                                          stance_side=side, settings={"duration_s": duration_s}, pelvis=pelvis)
             say(f"recording trial {trial.trial_id} of {patient} for {duration_s:g} s")
             try:
                 _wait(live, acq, duration_s, stop)
@@ -187,7 +191,7 @@ def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s
             say(f"trial {trial.trial_id} ({state.value}) stored; {_describe(recording)} written to {output}")
         else:
             metadata = {k: v for k, v in (("protocol", protocol), ("stance_side", side)) if v}
-            recorder = LiveRecorder(live, output, geometry=geometry, metadata=metadata)
+            recorder = LiveRecorder(live, output, geometry=geometry, metadata=metadata, pelvis=pelvis)
             say(f"recording the plate for {duration_s:g} s")
             try:
                 _wait(live, acq, duration_s, stop)
@@ -199,6 +203,8 @@ def _record_live(settings: StationSettings, args: argparse.Namespace, duration_s
                 raise UserError(f"{output}: the plate gave {recorder.frames_written} frames; nothing usable recorded")
             say(f"{_describe(read_recording(output))} written to {output}")
     finally:
+        if pelvis is not None:
+            pelvis.stop()
         if live is not None:
             live.stop()
         if acq is not None:

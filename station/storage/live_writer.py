@@ -8,17 +8,21 @@ the interrupted trial is found ``running`` at the next start and kept as
 ``incomplete`` (:func:`~station.storage.trials.recover_interrupted`).
 
 While the trial runs the live station does not re-zero the plate
-(:meth:`~station.live.pipeline.LiveStation.trial_started`).
+(:meth:`~station.live.pipeline.LiveStation.trial_started`). With the pelvis
+sensor each frame is stored with its obliquity, once the sensor's sample at
+its time is there (:class:`station.protocols.trial.PelvisAligner`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from station.live.pipeline import LiveStation
+from station.protocols.trial import PELVIS_WAIT_S, PelvisAligner, PelvisLookup
 from station.storage.db import Database, StorageError
 from station.storage.models import StanceSide, TrialState
 from station.storage.trials import FLUSH_PERIOD_S, TrialWriter
@@ -43,6 +47,8 @@ class LiveTrialWriter:
         Frames the subscription holds while the database is busy (default a
         minute at 80 Hz); beyond that the oldest are dropped and counted in
         the trial's ``frames_dropped``.
+    pelvis : PelvisLookup, optional
+        The pelvis sensor: the trial's frames then carry its obliquity.
 
     Attributes
     ----------
@@ -53,9 +59,11 @@ class LiveTrialWriter:
         Frames refused by the writer (time going backwards, non-finite forces).
     """
 
-    def __init__(self, live: LiveStation, writer: TrialWriter, *, queue_frames: int = 80 * 60) -> None:
+    def __init__(self, live: LiveStation, writer: TrialWriter, *, queue_frames: int = 80 * 60,
+                 pelvis: PelvisLookup | None = None) -> None:
         self.live = live
         self.writer = writer
+        self._aligner: PelvisAligner[Any] | None = PelvisAligner(pelvis) if pelvis is not None else None
         self.error = ""
         self.rejected_frames = 0
         self._sub = live.subscribe(maxlen=queue_frames)
@@ -68,7 +76,8 @@ class LiveTrialWriter:
     @classmethod
     def begin(cls, live: LiveStation, db: Database, *, patient_code: str, protocol: str,
               stance_side: StanceSide | str | None = None, settings: Mapping[str, Any] | None = None,
-              notes: str = "", flush_period_s: float = FLUSH_PERIOD_S, queue_frames: int = 80 * 60) -> LiveTrialWriter:
+              notes: str = "", flush_period_s: float = FLUSH_PERIOD_S, queue_frames: int = 80 * 60,
+              pelvis: PelvisLookup | None = None) -> LiveTrialWriter:
         """Start storing a live trial of the patient (in today's visit, opened when needed).
 
         The trial takes its sampling rate, plate, geometry and calibration from the live station.
@@ -81,7 +90,7 @@ class LiveTrialWriter:
             sample_rate_hz=rate, geometry=live.pipeline.geometry, calibration=live.pipeline.calibration,
             plate_source=str(live.feed.info.get("kind", "")), notes=notes, flush_period_s=flush_period_s,
         )
-        return cls(live, writer, queue_frames=queue_frames)
+        return cls(live, writer, queue_frames=queue_frames, pelvis=pelvis)
 
     @property
     def trial_id(self) -> int:
@@ -96,10 +105,21 @@ class LiveTrialWriter:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def _store(self) -> None:
-        for frame in self._sub.get_all(timeout_s=POLL_S):
+    def _store(self, *, last: bool = False) -> None:
+        frames = self._sub.get_all(timeout_s=POLL_S)
+        if self._aligner is None:
+            rows: list[tuple[Any, float | None]] = [(frame, None) for frame in frames]
+        else:
+            rows = [row for frame in frames for row in self._aligner.push(frame, frame.t_s)]
+            if last:  # the last frames: their samples, or NaN
+                deadline = time.monotonic() + PELVIS_WAIT_S
+                while len(self._aligner) and time.monotonic() < deadline:
+                    rows += self._aligner.drain()
+                    time.sleep(0.01)
+                rows += self._aligner.drain(force=True)
+        for frame, pelvis_deg in rows:
             try:
-                self.writer.add(frame)
+                self.writer.add(frame, pelvis_deg=pelvis_deg)
             except ValueError as exc:
                 self.rejected_frames += 1
                 log.warning("trial %d: frame %d not stored: %s", self.trial_id, frame.seq, exc)
@@ -119,7 +139,7 @@ class LiveTrialWriter:
         while True:
             stopping = self._stop.is_set()
             try:
-                self._store()
+                self._store(last=stopping)
             except Exception as exc:  # never die silently: the trial would stop being stored
                 log.exception("trial %d: the writer thread failed", self.trial_id)
                 self.error = f"{type(exc).__name__}: {exc}"

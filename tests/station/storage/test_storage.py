@@ -749,6 +749,26 @@ def test_record_live_stores_the_trial_and_writes_the_file(db, visit, tmp_path, m
     assert t.n_frames == rec.n_samples and t.state is TrialState.COMPLETE
 
 
+@pytest.mark.slow
+def test_record_live_with_the_pelvis_sensor_writes_its_column(db, visit, tmp_path, monkeypatch):
+    """A ``[pelvis]`` section: the file (straight from the plate, or rebuilt from the stored trial) has the
+    sensor's obliquity at every frame's time."""
+    from station.core.recording import PELVIS_COLUMN
+
+    use_database(monkeypatch, db)
+    config = tmp_path / "station.toml"
+    config.write_text("[pelvis]\n", encoding="utf-8")
+    for extra in ([], ["--patient", "P-001"]):
+        out = tmp_path / f"pelvis-{len(extra)}.csv"
+        args = record_args(tmp_path, "--config", str(config), "--plate", "simulated", "--live", "--duration-s", "1",
+                           *extra, "-o", str(out))
+        assert record_command(args) == 0
+        rec = read_recording(out)
+        deg = rec.extra[PELVIS_COLUMN]
+        assert rec.n_samples >= 60 and len(deg) == rec.n_samples
+        assert np.isfinite(deg).all() and np.abs(deg).max() < 15.0  # the simulated patient's pelvis, in degrees
+
+
 def test_a_database_that_takes_no_write_now_still_opens_for_a_station(db, monkeypatch, caplog):
     """The station's contact row is best effort: opening never fails on it (a full disk, a read-only account)."""
     from sqlalchemy.exc import OperationalError
