@@ -8,14 +8,13 @@ trial's recording, so the live test reports what ``analyze`` prints.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from station.core.geometry import PlateGeometry
 from station.protocols.events import ProtocolEvent
-from station.protocols.trial import PELVIS_WAIT_S, Runner, TrialCapture
+from station.protocols.trial import Runner, TrialCapture
 from station.scoring.analyze import score_capture
 
 __all__ = ["LiveTrial"]
@@ -86,11 +85,7 @@ class LiveTrial:
         """Stop listening, let the station re-zero again, close the file. Idempotent.
 
         With the pelvis sensor, the last rows first wait (at most ``PELVIS_WAIT_S``) for its samples."""
-        deadline = time.monotonic() + PELVIS_WAIT_S
-        while self.capture.pelvis_pending and time.monotonic() < deadline:
-            self.capture.drain_pelvis()
-            if self.capture.pelvis_pending:
-                time.sleep(0.01)
+        self.capture.finish_pelvis()
         if self._open:
             self._open = False
             self.live.unsubscribe(self._sub)

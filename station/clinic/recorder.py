@@ -19,7 +19,7 @@ from typing import Any
 from station.core.geometry import PlateGeometry
 from station.core.recording import PELVIS_COLUMN, RecordingWriter
 from station.live.pipeline import LiveStation
-from station.protocols.trial import PELVIS_WAIT_S, PelvisAligner, PelvisLookup
+from station.protocols.trial import PelvisAligner, PelvisLookup
 
 FLUSH_PERIOD_S = 1.0
 
@@ -43,7 +43,7 @@ class LiveRecorder:
         self._writer = RecordingWriter(self.path, sample_rate_hz=float(live.feed.info.get("nominal_rate_hz") or 80.0),
                                        geometry=geometry, metadata=meta,
                                        extra_columns=("flags",) if pelvis is None else ("flags", PELVIS_COLUMN))
-        self._aligner: PelvisAligner[Any] | None = PelvisAligner(pelvis) if pelvis is not None else None
+        self._aligner: PelvisAligner[Any] = PelvisAligner(pelvis)
         self._sub = live.subscribe()
         self._stop = threading.Event()
         self._t0: float | None = None
@@ -58,20 +58,12 @@ class LiveRecorder:
         try:
             while True:
                 stopping = self._stop.is_set()
-                for frame in self._sub.get_all(timeout_s=0.1):
-                    if self._aligner is None:
-                        self._write(frame)
-                    else:
-                        for row, pelvis_deg in self._aligner.push(frame, frame.t_s):
-                            self._write(row, pelvis_deg)
-                if self._aligner is not None and stopping:  # the last rows: their samples, or NaN
-                    deadline = time.monotonic() + PELVIS_WAIT_S
-                    while len(self._aligner) and time.monotonic() < deadline:
-                        for row, pelvis_deg in self._aligner.drain():
-                            self._write(row, pelvis_deg)
-                        time.sleep(0.01)
-                    for row, pelvis_deg in self._aligner.drain(force=True):
-                        self._write(row, pelvis_deg)
+                rows = [row for frame in self._sub.get_all(timeout_s=0.1)
+                        for row in self._aligner.push(frame, frame.t_s)]
+                if stopping:  # the last rows: their pelvis samples, or NaN
+                    rows += self._aligner.finish()
+                for frame, pelvis_deg in rows:
+                    self._write(frame, pelvis_deg)
                 if time.monotonic() >= next_flush:
                     self._writer.flush(sync=True)
                     next_flush = time.monotonic() + FLUSH_PERIOD_S

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -107,10 +108,12 @@ class PelvisAligner(Generic[T]):
     :meth:`push` an item with its live frame's ``t_s``; it comes out of :meth:`push` or :meth:`drain`, in
     order, with the obliquity at that time (deg, rounded to :data:`PELVIS_DECIMALS`; NaN where the sensor
     had no value), once the sensor has a sample after it, or once a frame :data:`PELVIS_WAIT_S` later has
-    come (the sample is then taken as missing). ``drain(force=True)`` lets the rest out (the end).
+    come (the sample is then taken as missing). At the end, :meth:`finish` gives the last samples their
+    time to come, then lets the rest out. Without a sensor (``pelvis`` None) every item comes out of
+    :meth:`push` at once, with ``None``.
     """
 
-    def __init__(self, pelvis: PelvisLookup) -> None:
+    def __init__(self, pelvis: PelvisLookup | None) -> None:
         self.pelvis = pelvis
         self._pending: deque[tuple[T, float]] = deque()
         self._latest_t: float | None = None
@@ -118,7 +121,9 @@ class PelvisAligner(Generic[T]):
     def __len__(self) -> int:
         return len(self._pending)
 
-    def push(self, item: T, live_t_s: float) -> list[tuple[T, float]]:
+    def push(self, item: T, live_t_s: float) -> list[tuple[T, float | None]]:
+        if self.pelvis is None:
+            return [(item, None)]
         self._pending.append((item, float(live_t_s)))
         self._latest_t = float(live_t_s)
         return self.drain()
@@ -127,9 +132,9 @@ class PelvisAligner(Generic[T]):
         """A frame at ``live_t_s`` came (without an item): the items waiting longer are late."""
         self._latest_t = float(live_t_s)
 
-    def drain(self, *, force: bool = False) -> list[tuple[T, float]]:
-        out: list[tuple[T, float]] = []
-        while self._pending:
+    def drain(self, *, force: bool = False) -> list[tuple[T, float | None]]:
+        out: list[tuple[T, float | None]] = []
+        while self._pending and self.pelvis is not None:
             item, live_t = self._pending[0]
             late = self._latest_t is not None and self._latest_t - live_t >= PELVIS_WAIT_S
             if not (force or late or self.pelvis.ready(live_t)):
@@ -138,6 +143,17 @@ class PelvisAligner(Generic[T]):
             value = float(self.pelvis.at(live_t))
             out.append((item, _round_text(value, PELVIS_DECIMALS) if math.isfinite(value) else math.nan))
         return out
+
+    def finish(self, *, wait_s: float = PELVIS_WAIT_S, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> list[tuple[T, float | None]]:
+        """The end of a live recording: wait at most ``wait_s`` (on ``clock``) for the samples still on their
+        way, then let every item out (NaN where none came)."""
+        out = self.drain()
+        deadline = clock() + wait_s
+        while self._pending and clock() < deadline:
+            sleep(0.01)
+            out += self.drain()
+        return out + self.drain(force=True)
 
 
 class TrialCapture:
@@ -178,7 +194,7 @@ class TrialCapture:
                  on_keep: Callable[..., None] | None = None, pelvis: PelvisLookup | None = None) -> None:
         self.runner = runner
         self.pelvis = pelvis
-        self._aligner: PelvisAligner[ForceFrame] | None = PelvisAligner(pelvis) if pelvis is not None else None
+        self._aligner: PelvisAligner[ForceFrame] = PelvisAligner(pelvis)
         self._rows_p: list[float] = []
         self._on_keep = on_keep
         self.geometry = geometry
@@ -229,17 +245,13 @@ class TrialCapture:
             events = self.runner.update(rec_frame, self.pelvis_now(float(frame.t_s)))
         else:
             events = self.runner.update(rec_frame)
-        if self._aligner is None:
-            if self.runner.frame_in_trial:
-                self._keep(rec_frame)
-        else:  # the rows wait for their samples; close() takes the last ones
-            if self.runner.frame_in_trial:
-                kept = self._aligner.push(rec_frame, float(frame.t_s))
-            else:
-                self._aligner.note_time(float(frame.t_s))
-                kept = self._aligner.drain()
-            for row, pelvis_deg in kept:
-                self._keep(row, pelvis_deg)
+        if self.runner.frame_in_trial:  # with the sensor, the rows wait for their samples: close() takes the last
+            kept = self._aligner.push(rec_frame, float(frame.t_s))
+        else:
+            self._aligner.note_time(float(frame.t_s))
+            kept = self._aligner.drain()
+        for row, pelvis_deg in kept:
+            self._keep(row, pelvis_deg)
         return events
 
     def pelvis_now(self, live_t_s: float) -> float:
@@ -256,13 +268,19 @@ class TrialCapture:
     @property
     def pelvis_pending(self) -> int:
         """Kept rows still waiting for the pelvis sensor's sample."""
-        return 0 if self._aligner is None else len(self._aligner)
+        return len(self._aligner)
 
     def drain_pelvis(self, *, force: bool = False) -> int:
         """Keep the rows waiting for the pelvis sensor whose value is known (all of them with ``force``)."""
-        if self._aligner is None:
-            return 0
         kept = self._aligner.drain(force=force)
+        for row, pelvis_deg in kept:
+            self._keep(row, pelvis_deg)
+        return len(kept)
+
+    def finish_pelvis(self) -> int:
+        """The end of a live trial: keep the last rows once their samples came, or after
+        :data:`PELVIS_WAIT_S` without them (:meth:`PelvisAligner.finish`)."""
+        kept = self._aligner.finish()
         for row, pelvis_deg in kept:
             self._keep(row, pelvis_deg)
         return len(kept)

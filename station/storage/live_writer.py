@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from station.live.pipeline import LiveStation
-from station.protocols.trial import PELVIS_WAIT_S, PelvisAligner, PelvisLookup
+from station.protocols.trial import PelvisAligner, PelvisLookup
 from station.storage.db import Database, StorageError
 from station.storage.models import StanceSide, TrialState
 from station.storage.trials import FLUSH_PERIOD_S, TrialWriter
@@ -63,7 +62,7 @@ class LiveTrialWriter:
                  pelvis: PelvisLookup | None = None) -> None:
         self.live = live
         self.writer = writer
-        self._aligner: PelvisAligner[Any] | None = PelvisAligner(pelvis) if pelvis is not None else None
+        self._aligner: PelvisAligner[Any] = PelvisAligner(pelvis)
         self.error = ""
         self.rejected_frames = 0
         self._sub = live.subscribe(maxlen=queue_frames)
@@ -106,17 +105,9 @@ class LiveTrialWriter:
         return self._thread.is_alive()
 
     def _store(self, *, last: bool = False) -> None:
-        frames = self._sub.get_all(timeout_s=POLL_S)
-        if self._aligner is None:
-            rows: list[tuple[Any, float | None]] = [(frame, None) for frame in frames]
-        else:
-            rows = [row for frame in frames for row in self._aligner.push(frame, frame.t_s)]
-            if last:  # the last frames: their samples, or NaN
-                deadline = time.monotonic() + PELVIS_WAIT_S
-                while len(self._aligner) and time.monotonic() < deadline:
-                    rows += self._aligner.drain()
-                    time.sleep(0.01)
-                rows += self._aligner.drain(force=True)
+        rows = [row for frame in self._sub.get_all(timeout_s=POLL_S) for row in self._aligner.push(frame, frame.t_s)]
+        if last:  # the last frames: their pelvis samples, or NaN
+            rows += self._aligner.finish()
         for frame, pelvis_deg in rows:
             try:
                 self.writer.add(frame, pelvis_deg=pelvis_deg)

@@ -38,3 +38,24 @@ def test_a_sample_that_never_comes_is_given_up_after_the_wait_and_at_the_end():
     assert aligner.push("c", 2.0) == []
     (row, deg), = aligner.drain(force=True)  # the end of the recording
     assert row == "c" and math.isnan(deg)
+
+
+def test_without_a_sensor_every_item_comes_out_at_once():
+    aligner = PelvisAligner(None)
+    assert aligner.push("a", 1.0) == [("a", None)] and len(aligner) == 0 and aligner.finish() == []
+
+
+def test_at_the_end_the_last_samples_get_their_time_then_the_rest_goes():
+    track = Track()
+    aligner = PelvisAligner(track)
+    aligner.push("a", 1.0)
+    aligner.push("b", 1.0125)
+    now = [0.0]
+
+    def sleep(s):  # the sensor's sample for "a" arrives while the end waits; "b"'s never does
+        now[0] += s
+        track.until_s = 1.0
+
+    out = aligner.finish(wait_s=0.05, clock=lambda: now[0], sleep=sleep)
+    assert [(row, deg if row == "a" else None) for row, deg in out] == [("a", 0.123), ("b", None)]
+    assert math.isnan(out[1][1]) and now[0] >= 0.05 and len(aligner) == 0
