@@ -20,8 +20,7 @@ from station.core.cop import GRAVITY_M_S2, centre_of_pressure
 from station.core.frames import SYNTHETIC_SOURCES
 from station.core.recording import PELVIS_COLUMN, Recording
 from station.core.sides import SIDES
-from station.drills import DRILLS
-from station.drills.catalogue import PELVIS_DRILLS
+from station.drills.catalogue import ALL_DRILLS
 from station.scoring.norms import norm_reference
 from station.scoring.scores import ASYMMETRY_FLAG_PCT, session_summary
 from webui.views import charts
@@ -792,7 +791,7 @@ PROGRAMME_MAX_ROWS = 50
 def drill_choices() -> list[tuple[str, str]]:
     """``(name, label)`` of the drills a programme can hold: the plate's, then the pelvis sensor's (shown
     on a station that has the sensor)."""
-    return [(name, DRILL_LABELS.get(name, name.replace("-", " "))) for name in DRILLS + PELVIS_DRILLS]
+    return [(name, DRILL_LABELS.get(name, name.replace("-", " "))) for name in ALL_DRILLS]
 
 
 def feedback_modes() -> tuple[str, ...]:
