@@ -56,10 +56,6 @@ class MenuItem:
     level: int | None = None
 
 
-#: the programme tiles' titles (the side is said in the tile's blurb)
-PROGRAMME_TITLES: dict[str, str] = {"hip-dip": "Hip dip", "level-pelvis-hold": "Level pelvis"}
-
-
 def programme_items(programme: Any, *, pelvis: bool = False) -> list[MenuItem]:
     """The tiles of a therapist's programme (:class:`station.drills.programme.Programme` as a dict),
     in its order, each with its own parameters; an invalid programme gives no tiles. The pelvis
@@ -72,14 +68,18 @@ def programme_items(programme: Any, *, pelvis: bool = False) -> list[MenuItem]:
         prog = Programme.from_dict(programme)
     except (TypeError, ValueError):
         return []
-    titles = {item.drill: item.title for item in ITEMS} | PROGRAMME_TITLES
+    # the tile's title for the drill on that side ("Hold on left leg"), else the drill's first one
+    titles: dict[tuple[str, str | None], str] = {}
+    for tile in ITEMS:
+        titles.setdefault((tile.drill, tile.stance_side), tile.title)
+        titles.setdefault((tile.drill, None), tile.title)
     out = []
     items = [item for item in prog.items if pelvis or item.drill not in PELVIS_DRILLS]
     for k, item in enumerate(items, start=1):
         amount = (f"{item.rounds} round{'s' if item.rounds != 1 else ''}" if item.rounds is not None
                   else f"{item.duration_s / 60:g} min" if item.duration_s is not None else "")
         side = f", {item.stance_side} leg" if item.stance_side else ""
-        title = titles.get(item.drill, item.drill)
+        title = titles.get((item.drill, item.stance_side)) or titles.get((item.drill, None), item.drill)
         out.append(MenuItem(item.drill, f"{k}. {title}", f"Your programme: {amount}{side}".rstrip(": "),
                             stance_side=item.stance_side, params=item.drill_params(level_bounds=prog.level_bounds),
                             feedback=item.feedback, level=item.level))

@@ -277,8 +277,11 @@ def test_a_programme_holds_the_pelvis_drills_on_one_leg():
     # the patient's menu: the pelvis drills only on a station with the sensor, numbered as shown
     with_sensor = programme_items(prog, pelvis=True)
     assert [(t.drill, t.title, t.stance_side) for t in with_sensor] == [
-        ("reach", "1. Reach", None), ("hip-dip", "2. Hip dip", "right"),
-        ("level-pelvis-hold", "3. Level pelvis", "left")]
+        ("reach", "1. Reach", None), ("hip-dip", "2. Hip dip, right leg", "right"),
+        ("level-pelvis-hold", "3. Level pelvis, left leg", "left")]
+    # a tile names its own side (the single-leg hold has a tile for each)
+    hold = programme_items({"items": [{"drill": "single-leg-hold", "stance_side": "left", "rounds": 1}]})
+    assert [t.title for t in hold] == ["1. Hold on left leg"]
     assert "3 rounds, right leg" in with_sensor[1].blurb and "2 min, left leg" in with_sensor[2].blurb
     assert [(t.drill, t.title) for t in programme_items(prog)] == [("reach", "1. Reach")]
 
